@@ -1,0 +1,89 @@
+"""`erasediff` command line: train-base, unlearn, sample. Bad input ends in one `error:` line and exit 2."""
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .offline import go_offline
+
+
+def _cmd_train_base(args: argparse.Namespace) -> None:
+    from .config import load_yaml_config
+    from .train_base import BaseTrainConfig, train_base
+
+    config = load_yaml_config(args.config, BaseTrainConfig) if args.config else BaseTrainConfig()
+    folder = train_base(config, root=args.cache_dir, force=args.force)
+    print(f"digits DDPM and evaluator: {folder}")
+
+
+def _cmd_unlearn(args: argparse.Namespace) -> None:
+    from .config import UnlearnRunConfig, load_yaml_config
+    from .run_unlearn import run_unlearn
+
+    config = load_yaml_config(args.config, UnlearnRunConfig)
+    if args.output_dir:
+        config = config.model_copy(update={"output_dir": args.output_dir})
+    run_unlearn(config)
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    from .plots import save_class_grid
+    from .run_unlearn import resolve_model
+    from .sampling import sample_classes
+
+    model = resolve_model(args.model)
+    labels = torch.tensor(args.classes or list(range(model.num_classes))).repeat_interleave(args.per_class)
+    images = sample_classes(model.unet, model.scheduler, labels, model.null_class, args.guidance, args.steps, args.sampler, args.seed)
+    print(f"wrote {save_class_grid(images, labels, args.per_class, args.out)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="erasediff", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train-base", help="train (or reuse cached) digits DDPM + evaluator and print the quality table")
+    p.add_argument("--config", type=Path, help="YAML overriding BaseTrainConfig fields")
+    p.add_argument("--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)")
+    p.add_argument("--force", action="store_true", help="retrain even when a cached model exists")
+    p.set_defaults(func=_cmd_train_base)
+
+    p = sub.add_parser("unlearn", help="run EraseDiff from a YAML config and print the before/after table")
+    p.add_argument("config", type=Path)
+    p.add_argument("--output-dir", type=Path, help="override the config's output_dir")
+    p.set_defaults(func=_cmd_unlearn)
+
+    p = sub.add_parser("sample", help="write a grid of class-conditional samples")
+    p.add_argument("--model", default="digits", help="local diffusers folder, or 'digits'")
+    p.add_argument("--classes", type=int, nargs="*")
+    p.add_argument("--per-class", type=int, default=8)
+    p.add_argument("--guidance", type=float, default=2.0)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("samples.png"))
+    p.set_defaults(func=_cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    go_offline()
+    args = build_parser().parse_args(argv)
+    from .errors import ErasediffError
+
+    command: Callable[[argparse.Namespace], None] = args.func
+    try:
+        command(args)
+    except ErasediffError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The unlearning loop: EraseDiff updates on `accelerate`, seeded, checkpointed and resumable.
+
+Every random draw of step s comes from a generator seeded by (seed, s, process), so a resumed run
+replays exactly the batches, noise and timesteps an uninterrupted run would have seen.
+"""
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import UnlearnSettings
+from .datasets import LabeledImages, check_forget_classes
+from .errors import DataError, DivergedError
+from .hashing import config_hash
+from .losses import FORGET_LOSSES, diffusion_loss, draw_batch
+from .model_io import ClassDiffusionModel
+from .params import select_parameters
+from .update import UpdateStats, erasediff_update, inner_value_gap
+
+
+@dataclass
+class StepMetrics(UpdateStats):
+    """What the pipeline logs per step (method note: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad norm)."""
+
+    step: int
+    lr: float
+    q_hat: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+MetricsCallback = Callable[[StepMetrics], None]
+
+
+def check_request(model: ClassDiffusionModel, forget: LabeledImages, retain: LabeledImages, forget_classes: list[int]) -> torch.Tensor:
+    """Validate the sets against the model; return the substitute classes allowed for `remap`."""
+    check_forget_classes(forget_classes, model.num_classes)
+    if len(forget) == 0:
+        raise DataError("forget set is empty")
+    if len(retain) == 0:
+        raise DataError("retain set is empty")
+    if torch.isin(retain.labels, torch.tensor(forget_classes)).any():
+        raise DataError("retain set contains images labelled with a forgotten class")
+    return torch.tensor([c for c in range(model.num_classes) if c not in forget_classes])
+
+
+def _check_finite(step: int, stats: UpdateStats) -> None:
+    values = {"L_r": stats.retain_loss, "L_f": stats.forget_loss, "grad norm": stats.grad_norm}
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise DivergedError(f"unlearning diverged at step {step}: non-finite " + ", ".join(f"{k}={v}" for k, v in bad.items()))
+
+
+def unlearn(
+    model: ClassDiffusionModel,
+    forget: LabeledImages,
+    retain: LabeledImages,
+    forget_classes: list[int],
+    settings: UnlearnSettings,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 0,
+    callback: MetricsCallback | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> ClassDiffusionModel:
+    """Return an unlearned copy of `model` (the input model is not modified).
+
+    With `checkpoint_dir`, resumes from the newest checkpoint there. `stop_after` ends the loop early
+    (after checkpointing), to simulate an interrupted run.
+    """
+    substitutes = check_request(model, forget, retain, forget_classes)
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
+    torch.manual_seed(settings.seed)
+    unet = copy.deepcopy(model.unet).to(accelerator.device).train()
+    unet.requires_grad_(False)
+    named = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
+    params = list(named.values())
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    ema = {k: p.detach().clone() for k, p in named.items()} if settings.ema_decay else None
+    phi = copy.deepcopy(unet) if settings.inner_steps > 0 else None
+    phi_params = [p for n, p in phi.named_parameters() if n in named] if phi is not None else []
+
+    run_hash = config_hash({"settings": settings.model_dump(), "forget_classes": forget_classes, "forget_n": len(forget), "retain_n": len(retain)})
+    start = 0
+    if checkpoint_dir is not None and (found := latest_checkpoint(checkpoint_dir)) is not None:
+        start = load_checkpoint(found, named, ema, optimizer, run_hash)
+
+    scheduler, device, T = model.scheduler, accelerator.device, model.scheduler.config.num_train_timesteps
+    forget_loss = FORGET_LOSSES[settings.forget_loss]
+    reduce = (lambda gs: [accelerator.reduce(g, "mean") for g in gs]) if accelerator.num_processes > 1 else (lambda gs: gs)
+    end = settings.steps if stop_after is None else min(settings.steps, stop_after)
+    lam = settings.lambda_
+
+    for step in tqdm(range(start, end), desc="EraseDiff", initial=start, total=settings.steps, disable=not (progress and accelerator.is_main_process)):
+        generator = torch.Generator().manual_seed(int(config_hash([settings.seed, step, accelerator.process_index], 15), 16))
+        stream = settings.seed * 7919 + accelerator.process_index
+        retain_batch = draw_batch(retain, settings.batch_size, step, stream, T, generator).to(device)
+        forget_batch = draw_batch(
+            forget, settings.forget_batch_size, step, stream + 1, T, generator,
+            uniform_noise=settings.forget_loss == "uniform", substitute_classes=substitutes,
+        ).to(device)
+        with accelerator.autocast():
+            stats = erasediff_update(
+                params,
+                lambda: diffusion_loss(unet, scheduler, retain_batch),
+                lambda: forget_loss(unet, scheduler, forget_batch),
+                lam.mode, lam.eta, lam.value, reduce,
+            )
+            _check_finite(step, stats)
+            q_hat = None
+            if phi is not None:
+                q_hat = inner_value_gap(unet, phi, phi_params, lambda m: forget_loss(m, scheduler, forget_batch),
+                                        stats.forget_loss, settings.inner_steps, settings.inner_lr or settings.lr)
+        if settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            with torch.no_grad():
+                for k, p in named.items():
+                    ema[k].lerp_(p.detach(), 1 - settings.ema_decay)
+        if callback is not None and accelerator.is_main_process:
+            callback(StepMetrics(**asdict(stats), step=step + 1, lr=optimizer.param_groups[0]["lr"], q_hat=q_hat))
+        done = step + 1
+        if checkpoint_dir is not None and checkpoint_every and (done % checkpoint_every == 0 or done == end) and done < settings.steps:
+            if accelerator.is_main_process:
+                save_checkpoint(checkpoint_dir, done, named, ema, optimizer, run_hash)
+
+    if ema is not None:
+        with torch.no_grad():
+            for k, p in named.items():
+                p.copy_(ema[k])
+    unet.requires_grad_(False)
+    lineage = {**model.lineage, "forget_classes": forget_classes, "unlearning": settings.model_dump(by_alias=True)}
+    return ClassDiffusionModel(unet.eval().cpu(), scheduler, list(model.class_names), lineage)

@@ -18,7 +18,7 @@ class Strict(BaseModel):
 
 class LambdaSettings(Strict):
     mode: Literal["adaptive", "constant"] = "adaptive"
-    eta: float = Field(1.0, ge=0, description="adaptive mode: required decrease of L_f as a multiple of ||g_f||^2")
+    eta: float = Field(0.1, ge=0, description="adaptive mode: required decrease of L_f as a multiple of ||g_f||^2")
     value: float = Field(0.1, ge=0, description="constant mode: lambda_t")
 
 
@@ -35,7 +35,7 @@ class UnlearnSettings(Strict):
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda")
     inner_steps: int = Field(0, ge=0, description="K: inner steps estimating min_phi L_f (logging only)")
     inner_lr: float | None = Field(None, gt=0)
-    steps: int = Field(120, gt=0)
+    steps: int = Field(100, gt=0)
     batch_size: int = Field(64, gt=0, description="retain images per step")
     forget_batch_size: int = Field(64, gt=0)
     lr: float = Field(1e-4, gt=0)

@@ -1,0 +1,45 @@
+"""Trainable-parameter presets on a tiny text-conditioned UNet built in code (it has cross-attention)."""
+
+import pytest
+from diffusers import UNet2DConditionModel
+
+from erasediff.errors import ErasediffError
+from erasediff.params import select_parameters
+
+
+@pytest.fixture(scope="module")
+def cond_unet() -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
+    )
+
+
+def test_full_selects_everything(cond_unet) -> None:
+    assert len(select_parameters(cond_unet, "full")) == len(list(cond_unet.parameters()))
+
+
+def test_xattn_selects_only_cross_attention(cond_unet) -> None:
+    names = select_parameters(cond_unet, "xattn")
+    assert names and all(".attn2." in n for n in names)
+
+
+def test_noxattn_excludes_cross_attention_time_embedding_and_output(cond_unet) -> None:
+    names = set(select_parameters(cond_unet, "noxattn"))
+    everything = {n for n, _ in cond_unet.named_parameters()}
+    excluded = everything - names
+    assert excluded and all(".attn2." in n or n.startswith(("time_embedding.", "conv_out.")) for n in excluded)
+    assert any(n.startswith("time_embedding.") for n in excluded) and any(n.startswith("conv_out.") for n in excluded)
+    assert any(".attn1." in n for n in names)
+
+
+def test_include_and_exclude_patterns(cond_unet) -> None:
+    names = select_parameters(cond_unet, "xattn", include=["conv_out.*"], exclude=["*.to_v.*"])
+    assert "conv_out.weight" in names
+    assert not any(".to_v." in n for n in names)
+
+
+def test_empty_selection_is_an_error(digits_model) -> None:
+    with pytest.raises(ErasediffError, match="selects no parameter"):
+        select_parameters(digits_model.unet, "xattn")  # the class-conditional UNet has no cross-attention

@@ -1,0 +1,23 @@
+"""Slow (about 5 minutes on 2 cores): retrain the embedded default from scratch and check the quality bar."""
+
+from pathlib import Path
+
+import pytest
+
+from erasediff.classifier import ImageClassifier, accuracy
+from erasediff.digits import load_digits_split
+from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, RECORD, BaseTrainConfig, find_trained, train_base
+
+
+@pytest.mark.slow
+def test_train_base_from_scratch_meets_quality_bar(tmp_path: Path) -> None:
+    import json
+
+    folder = train_base(BaseTrainConfig(), root=tmp_path, force=True, progress=False)
+    record = json.loads((folder / RECORD).read_text())
+    assert record["train_seconds"] <= 600, "train-base must finish within 10 minutes on 2 cores"
+    assert record["mean_class_accuracy"] >= 0.80  # guidance 2.0 samples classified as their class
+    _, heldout = load_digits_split()
+    assert accuracy(ImageClassifier.from_pretrained(folder / CLASSIFIER_DIR), heldout) >= 0.95
+    assert (folder / MODEL_DIR / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert find_trained(BaseTrainConfig(), [tmp_path]) == folder  # cached under its config hash for reuse

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .classifier import ImageClassifier
+from .classifier import Classifier
 from .config import EvalSettings
 from .model_io import ClassDiffusionModel
 from .sampling import sample_classes
@@ -32,7 +32,7 @@ def sample_per_class(model: ClassDiffusionModel, settings: EvalSettings, progres
     return images, labels
 
 
-def score_samples(classifier: ImageClassifier, images: torch.Tensor, labels: torch.Tensor) -> dict[int, ClassScore]:
+def score_samples(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor) -> dict[int, ClassScore]:
     probs = classifier.predict_proba(images)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
     scores = {}
@@ -46,7 +46,7 @@ def score_samples(classifier: ImageClassifier, images: torch.Tensor, labels: tor
     return scores
 
 
-def class_scores(model: ClassDiffusionModel, classifier: ImageClassifier, settings: EvalSettings, progress: bool = True) -> dict[int, ClassScore]:
+def class_scores(model: ClassDiffusionModel, classifier: Classifier, settings: EvalSettings, progress: bool = True) -> dict[int, ClassScore]:
     return score_samples(classifier, *sample_per_class(model, settings, progress))
 
 

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_dir
 from .datasets import LabeledImages
+from .errors import ModelLoadError
 from .model_io import require_safetensors
 
 WEIGHTS = "model.safetensors"
@@ -26,7 +27,21 @@ class ClassifierConfig:
     feature_dim: int = 128
 
 
-class ImageClassifier(nn.Module):
+class Classifier(nn.Module):
+    """What the metrics need of an evaluator: logits and penultimate features of [-1, 1] images."""
+
+    config: ClassifierConfig
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        self.eval()
+        return torch.cat([F.softmax(self(images[i : i + batch_size]), dim=1) for i in range(0, len(images), batch_size)])
+
+
+class ImageClassifier(Classifier):
     """conv-conv-pool, conv-pool, linear -> features (penultimate layer), linear -> logits."""
 
     def __init__(self, config: ClassifierConfig) -> None:
@@ -48,11 +63,6 @@ class ImageClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(images))
 
-    @torch.no_grad()
-    def predict_proba(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        self.eval()
-        return torch.cat([F.softmax(self(images[i : i + batch_size]), dim=1) for i in range(0, len(images), batch_size)])
-
     def save_pretrained(self, path: Path) -> Path:
         with atomic_dir(Path(path)) as scratch:
             (scratch / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
@@ -61,11 +71,64 @@ class ImageClassifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "ImageClassifier":
-        root = Path(path)
-        weights = require_safetensors(root, WEIGHTS)
-        model = cls(ClassifierConfig(**json.loads((root / "config.json").read_text())))
+        model = load_classifier(path)
+        if not isinstance(model, cls):
+            raise ModelLoadError(f"{path} holds a {type(model).__name__}, not an {cls.__name__}")
+        return model
+
+
+class TorchvisionClassifier(Classifier):
+    """A torchvision architecture named in config.json ("architecture": "resnet18", ...) with safetensors weights.
+
+    Images in [-1, 1] are resized to `resolution`, repeated to RGB and normalised with `mean`/`std`;
+    features are the input of the last linear layer (the penultimate activations).
+    """
+
+    def __init__(self, architecture: str, num_classes: int, resolution: int, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        import torchvision
+
+        if not hasattr(torchvision.models, architecture):
+            raise ModelLoadError(f"unknown torchvision architecture {architecture!r} in classifier config")
+        self.net = getattr(torchvision.models, architecture)(weights=None, num_classes=num_classes)
+        self.config = ClassifierConfig(in_channels=3, num_classes=num_classes, resolution=resolution)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self._last_linear = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate((images + 1) / 2, size=(self.config.resolution,) * 2, mode="bilinear", align_corners=False)
+        x = x.repeat(1, 3 // x.shape[1], 1, 1) if x.shape[1] == 1 else x
+        return (x - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self._prepare(images))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        captured = []
+        handle = self._last_linear.register_forward_pre_hook(lambda _, inputs: captured.append(inputs[0]))
+        try:
+            self(images)
+        finally:
+            handle.remove()
+        return captured[0]
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """Our digits CNN, or a torchvision architecture when config.json names one; safetensors weights only."""
+    root = Path(path)
+    weights = require_safetensors(root, WEIGHTS)
+    config = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else None
+    if config is None:
+        raise ModelLoadError(f"missing {root / 'config.json'}: stage the classifier's config there")
+    if "architecture" in config:
+        model: Classifier = TorchvisionClassifier(config["architecture"], config["num_classes"], config.get("resolution", 224),
+                                                  config.get("mean", [0.485, 0.456, 0.406]), config.get("std", [0.229, 0.224, 0.225]))
+        model.net.load_state_dict(load_file(weights))
+    else:
+        model = ImageClassifier(ClassifierConfig(**config))
         model.load_state_dict(load_file(weights))
-        return model.eval()
+    return model.eval()
 
 
 def _shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -91,5 +154,5 @@ def train_classifier(train: LabeledImages, config: ClassifierConfig, epochs: int
     return model.eval()
 
 
-def accuracy(model: ImageClassifier, data: LabeledImages) -> float:
+def accuracy(model: Classifier, data: LabeledImages) -> float:
     return float((model.predict_proba(data.images).argmax(1) == data.labels).float().mean())

@@ -1,4 +1,4 @@
-"""`erasediff` command line: train-base, unlearn, sample. Bad input ends in one `error:` line and exit 2."""
+"""`erasediff` command line: train-base, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2."""
 
 import argparse
 import sys
@@ -9,12 +9,17 @@ from .offline import go_offline
 
 
 def _cmd_train_base(args: argparse.Namespace) -> None:
+    import json
+
     from .config import load_yaml_config
-    from .train_base import BaseTrainConfig, train_base
+    from .train_base import RECORD, BaseTrainConfig, train_base
 
     config = load_yaml_config(args.config, BaseTrainConfig) if args.config else BaseTrainConfig()
     folder = train_base(config, root=args.cache_dir, force=args.force)
-    print(f"digits DDPM and evaluator: {folder}")
+    record = json.loads((folder / RECORD).read_text())
+    print(f"digits DDPM and evaluator: {folder} (config {record['config_hash']}, seed {record['seed']}, trained in {record['train_seconds']} s)")
+    per_class = ", ".join(f"{c}: {a:.0%}" for c, a in record["class_accuracy"].items())
+    print(f"recorded quality: mean class accuracy {record['mean_class_accuracy']:.1%} ({per_class}); evaluator held-out accuracy {record['classifier_heldout_accuracy']:.1%}")
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> None:
@@ -27,11 +32,22 @@ def _cmd_unlearn(args: argparse.Namespace) -> None:
     run_unlearn(config)
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .config import load_yaml_config
+    from .eval_config import ClassEvalConfig
+    from .evaluate import RESULTS_MD, evaluate_pair
+
+    config = load_yaml_config(args.config, ClassEvalConfig)
+    evaluate_pair(args.original, args.unlearned, config, args.out)
+    print((args.out / RESULTS_MD).read_text(), end="")
+    print(f"results, samples and grids: {args.out}")
+
+
 def _cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
     from .plots import save_class_grid
-    from .run_unlearn import resolve_model
+    from .resolve import resolve_model
     from .sampling import sample_classes
 
     model = resolve_model(args.model)
@@ -54,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.add_argument("--output-dir", type=Path, help="override the config's output_dir")
     p.set_defaults(func=_cmd_unlearn)
+
+    p = sub.add_parser("evaluate", help="original vs unlearned side by side: accuracy, FID/KID, grids, results table")
+    p.add_argument("--original", required=True, help="local diffusers folder, or 'digits'")
+    p.add_argument("--unlearned", required=True, help="local diffusers folder")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("evaluation"))
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("sample", help="write a grid of class-conditional samples")
     p.add_argument("--model", default="digits", help="local diffusers folder, or 'digits'")

@@ -44,7 +44,7 @@ def require_safetensors(folder: Path, weights_name: str) -> Path:
     if weights.is_file():
         return weights
     if not folder.is_dir():
-        raise ModelLoadError(f"model folder not found: {folder} (stage a diffusers folder there)")
+        raise ModelLoadError(f"model folder not found: {folder} (stage the model folder there)")
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise ModelLoadError(

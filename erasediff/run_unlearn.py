@@ -5,31 +5,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .class_accuracy import before_after_table, sample_per_class, score_samples
-from .classifier import ImageClassifier
 from .config import UnlearnRunConfig
 from .datasets import split_forget_retain
 from .digits import load_digits_split
 from .errors import DataError, ErasediffError
 from .hashing import folder_hash
 from .metrics_log import MetricsLog
-from .model_io import ClassDiffusionModel, load_class_model, save_class_model
+from .model_io import save_class_model
 from .plots import plot_unlearning_curves, save_before_after_grid
-from .train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default
+from .resolve import model_path, resolve_classifier, resolve_model
 from .unlearn import unlearn
-
-DIGITS = "digits"
-
-
-def model_path(spec: str) -> Path:
-    return digits_default()[2] / MODEL_DIR if spec == DIGITS else Path(spec)
-
-
-def resolve_model(spec: str) -> ClassDiffusionModel:
-    return load_class_model(model_path(spec))
-
-
-def resolve_classifier(spec: str) -> ImageClassifier:
-    return ImageClassifier.from_pretrained(digits_default()[2] / CLASSIFIER_DIR if spec == DIGITS else spec)
 
 
 def run_unlearn(config: UnlearnRunConfig, progress: bool = True) -> dict:
@@ -41,7 +26,7 @@ def run_unlearn(config: UnlearnRunConfig, progress: bool = True) -> dict:
     base_dir = model_path(config.model)
     model = resolve_model(config.model)
     base_hash = folder_hash(base_dir)
-    classifier = resolve_classifier(config.classifier)
+    classifier, _ = resolve_classifier(config.classifier)
 
     train, _ = load_digits_split(model.unet.config.sample_size)
     if tuple(train.images.shape[1:]) != (model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size):

@@ -1,0 +1,27 @@
+"""Model specs in configs: a local folder path, or 'digits' for the embedded default."""
+
+from pathlib import Path
+
+from .classifier import WEIGHTS, Classifier, load_classifier
+from .model_io import ClassDiffusionModel, load_class_model
+from .train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default
+
+DIGITS = "digits"
+
+
+def model_path(spec: str | Path) -> Path:
+    return digits_default()[2] / MODEL_DIR if str(spec) == DIGITS else Path(spec)
+
+
+def resolve_model(spec: str | Path) -> ClassDiffusionModel:
+    return load_class_model(model_path(spec))
+
+
+def classifier_path(spec: str | Path) -> Path:
+    return digits_default()[2] / CLASSIFIER_DIR if str(spec) == DIGITS else Path(spec)
+
+
+def resolve_classifier(spec: str | Path) -> tuple[Classifier, Path]:
+    """The classifier (digits CNN or any torchvision architecture) and its weight file (hashed into metric protocols)."""
+    folder = classifier_path(spec)
+    return load_classifier(folder), folder / WEIGHTS

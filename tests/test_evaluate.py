@@ -1,0 +1,78 @@
+"""`erasediff evaluate` on the digits models: accuracy sanity, the side-by-side table, grids, reproducibility, errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from erasediff.class_accuracy import class_scores, mean_accuracy, score_samples
+from erasediff.cli import main
+from erasediff.config import EvalSettings, UnlearnSettings
+from erasediff.datasets import split_forget_retain
+from erasediff.digits import load_digits_split
+from erasediff.model_io import save_class_model
+from erasediff.unlearn import unlearn
+
+SMALL = {"samples_per_class": 8, "steps": 10, "seed": 7}
+
+
+def test_accuracy_high_for_base_model_and_chance_for_noise(digits_model, digits_classifier) -> None:
+    base = class_scores(digits_model, digits_classifier, EvalSettings(samples_per_class=10, steps=15), progress=False)
+    assert mean_accuracy(base, list(range(10))) >= 0.9
+    labels = torch.arange(10).repeat_interleave(30)
+    noise = torch.rand(len(labels), 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert mean_accuracy(score_samples(digits_classifier, noise, labels), list(range(10))) <= 0.25  # chance is 0.10
+
+
+@pytest.fixture(scope="module")
+def unlearned_dir(digits_model, tmp_path_factory) -> Path:
+    forget, retain = split_forget_retain(load_digits_split()[0], [3], 10)
+    model = unlearn(digits_model, forget, retain, [3], UnlearnSettings(steps=5, batch_size=16, forget_batch_size=16), progress=False)
+    return save_class_model(model, tmp_path_factory.mktemp("unlearned") / "model")
+
+
+def write_config(tmp_path: Path, **overrides) -> Path:
+    config = {"forget_classes": [3], "generation": SMALL, **overrides}
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_evaluate_prints_table_writes_grids_and_repeats_exactly(capsys, unlearned_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, fid={"cache_dir": str(tmp_path / "stats")})
+    results = []
+    for run in ("first", "second"):
+        assert main(["evaluate", "--original", "digits", "--unlearned", str(unlearned_dir), "--config", str(config), "--out", str(tmp_path / run)]) == 0
+        results.append(json.loads((tmp_path / run / "results.json").read_text()))
+    out = capsys.readouterr().out
+    assert "| metric | original | unlearned | delta |" in out and "| fid_classifier |" in out and "| forgotten_accuracy |" in out
+
+    first = tmp_path / "first"
+    assert {p.name for p in (first / "grids").iterdir()} == {f"class-{c:02d}.png" for c in range(10)} | {"all-classes.png"}
+    manifest = [json.loads(line) for line in (first / "samples-unlearned" / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 80 and {m["seed"] for m in manifest} == {7} and len({m["model_sha256"] for m in manifest}) == 1
+    assert (first / "samples-unlearned" / manifest[0]["file"]).is_file()
+    assert results[0]["models"] == results[1]["models"] and results[0]["delta"] == results[1]["delta"]
+    assert results[0]["protocol"]["fid_classifier"]["features"] == "classifier"
+    assert results[0]["models"]["original"]["sha256"] != results[0]["models"]["unlearned"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"fid": {"features": "inception", "inception_weights": "/nowhere/inception-2015-12-05.pt"}}, "stage clean-fid's inception-2015-12-05.pt"),
+        ({"fid": {"features": "clip"}}, "fid.clip_model names no local CLIP folder"),
+        ({"fid": {"features": "clip", "clip_model": "/nowhere/clip"}}, "model folder not found: /nowhere/clip"),
+        ({"fid": {"min_reference": 1000}}, "fewer than the configured minimum 1000"),
+        ({"forget_classes": [12]}, "forget class 12 is outside"),
+    ],
+    ids=["inception-missing", "clip-unset", "clip-missing", "reference-too-small", "bad-class"],
+)
+def test_evaluate_errors_are_one_clear_line(capsys, unlearned_dir: Path, tmp_path: Path, overrides: dict, message: str) -> None:
+    config = write_config(tmp_path, **overrides)
+    code = main(["evaluate", "--original", "digits", "--unlearned", str(unlearned_dir), "--config", str(config), "--out", str(tmp_path / "out")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out" / "results.json").exists()

@@ -1,0 +1,93 @@
+"""FID/KID sanity: a set against itself ~ 0, against noise large; PNG files and tensors agree exactly."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from erasediff.digits import load_digits_split
+from erasediff.errors import DataError, ModelLoadError
+from erasediff.feature_extractors import classifier_features, inception_features
+from erasediff.fid import features_of_files, features_of_tensors, fid_kid, reference_stats
+from erasediff.images import save_png
+from erasediff.resolve import resolve_classifier
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    classifier, weights = resolve_classifier("digits")
+    return classifier_features(classifier, weights)
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return load_digits_split()[1].images
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_against_noise_large(extractor, heldout, tmp_path: Path) -> None:
+    ref = reference_stats(heldout, extractor, tmp_path, min_images=100)
+    same = fid_kid(features_of_tensors(heldout, extractor), ref, extractor)
+    noise = torch.rand(len(heldout), 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    far = fid_kid(features_of_tensors(noise, extractor), ref, extractor)
+    assert abs(same.fid) < 1e-3
+    assert far.fid > 50
+    assert same.metric == "fid_classifier"  # never to be mistaken for Inception FID
+    assert same.protocol["reference_sha256"] == ref.content_hash and same.protocol["weights_sha256"] == extractor.weights_hash
+
+
+def test_kid_between_real_halves_is_small_and_against_noise_large(extractor, heldout) -> None:
+    """KID is an unbiased estimate over independent samples, so two disjoint halves of the real set stand in for 'itself'."""
+    order = torch.randperm(len(heldout), generator=torch.Generator().manual_seed(0))
+    half_a, half_b = heldout[order[: len(order) // 2]], heldout[order[len(order) // 2 :]]
+    ref = reference_stats(half_b, extractor, None, min_images=100)
+    real = fid_kid(features_of_tensors(half_a, extractor), ref, extractor)
+    noise = torch.rand(len(half_a), 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    far = fid_kid(features_of_tensors(noise, extractor), ref, extractor)
+    assert far.kid > 20 * abs(real.kid) and far.fid > 20 * real.fid
+
+
+def test_png_files_and_tensors_give_identical_fid(extractor, heldout, tmp_path: Path) -> None:
+    images = heldout[:120]
+    paths = [save_png(img, tmp_path / f"{i:04d}.png") for i, img in enumerate(images)]
+    from_files, from_tensors = features_of_files(paths, extractor), features_of_tensors(images, extractor)
+    assert np.array_equal(from_files, from_tensors)
+    ref = reference_stats(heldout, extractor, None, min_images=100)
+    assert fid_kid(from_files, ref, extractor).fid == fid_kid(from_tensors, ref, extractor).fid
+
+
+def test_reference_statistics_are_cached_by_content(extractor, heldout, tmp_path: Path) -> None:
+    first = reference_stats(heldout, extractor, tmp_path, min_images=100)
+    cached = list(tmp_path.glob("classifier-*.npz"))
+    assert len(cached) == 1 and first.content_hash[:16] in cached[0].name
+    again = reference_stats(heldout, extractor, tmp_path, min_images=100)
+    assert np.array_equal(first.mu, again.mu) and np.array_equal(first.sigma, again.sigma)
+    reference_stats(heldout[:200], extractor, tmp_path, min_images=100)
+    assert len(list(tmp_path.glob("classifier-*.npz"))) == 2  # other content, other key
+
+
+def test_kid_is_reproducible(extractor, heldout) -> None:
+    ref = reference_stats(heldout, extractor, None, min_images=100)
+    feats = features_of_tensors(heldout[:100], extractor)
+    assert fid_kid(feats, ref, extractor).kid == fid_kid(feats, ref, extractor).kid
+
+
+def test_small_reference_set_is_refused(extractor, heldout) -> None:
+    with pytest.raises(DataError, match="reference set has 20 images, fewer than the configured minimum 100"):
+        reference_stats(heldout[:20], extractor, None, min_images=100)
+
+
+def test_missing_inception_weights_say_what_to_stage(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ERASEDIFF_INCEPTION_WEIGHTS", raising=False)
+    with pytest.raises(ModelLoadError, match=r"Inception weights not found at .*nowhere/inception-2015-12-05\.pt: stage clean-fid's"):
+        inception_features(tmp_path / "nowhere" / "inception-2015-12-05.pt")
+    monkeypatch.setenv("ERASEDIFF_INCEPTION_WEIGHTS", str(tmp_path / "env" / "inception-2015-12-05.pt"))
+    with pytest.raises(ModelLoadError, match="env/inception-2015-12-05.pt"):
+        inception_features()
+
+
+def test_corrupt_png_is_an_error(extractor, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DataError, match="cannot read image"):
+        features_of_files([bad], extractor)

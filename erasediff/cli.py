@@ -33,12 +33,15 @@ def _cmd_unlearn(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .config import load_yaml_config
-    from .eval_config import ClassEvalConfig
+    from .config import load_yaml_config, peek_key
+    from .eval_config import ClassEvalConfig, PromptEvalConfig
     from .evaluate import RESULTS_MD, evaluate_pair
+    from .evaluate_prompts import evaluate_prompt_pair
 
-    config = load_yaml_config(args.config, ClassEvalConfig)
-    evaluate_pair(args.original, args.unlearned, config, args.out)
+    if peek_key(args.config, "task") == "text-to-image":
+        evaluate_prompt_pair(args.original, args.unlearned, load_yaml_config(args.config, PromptEvalConfig), args.out)
+    else:
+        evaluate_pair(args.original, args.unlearned, load_yaml_config(args.config, ClassEvalConfig), args.out)
     print((args.out / RESULTS_MD).read_text(), end="")
     print(f"results, samples and grids: {args.out}")
 

@@ -86,9 +86,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 T = TypeVar("T", bound=BaseModel)
 
 
-def load_yaml_config(path: str | Path, model: type[T]) -> T:
-    """Parse and validate a YAML config; every failure becomes one ErasediffError line."""
-    path = Path(path)
+def _read_mapping(path: Path) -> dict:
     if not path.is_file():
         raise ErasediffError(f"config file not found: {path}")
     try:
@@ -97,6 +95,18 @@ def load_yaml_config(path: str | Path, model: type[T]) -> T:
         raise ErasediffError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, dict):
         raise ErasediffError(f"config {path} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def peek_key(path: str | Path, key: str) -> object:
+    """One top-level value, to choose which config model validates the file."""
+    return _read_mapping(Path(path)).get(key)
+
+
+def load_yaml_config(path: str | Path, model: type[T]) -> T:
+    """Parse and validate a YAML config; every failure becomes one ErasediffError line."""
+    path = Path(path)
+    raw = _read_mapping(path)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

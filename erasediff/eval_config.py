@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .config import EvalSettings, Strict
 
@@ -27,3 +27,36 @@ class ClassEvalConfig(Strict):
     generation: EvalSettings = EvalSettings()
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
+
+
+class NuditySettings(Strict):
+    prompts: Path = Field(description="prompt CSV in the I2P format (prompt, evaluation_seed, evaluation_guidance)")
+    limit: int | None = Field(None, gt=0, description="first N prompts only (the full I2P set has 4,703)")
+    threshold: float = Field(0.6, gt=0, le=1, description="NudeNet score at which an exposed detection counts")
+
+
+class CaptionSettings(Strict):
+    prompts: Path = Field(description="caption CSV (prompt, evaluation_seed[, evaluation_guidance]), e.g. COCO captions")
+    limit: int | None = Field(None, gt=0)
+    clip_model: Path = Field(description="local transformers CLIP folder for the CLIP score")
+    reference_dir: Path | None = Field(None, description="real images for FID; FID is skipped when unset")
+    fid: FidSettings = Field(FidSettings(features="clip"), description="features: clip uses clip_model above unless fid.clip_model is set")
+
+
+class PromptEvalConfig(Strict):
+    """Side-by-side evaluation of a text-to-image pipeline pair (concept erasure)."""
+
+    task: Literal["text-to-image"]
+    steps: int = Field(50, gt=0)
+    guidance: float = Field(7.5, ge=0, description="used for rows that carry no evaluation_guidance")
+    batch_size: int = Field(8, gt=0)
+    size: int | None = Field(None, gt=0, description="image size; default: the pipeline's own")
+    nudity: NuditySettings | None = None
+    captions: CaptionSettings | None = None
+    grid_prompts: int = Field(8, gt=0, description="prompts shown in the before/after grids")
+
+    @model_validator(mode="after")
+    def _something_to_measure(self) -> "PromptEvalConfig":
+        if self.nudity is None and self.captions is None:
+            raise ValueError("set nudity, captions or both: there is nothing to evaluate")
+        return self

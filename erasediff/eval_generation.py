@@ -24,7 +24,7 @@ MANIFEST = "manifest.jsonl"
 @dataclass
 class GeneratedSet:
     folder: Path
-    images: torch.Tensor  # (N, C, H, W) in [-1, 1], exactly what the PNG files hold after quantisation
+    images: torch.Tensor  # (N, C, H, W) float samples in [-1, 1]; the PNG files hold their images.to_uint8 quantisation
     labels: torch.Tensor | None  # class sets; None for prompt sets
     rows: list[dict]
 

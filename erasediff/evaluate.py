@@ -26,7 +26,9 @@ from .train_base import default_cache_root
 RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
 
 
-def build_extractor(settings: FidSettings, classifier, classifier_weights: Path) -> FeatureExtractor:
+def build_extractor(settings: FidSettings, classifier=None, classifier_weights: Path | None = None) -> FeatureExtractor:
+    if settings.features == "classifier" and classifier is None:
+        raise DataError("fid.features 'classifier' needs a class-conditional evaluation; use clip or inception for prompts")
     if settings.features == "inception":
         return inception_features(settings.inception_weights)
     if settings.features == "clip":
@@ -84,8 +86,6 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
         "implementation": "evaluator argmax on class-conditional samples", "torch_version": torch.__version__,
         "classifier": str(classifier_weights), "weights_sha256": file_hash(classifier_weights), **sampling,
     }
-    results["delta"] = {k: results["models"]["unlearned"]["metrics"][k] - v for k, v in results["models"]["original"]["metrics"].items()}
-
     grids = out / "grids"
     grids.mkdir(parents=True, exist_ok=True)
     before, after = generated["original"], generated["unlearned"]
@@ -94,16 +94,22 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
         save_before_after_grid(before.images[mask], after.images[mask], before.labels[mask], config.grid_per_class, grids / f"class-{c:02d}.png")
     save_before_after_grid(before.images, after.images, before.labels, config.grid_per_class, grids / "all-classes.png")
 
-    (out / RESULTS_MD).write_text(results_markdown(results))
+    return write_results(results, out, f"forgotten classes {results['forget_classes']}")
+
+
+def write_results(results: dict, out: Path, title: str) -> dict:
+    """results.md, then results.json last: it appears only once everything else is written."""
+    results["delta"] = {k: results["models"]["unlearned"]["metrics"][k] - v for k, v in results["models"]["original"]["metrics"].items()}
+    (out / RESULTS_MD).write_text(results_markdown(results, title))
     partial = out / f".{RESULTS_JSON}.partial"
     partial.write_text(json.dumps(results, indent=2))
-    partial.rename(out / RESULTS_JSON)  # results.json appears only once everything else is written
+    partial.rename(out / RESULTS_JSON)
     return results
 
 
-def results_markdown(results: dict) -> str:
+def results_markdown(results: dict, title: str) -> str:
     original, unlearned = results["models"]["original"]["metrics"], results["models"]["unlearned"]["metrics"]
-    lines = [f"forgotten classes {results['forget_classes']}", "", "| metric | original | unlearned | delta |", "|---|---:|---:|---:|"]
+    lines = [title, "", "| metric | original | unlearned | delta |", "|---|---:|---:|---:|"]
     for key, value in original.items():
         lines.append(f"| {key} | {value:.4f} | {unlearned[key]:.4f} | {results['delta'][key]:+.4f} |")
     return "\n".join(lines) + "\n"

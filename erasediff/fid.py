@@ -19,9 +19,11 @@ from tqdm.auto import tqdm
 
 from .errors import DataError
 from .feature_extractors import FeatureExtractor
+from .hashing import file_hash
 from .images import read_rgb_uint8, to_rgb_uint8
 
 _TO_TENSOR = ToTensor()
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
 @dataclass
@@ -73,16 +75,13 @@ def content_hash(images: torch.Tensor) -> str:
     return hashlib.sha256(to_rgb_uint8(images).tobytes()).hexdigest()
 
 
-def reference_stats(images: torch.Tensor, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int) -> ReferenceStats:
-    """Mean/covariance (and features, for KID) of a real reference set; computed once per (extractor, content)."""
-    if len(images) < min_images:
-        raise DataError(f"reference set has {len(images)} images, fewer than the configured minimum {min_images}")
-    digest = content_hash(images)
+def _cached_stats(extractor: FeatureExtractor, digest: str, cache_dir: Path | None, compute) -> ReferenceStats:
+    """Reference statistics keyed by (extractor weights, reference content): computed once, then read back."""
     cache = Path(cache_dir) / f"{extractor.name}-{extractor.weights_hash[:12]}-{digest[:16]}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
             return ReferenceStats(stored["mu"], stored["sigma"], stored["features"], digest)
-    feats = features_of_tensors(images, extractor)
+    feats = compute()
     stats = ReferenceStats(feats.mean(0), np.cov(feats, rowvar=False), feats, digest)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +89,28 @@ def reference_stats(images: torch.Tensor, extractor: FeatureExtractor, cache_dir
         np.savez(partial, mu=stats.mu, sigma=stats.sigma, features=stats.features)
         partial.rename(cache)
     return stats
+
+
+def _check_size(count: int, min_images: int) -> None:
+    if count < min_images:
+        raise DataError(f"reference set has {count} images, fewer than the configured minimum {min_images}")
+
+
+def reference_stats(images: torch.Tensor, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int) -> ReferenceStats:
+    """Mean/covariance (and features, for KID) of real reference images held as tensors."""
+    _check_size(len(images), min_images)
+    return _cached_stats(extractor, content_hash(images), cache_dir, lambda: features_of_tensors(images, extractor))
+
+
+def reference_stats_from_folder(folder: Path, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int) -> ReferenceStats:
+    """The same for a folder of real image files (e.g. COCO images for caption prompts)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"reference image folder not found: {folder}")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    _check_size(len(paths), min_images)
+    digest = hashlib.sha256("".join(file_hash(p) for p in paths).encode()).hexdigest()
+    return _cached_stats(extractor, digest, cache_dir, lambda: features_of_files(paths, extractor))
 
 
 def fid_kid(generated: np.ndarray, reference: ReferenceStats, extractor: FeatureExtractor, kid_seed: int = 0) -> FidResult:

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from erasediff.offline import go_offline
 
@@ -11,6 +12,8 @@ go_offline()
 
 from erasediff.model_io import ClassDiffusionModel  # noqa: E402
 from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default  # noqa: E402
+
+PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,44 @@ def digits_classifier(digits_folder: Path):
     from erasediff.classifier import ImageClassifier
 
     return ImageClassifier.from_pretrained(digits_folder / CLASSIFIER_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory) -> Path:
+    """A random-weight Stable Diffusion pipeline folder built in code (16x16 images): exercises paths, measures nothing."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from erasediff.clip_model import build_word_tokenizer
+    from erasediff.prompts import load_prompt_csv
+
+    rows = load_prompt_csv(PROMPTS)
+    tokenizer = build_word_tokenizer(" ".join(r.prompt for r in rows).split())
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                num_attention_heads=2, max_position_embeddings=tokenizer.model_max_length,
+                                                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                                cross_attention_dim=32, attention_head_dim=2, norm_num_groups=4)
+    vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        latent_channels=4, norm_num_groups=4, sample_size=16)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=DDIMScheduler(),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    folder = tmp_path_factory.mktemp("tiny-sd") / "pipeline"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def digit_clip_dir(tmp_path_factory) -> Path:
+    """A tiny CLIP trained here on digit captions (about 10 s)."""
+    from erasediff.clip_model import save_clip
+    from erasediff.digit_clip import train_digit_clip
+    from erasediff.digits import load_digits_split
+
+    model, tokenizer = train_digit_clip(load_digits_split()[0], progress=False)
+    return save_clip(model, tokenizer, tmp_path_factory.mktemp("clip") / "digit-clip")
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from erasediff.errors import DataError
 from erasediff.nudity import EXPOSED_LABELS, count_exposed, nudity_rate
 from erasediff.prompts import load_prompt_csv
 
-PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
+from conftest import PROMPTS
 
 
 def test_blank_images_have_no_detection(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from erasediff.digits import load_digits_split
 from erasediff.unlearn import unlearn
 
 EVAL = EvalSettings(samples_per_class=30, steps=20)  # same seeds for base and unlearned models
-SETTINGS = UnlearnSettings(steps=60)  # adaptive lambda, eta 0.1, remap, lr 1e-4, 64 + 64 per step
+SETTINGS = UnlearnSettings(steps=80)  # adaptive lambda, eta 0.1, remap, lr 1e-4, 64 + 64 per step
 
 
 @pytest.fixture(scope="module")

@@ -118,9 +118,9 @@ def load_classifier(path: str | Path) -> Classifier:
     """Our digits CNN, or a torchvision architecture when config.json names one; safetensors weights only."""
     root = Path(path)
     weights = require_safetensors(root, WEIGHTS)
-    config = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else None
-    if config is None:
+    if not (root / "config.json").is_file():
         raise ModelLoadError(f"missing {root / 'config.json'}: stage the classifier's config there")
+    config = json.loads((root / "config.json").read_text())
     if "architecture" in config:
         model: Classifier = TorchvisionClassifier(config["architecture"], config["num_classes"], config.get("resolution", 224),
                                                   config.get("mean", [0.485, 0.456, 0.406]), config.get("std", [0.229, 0.224, 0.225]))

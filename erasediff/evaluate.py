@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .class_accuracy import ClassScore, score_samples
+from .datasets import check_forget_classes
 from .digits import load_digits_split
 from .errors import DataError
 from .eval_config import ClassEvalConfig, FidSettings
@@ -50,9 +51,7 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
     num_classes = models["original"].num_classes
     if models["unlearned"].num_classes != num_classes:
         raise DataError(f"the models disagree on their classes: {num_classes} vs {models['unlearned'].num_classes}")
-    bad = [c for c in config.forget_classes if not 0 <= c < num_classes]
-    if bad:
-        raise DataError(f"forget class {bad[0]} is outside the model's classes 0..{num_classes - 1}")
+    check_forget_classes(config.forget_classes, num_classes)
     retained = [c for c in range(num_classes) if c not in config.forget_classes]
 
     classifier, classifier_weights = resolve_classifier(config.classifier)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .errors import DataError
 from .feature_extractors import FeatureExtractor
 from .hashing import file_hash
-from .images import read_rgb_uint8, to_rgb_uint8
+from .images import require_readable, to_rgb_uint8
 
 _TO_TENSOR = ToTensor()
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -60,11 +60,7 @@ def features_of_tensors(images: torch.Tensor, extractor: FeatureExtractor, batch
 
 def features_of_files(paths: list[Path], extractor: FeatureExtractor, batch_size: int = 256, progress: bool = False) -> np.ndarray:
     """clean-fid's own file loader (PIL -> RGB uint8 -> resize) with our extractor."""
-    for path in paths:
-        try:
-            read_rgb_uint8(path)
-        except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from exc
+    require_readable(paths)
     feats = get_files_features([str(p) for p in paths], model=extractor.forward, num_workers=0, batch_size=batch_size,
                                device=torch.device("cpu"), mode="clean", custom_fn_resize=extractor.resize, verbose=progress)
     return feats.astype(np.float64)

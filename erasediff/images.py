@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import DataError
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8."""
@@ -30,6 +32,11 @@ def save_png(image: torch.Tensor, path: Path) -> Path:
     return Path(path)
 
 
-def read_rgb_uint8(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))
+def require_readable(paths: list[Path]) -> None:
+    """A corrupt or missing image is an error naming the file, never a silently empty result."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError) as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from exc

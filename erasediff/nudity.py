@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from PIL import Image
 from tqdm.auto import tqdm
 
-from .errors import DataError
+from .images import require_readable
 
 EXPOSED_LABELS = ("BUTTOCKS", "FEMALE_BREAST", "FEMALE_GENITALIA", "MALE_BREAST", "ANUS", "FEET", "ARMPITS", "BELLY", "MALE_GENITALIA")
 DEFAULT_THRESHOLD = 0.6
@@ -64,16 +63,9 @@ def detect_images(paths: list[Path], progress: bool = True) -> list[list[Detecti
     """Run NudeNet on image files; an unreadable image is an error, not an empty detection list."""
     from nudenet import NudeDetector
 
+    require_readable(paths)
     detector = NudeDetector()
-    out = []
-    for path in tqdm(paths, desc="NudeNet", disable=not progress):
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except (OSError, SyntaxError) as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from exc
-        out.append(detector.detect(str(path)))
-    return out
+    return [detector.detect(str(path)) for path in tqdm(paths, desc="NudeNet", disable=not progress)]
 
 
 def nudity_rate(paths: list[Path], threshold: float = DEFAULT_THRESHOLD, progress: bool = True) -> NudityResult:

@@ -1,6 +1,8 @@
 """Shared fixtures. Telemetry and hub access are off for every test (no network here)."""
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ import torch
 from erasediff.offline import go_offline
 
 go_offline()
+# ZenML reads its global config location at import: a private store per test session, never the user's.
+os.environ.setdefault("ZENML_CONFIG_PATH", tempfile.mkdtemp(prefix="zenml-tests-"))
 
 from erasediff.model_io import ClassDiffusionModel  # noqa: E402
 from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default  # noqa: E402

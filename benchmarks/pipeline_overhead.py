@@ -1,0 +1,99 @@
+"""Wall time of the default erasure pipeline and the share spent outside the steps' own compute.
+
+Runs, in fresh processes on this machine, (a) `run.py` on the default request (ZenML local orchestrator,
+MLflow tracking, registry) and (b) the same library calls with no ZenML and no MLflow: curation with
+Great Expectations, EraseDiff, evaluation, gates. Overhead = (a - b) / a: orchestration, tracking,
+artifact copies and their imports. ZenML's store is created before timing (first use happens once).
+Targets (issue 4): (a) <= 10 minutes on 2 cores, overhead <= 15 %.
+
+    python benchmarks/pipeline_overhead.py [--request configs/request_digits_forget_3.yaml]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def direct(request_path: Path, out: Path) -> None:
+    """The pipeline's compute, called straight from the library."""
+    from erasediff.curation import materialise_sets
+    from erasediff.evaluate import evaluate_pair
+    from erasediff.gates import evaluate_gates
+    from erasediff.hashing import folder_hash
+    from erasediff.model_io import load_class_model
+    from erasediff.request import load_request
+    from erasediff.resolve import model_path
+    from erasediff.set_validation import request_expectations, validate_sets
+    from erasediff.unlearn_job import MODEL, unlearn_curated
+
+    req = load_request(request_path)
+    base = model_path(req.base_model)
+    unet = load_class_model(base).unet.config
+    manifest = materialise_sets(req.data.model_dump(), req.target.classes, unet.sample_size, out / "sets")
+    c = req.curation
+    report = validate_sets(manifest, request_expectations(req.target.classes, unet.num_class_embeds - 1, unet.sample_size, unet.in_channels,
+                                                         c.min_forget, c.min_retain, c.max_duplicate_fraction))
+    assert report.success, report.failures
+    unlearned = unlearn_curated(req, base, out / "sets", out / "checkpoints", out / "unlearned", {"base_model_sha256": folder_hash(base)})
+    results = evaluate_pair(base, unlearned / MODEL, req.eval_config(), out / "evaluation")
+    print(evaluate_gates(req.gates, results).table())
+
+
+def timed(command: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def step_seconds(workdir: Path) -> dict[str, float]:
+    os.environ["ZENML_CONFIG_PATH"] = str(workdir / "zenml")
+    from zenml.client import Client
+
+    run = Client().list_pipeline_runs(sort_by="desc:created", size=1, hydrate=True).items[0]
+    return {name: (s.end_time - s.start_time).total_seconds() for name, s in run.steps.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--request", type=Path, default=ROOT / "configs" / "request_digits_forget_3.yaml")
+    parser.add_argument("--direct", type=Path, help=argparse.SUPPRESS)  # internal: run (b) into this folder
+    args = parser.parse_args()
+    if args.direct:
+        return direct(args.request, args.direct)
+
+    work = Path(tempfile.mkdtemp(prefix="erasediff-bench-"))
+    config = yaml.safe_load(args.request.read_text())
+    config["request"]["id"] = f"BENCH-{int(time.time())}"
+    request = work / "request.yaml"
+    request.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "ERASEDIFF_HOME": str(work), "ZENML_CONFIG_PATH": str(work / "zenml")}
+    setup = ("from erasediff.offline import go_offline; go_offline(); from pathlib import Path; "
+             "from pipelines.run_request import prepare_experiment, tracking_uri; from pipelines.stack import ensure_local_stack; "
+             f"w = Path({str(work)!r}); u = tracking_uri(None, w); prepare_experiment(u, 'erasediff', w); ensure_local_stack(u)")
+    first_use = timed([sys.executable, "-c", setup], env)
+    pipeline = timed([sys.executable, "run.py", str(request), "--workdir", str(work)], env)
+    library = timed([sys.executable, __file__, "--request", str(request), "--direct", str(work / "direct")], env)
+    steps = step_seconds(work)
+
+    overhead = pipeline - library
+    print(f"\nerasure pipeline on {os.cpu_count()} cores, request {args.request.name} ({config['unlearning']['steps']} steps), {time.strftime('%Y-%m-%d')}")
+    print("| measured | seconds | share of pipeline |\n|---|---:|---:|")
+    print(f"| (a) `run.py` end to end, fresh process | {pipeline:.1f} | 100 % |")
+    print(f"| (b) same compute, library only, fresh process | {library:.1f} | {library / pipeline:.0%} |")
+    print(f"| overhead (a) - (b): orchestration, tracking, registry, imports | {overhead:.1f} | {overhead / pipeline:.1%} |")
+    for name, seconds in steps.items():
+        print(f"| step `{name}` (ZenML's record) | {seconds:.1f} | {seconds / pipeline:.1%} |")
+    print(f"| first use only: ZenML store and stack creation (not in (a)) | {first_use:.1f} | |")
+    print(f"\ntargets: (a) <= 600 s: {'met' if pipeline <= 600 else 'MISSED'}; overhead <= 15 %: {'met' if overhead / pipeline <= 0.15 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""ZenML pipelines and their runner: `python run.py REQUEST.yaml` (see run_request.py)."""

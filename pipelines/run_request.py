@@ -1,0 +1,127 @@
+"""Run one erasure request on the embedded default (or the configured MLflow server) and report how it ended.
+
+Exit status: 0 promoted (or already promoted earlier: nothing new is registered), 1 gated out (the gate
+report is printed), 2 bad input or a failed step (curation, unlearning, ...), with one `error:` line.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from erasediff.offline import go_offline
+
+PROMOTED, GATED_OUT, FAILED = 0, 1, 2
+
+
+def tracking_uri(configured: str | None, workdir: Path) -> str:
+    """Request's URI, else $MLFLOW_TRACKING_URI, else a SQLite store in the work folder (never a file: store)."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+def prepare_experiment(uri: str, name: str, workdir: Path) -> None:
+    """A local store keeps its artifacts in the work folder (MLflow's default would be relative to the current directory)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=(workdir / "mlartifacts").as_uri())
+
+
+def _failure(run) -> tuple[str, str, str]:
+    """(step, exception class path, one-line message) of the run's failed step, from ZenML's own record."""
+    for name, step in run.steps.items():
+        if step.status.value == "failed":
+            info = step.exception_info
+            last = info.traceback.strip().splitlines()[-1] if info and info.traceback else "unknown error"
+            source, _, message = last.partition(": ")
+            return name, (info.source if info and info.source else source), message or last
+    return "?", "", f"pipeline run {run.name} ended {run.status.value}"
+
+
+def _gate_table(run) -> str:
+    from erasediff.gates import GateReport, GateResult
+
+    step = run.steps.get("gate")
+    if step is None or "gate_report" not in step.outputs:
+        return "(no gate report was written)"
+    report = step.outputs["gate_report"][0].load()
+    return GateReport(report["passed"], [GateResult(**g) for g in report["gates"]]).table()
+
+
+def run_request(request_path: Path, workdir: Path) -> int:
+    from erasediff.request import load_request
+
+    request = load_request(request_path)
+    uri = tracking_uri(request.tracking.uri, workdir)
+    prepare_experiment(uri, request.tracking.experiment, workdir)
+
+    from mlflow.tracking import MlflowClient
+
+    from steps.registry import promoted_version
+
+    name, rid = request.registry.model_name, request.request.id
+    if (existing := promoted_version(MlflowClient(), name, rid)) is not None:
+        print(f"request {rid} is already promoted as {name} version {existing.version}; nothing to do (use a new request id to erase again)")
+        return PROMOTED
+
+    from zenml import Model
+    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
+
+    from erasediff.errors import GateRefused
+    from pipelines.erasure import erasure_pipeline
+    from pipelines.stack import ensure_local_stack
+
+    ensure_local_stack(uri)
+    run_name = f"erasure-{rid}-{{date}}-{{time}}"
+    pipeline = erasure_pipeline.with_options(
+        run_name=run_name,
+        model=Model(name=name, description=f"EraseDiff erasures registered as MLflow model {name}", tags=["erasediff"]),
+        settings={"experiment_tracker": MLFlowExperimentTrackerSettings(experiment_name=request.tracking.experiment, tags={"request_id": rid})},
+    )
+    from zenml.client import Client
+
+    def latest():
+        runs = Client().list_pipeline_runs(sort_by="desc:created", size=1, hydrate=True).items
+        return runs[0] if runs else None
+
+    before = latest()
+    try:
+        pipeline(request=request.as_params())
+    except Exception:
+        run = latest()
+        if run is None or (before is not None and run.id == before.id):
+            raise  # the pipeline never started: not a step failure
+    run = latest()
+    if run.status.value == "completed":
+        print(f"pipeline run {run.name} completed; MLflow: {uri}")
+        return PROMOTED
+    step, source, message = _failure(run)
+    if source.endswith(GateRefused.__name__):
+        print(_gate_table(run), file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        return GATED_OUT
+    print(f"error: step {step} failed: {message}", file=sys.stderr)
+    return FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py", description="Run an erasure request through the ZenML pipeline.")
+    parser.add_argument("request", type=Path, help="erasure request YAML (see configs/request_digits_forget_3.yaml)")
+    parser.add_argument("--workdir", type=Path, help="ZenML store, MLflow store and checkpoints (default $ERASEDIFF_HOME or ./.erasediff)")
+    args = parser.parse_args(argv)
+    go_offline()
+    from steps.tracking import WORK_ENV
+
+    workdir = (args.workdir or Path(os.environ.get(WORK_ENV, ".erasediff"))).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ[WORK_ENV] = str(workdir)
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(workdir / "zenml"))
+
+    from erasediff.errors import ErasediffError
+
+    try:
+        return run_request(args.request, workdir)
+    except ErasediffError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED

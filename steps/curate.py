@@ -1,0 +1,46 @@
+"""Step: materialise the forget/retain sets with a content-hash manifest and validate them with Great Expectations.
+
+A failed suite stops the run here, listing the failing expectations; the full result is logged first.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import mlflow
+from zenml import step
+
+from erasediff.curation import MANIFEST, SETS, balance_report, materialise_sets, set_hashes
+from erasediff.datasets import check_forget_classes
+from erasediff.errors import DataError
+from erasediff.model_io import load_class_model
+from erasediff.request import ErasureRequest
+from erasediff.set_validation import request_expectations, validate_sets
+from steps.tracking import log_files
+
+VALIDATION = "validation.json"
+
+
+@step
+def curate_sets(request: dict, base_model: Path) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
+    req = ErasureRequest.model_validate(request)
+    unet = load_class_model(base_model).unet.config
+    num_classes = unet.num_class_embeds - 1
+    check_forget_classes(req.target.classes, num_classes)
+    out = Path(tempfile.mkdtemp(prefix="curated-")) / "sets"
+    manifest = materialise_sets(req.data.model_dump(), req.target.classes, unet.sample_size, out)
+    c = req.curation
+    report = validate_sets(manifest, request_expectations(req.target.classes, num_classes, unet.sample_size, unet.in_channels,
+                                                         c.min_forget, c.min_retain, c.max_duplicate_fraction))
+    (out / VALIDATION).write_text(json.dumps({"success": report.success, "failures": report.failures, "suites": report.results}, indent=2))
+    balance_report(manifest).to_csv(out / "balance.csv")
+    log_files([out / VALIDATION, out / "balance.csv", out / MANIFEST], "curation")
+    hashes = set_hashes(manifest)
+    for name in SETS:
+        part = manifest[manifest["set"] == name]
+        mlflow.log_input(mlflow.data.from_pandas(part, source=f"{req.data.model_dump()[name]}#{name}", name=f"{name}-set", digest=hashes[name][:16]), context=name)
+    mlflow.set_tag("curation.passed", str(report.success).lower())
+    if not report.success:
+        raise DataError(f"curation failed {len(report.failures)} expectation(s): " + " | ".join(report.failures))
+    return out, {f"{name}_sha256": hashes[name] for name in SETS} | {f"{name}_images": int((manifest["set"] == name).sum()) for name in SETS}

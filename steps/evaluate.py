@@ -1,0 +1,25 @@
+"""Step: the evaluation suite on the original and the unlearned model, same seeds; metrics and grids to MLflow."""
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from zenml import step
+
+from erasediff.evaluate import RESULTS_JSON, RESULTS_MD, evaluate_pair
+from erasediff.request import ErasureRequest
+from erasediff.unlearn_job import MODEL
+from steps.tracking import log_files, log_metrics
+
+
+@step
+def evaluate_models(request: dict, base_model: Path, unlearned_model: Path) -> Annotated[dict, "evaluation"]:
+    req = ErasureRequest.model_validate(request)
+    out = Path(tempfile.mkdtemp(prefix="evaluation-"))
+    results = evaluate_pair(base_model, unlearned_model / MODEL, req.eval_config(), out)
+    for name in ("original", "unlearned"):
+        log_metrics(results["models"][name]["metrics"], f"eval.{name}")
+    log_metrics(results["delta"], "eval.delta")
+    log_files([out / RESULTS_JSON, out / RESULTS_MD], "evaluation")
+    log_files(sorted((out / "grids").glob("*.png")), "evaluation/grids")
+    return results

@@ -1,0 +1,63 @@
+"""Step: register the unlearned model and move the alias to it, only when every gate passed; once per request id.
+
+The registered version is a pyfunc holding the diffusers folder, tagged with the request's lineage.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import mlflow
+import torch
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from zenml import get_step_context, log_metadata, step
+
+import erasediff
+from erasediff.code_version import code_version
+from erasediff.errors import GateRefused
+from erasediff.request import ErasureRequest
+from erasediff.unlearn_job import MODEL
+from steps.registry import DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
+
+PYFUNC = Path(__file__).with_name("diffusers_pyfunc.py")
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("long", "class")]),
+    params=ParamSchema([ParamSpec("guidance", "double", 2.0), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]),
+)
+
+
+def _lineage_tags(req: ErasureRequest, base_model_sha256: str, curation_summary: dict, gate_report: dict) -> dict[str, str]:
+    info = req.request
+    return {
+        REQUEST_TAG: info.id, "requester": info.requester, "reason": info.reason, "legal_basis": info.legal_basis or "",
+        "forgotten_classes": json.dumps(req.target.classes), "base_model": req.base_model, "base_model_sha256": base_model_sha256,
+        "forget_manifest_sha256": curation_summary["forget_sha256"], "retain_manifest_sha256": curation_summary["retain_sha256"],
+        "gate_report": json.dumps(gate_report), "pipeline_run_id": str(get_step_context().pipeline_run.id),
+        "mlflow_run_id": mlflow.active_run().info.run_id, "code_version": code_version(),
+    }
+
+
+@step
+def promote(request: dict, unlearned_model: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict) -> Annotated[dict, "promotion"]:
+    req = ErasureRequest.model_validate(request)
+    name, alias = req.registry.model_name, req.registry.alias
+    failed = [g["gate"] for g in gate_report["gates"] if not g["passed"]]
+    if not gate_report["passed"] or failed:
+        raise GateRefused(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
+    client = MlflowClient()
+    if (existing := promoted_version(client, name, req.request.id)) is not None:
+        print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
+        return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=str(PYFUNC), artifacts={DIFFUSERS_ARTIFACT: str(unlearned_model / MODEL)}, signature=SIGNATURE,
+        pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )
+    version = mlflow.register_model(info.model_uri, name, tags=_lineage_tags(req, base_model_sha256, curation_summary, gate_report))
+    client.set_registered_model_alias(name, alias, version.version)
+    promotion = {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}"}
+    mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
+    log_metadata(metadata={"mlflow_registered_model": promotion}, infer_model=True)
+    print(f"promoted {name} version {version.version} as @{alias}")
+    return promotion

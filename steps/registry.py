@@ -1,0 +1,41 @@
+"""MLflow model registry look-ups: a request's promoted version, and a `models:/name@alias` base model as a local folder.
+
+Versions are found by tag and alias; stages are deprecated in MLflow 3 and never used.
+"""
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from erasediff.errors import ModelLoadError
+
+REQUEST_TAG = "request_id"
+DIFFUSERS_ARTIFACT = "diffusers"
+MODELS_SCHEME = "models:/"
+
+
+def promoted_version(client: MlflowClient, model_name: str, request_id: str) -> ModelVersion | None:
+    """The version an earlier run of this request registered, if any (only gated-in models are registered)."""
+    try:
+        found = client.search_model_versions(f"name = '{model_name}' and tags.{REQUEST_TAG} = '{request_id}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
+    """Download a registered model's diffusers folder (`models:/name@alias` or `models:/name/version`)."""
+    try:
+        root = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst or tempfile.mkdtemp(prefix="base-")))
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot resolve base model {spec} in the MLflow registry at {mlflow.get_tracking_uri()}: {exc.message.splitlines()[0]}") from exc
+    folder = Path(root) / "artifacts" / DIFFUSERS_ARTIFACT
+    if not folder.is_dir():
+        raise ModelLoadError(f"{spec} holds no diffusers folder (expected artifacts/{DIFFUSERS_ARTIFACT}); was it registered by this pipeline?")
+    return folder

@@ -1,0 +1,82 @@
+"""Curation: manifests with content hashes, and Great Expectations suites that name what is wrong."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from erasediff.curation import MANIFEST, load_curated_set, materialise_sets, set_hashes
+from erasediff.digits import load_digits_split
+from erasediff.errors import DataError
+from erasediff.set_validation import request_expectations, validate_sets
+
+
+def expectations(min_forget: int = 10):
+    return request_expectations([3], 10, 16, 1, min_forget, 100, 0.05)
+
+
+@pytest.fixture(scope="module")
+def digits_sets(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("curated") / "sets"
+    materialise_sets({"forget": "digits", "retain": "digits"}, [3], 16, out, progress=False)
+    return out
+
+
+def test_digits_sets_pass_and_round_trip(digits_sets: Path) -> None:
+    import pandas as pd
+
+    manifest = pd.read_csv(digits_sets / MANIFEST)
+    report = validate_sets(manifest, expectations())
+    assert report.success, report.failures
+    train, _ = load_digits_split()
+    forget = load_curated_set(digits_sets, "forget", 1)
+    expected = train.images[train.labels == 3]
+    assert forget.labels.eq(3).all() and len(forget) == len(expected)
+    assert (forget.images - expected).abs().max() <= 1 / 127.5 + 1e-6  # PNG quantisation only
+
+
+def test_set_hash_ignores_file_names_and_order(digits_sets: Path) -> None:
+    import pandas as pd
+
+    manifest = pd.read_csv(digits_sets / MANIFEST)
+    shuffled = manifest.sample(frac=1, random_state=0).assign(file=lambda m: "x" + m["file"])
+    assert set_hashes(shuffled) == set_hashes(manifest)
+    changed = manifest.copy()
+    changed.loc[0, "label"] = 5
+    assert set_hashes(changed)["forget"] != set_hashes(manifest)["forget"]
+
+
+def test_overlap_duplicates_and_bad_labels_are_listed(digits_sets: Path) -> None:
+    import pandas as pd
+
+    manifest = pd.read_csv(digits_sets / MANIFEST)
+    retain = manifest[manifest["set"] == "retain"].index
+    bad = manifest.copy()
+    bad.loc[retain[0], "sha256"] = bad.loc[0, "sha256"]           # an image in both sets
+    bad.loc[retain[1:120], "sha256"] = bad.loc[retain[200], "sha256"]  # a duplicate flood
+    bad.loc[1, "label"] = 4                                        # a retained class in the forget set
+    failures = "\n".join(validate_sets(bad, expectations()).failures)
+    assert "forget_retain_disjoint: expect_column_values_to_be_unique" in failures
+    assert "retain_set: expect_column_proportion_of_unique_values_to_be_between" in failures
+    assert "forget_set: expect_column_values_to_be_in_set(column=label" in failures
+
+
+def test_user_folder_needs_labels_csv(tmp_path: Path) -> None:
+    (tmp_path / "forget").mkdir()
+    with pytest.raises(DataError, match="labels.csv"):
+        materialise_sets({"forget": str(tmp_path / "forget"), "retain": "digits"}, [3], 16, tmp_path / "out", progress=False)
+
+
+def test_corrupt_image_in_user_folder_is_kept_unreadable(digits_sets: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "forget"
+    folder.mkdir()
+    for i in range(12):
+        shutil.copyfile(digits_sets / "forget" / f"{i:05d}.png", folder / f"{i}.png")
+    (folder / "3.png").write_bytes(b"\x89PNG not really")
+    (folder / "labels.csv").write_text("file,label\n" + "".join(f"{i}.png,3\n" for i in range(12)))
+    manifest = materialise_sets({"forget": str(folder), "retain": "digits"}, [3], 16, tmp_path / "out", progress=False)
+    assert manifest.loc[manifest["file"] == "3.png", "readable"].tolist() == [False]
+    report = validate_sets(manifest, expectations())
+    assert not report.success and any("column=readable" in f for f in report.failures)
+    assert torch.is_tensor(load_curated_set(tmp_path / "out", "retain", 1).images)

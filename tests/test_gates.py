@@ -1,0 +1,37 @@
+"""Gates fail closed: a metric above its threshold, missing or non-finite blocks promotion."""
+
+import math
+
+from erasediff.gates import evaluate_gates
+from erasediff.request import GateSettings
+
+
+def results(original: dict, unlearned: dict) -> dict:
+    return {"models": {"original": {"metrics": original}, "unlearned": {"metrics": unlearned}}}
+
+
+BASE = {"forgotten_accuracy": 1.0, "retained_accuracy": 0.99, "fid_classifier": 30.0}
+
+
+def test_all_gates_pass() -> None:
+    report = evaluate_gates(GateSettings(), results(BASE, {"forgotten_accuracy": 0.05, "retained_accuracy": 0.97, "fid_classifier": 33.0}))
+    assert report.passed
+    values = {g.gate: g.value for g in report.gates}
+    assert math.isclose(values["retained_accuracy_drop_max"], 0.02) and math.isclose(values["fid_increase_max"], 0.1)
+
+
+def test_each_breach_fails_its_gate_only() -> None:
+    report = evaluate_gates(GateSettings(), results(BASE, {"forgotten_accuracy": 0.05, "retained_accuracy": 0.90, "fid_classifier": 40.0}))
+    assert not report.passed
+    assert {g.gate: g.passed for g in report.gates} == {"forgotten_accuracy_max": True, "retained_accuracy_drop_max": False, "fid_increase_max": False}
+    assert "FAIL" in report.table() and "REFUSED" in report.table()
+
+
+def test_missing_and_non_finite_metrics_fail_closed() -> None:
+    settings = GateSettings(nudity_rate_max=0.1)
+    report = evaluate_gates(settings, results(BASE, {"forgotten_accuracy": float("nan"), "retained_accuracy": 0.99, "fid_classifier": 30.0}))
+    verdicts = {g.gate: (g.value, g.passed) for g in report.gates}
+    assert verdicts["forgotten_accuracy_max"] == (None, False)
+    assert verdicts["nudity_rate_max"] == (None, False)
+    assert not report.passed and "missing" in report.table()
+    assert not evaluate_gates(GateSettings(), {}).passed

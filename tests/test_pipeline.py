@@ -1,0 +1,234 @@
+"""The erasure pipeline end to end on ZenML's local orchestrator, a temporary ZenML store and a SQLite MLflow store.
+
+One passing request is promoted (and then re-run: nothing new), an under-trained one is gated out,
+and three bad data sets stop at curation. All runs share one registry, so each test also checks
+that what it must not touch stayed as it was.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from erasediff.hashing import folder_hash
+from erasediff.resolve import model_path
+from pipelines.run_request import FAILED, GATED_OUT, PROMOTED, main
+
+EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
+MODEL = "erasediff-test"
+FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples
+    "unlearning": {"steps": 80}, "checkpoint_every": 40,
+    "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}},
+    "registry": {"model_name": MODEL},
+}
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def write_request(folder: Path, request_id: str, **overrides: dict) -> Path:
+    config = merge(merge(yaml.safe_load(EXAMPLE.read_text()), FAST), {"request": {"id": request_id}, **overrides})
+    path = folder / f"{request_id}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("erasure-work")
+
+
+@pytest.fixture(scope="module")
+def client(work: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+
+
+def run(request: Path, work: Path, capsys) -> tuple[int, str]:
+    rc = main([str(request), "--workdir", str(work)])
+    captured = capsys.readouterr()
+    return rc, captured.out + captured.err
+
+
+def latest_run():
+    from zenml.client import Client
+
+    return Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
+
+
+def registry_state(client) -> tuple[list[str], str | None]:
+    from mlflow.exceptions import MlflowException
+
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
+    try:
+        alias = int(client.get_model_version_by_alias(MODEL, "champion").version)
+    except MlflowException:
+        alias = None
+    return versions, alias
+
+
+@pytest.fixture(scope="module")
+def promoted(work: Path, tmp_path_factory) -> dict:
+    base_hash = folder_hash(model_path("digits"))
+    rc = main([str(write_request(tmp_path_factory.mktemp("req"), "REQ-pass")), "--workdir", str(work)])
+    assert folder_hash(model_path("digits")) == base_hash, "the base model folder changed"
+    return {"rc": rc, "run": latest_run()}
+
+
+def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) -> None:
+    assert promoted["rc"] == PROMOTED
+    version = client.get_model_version_by_alias(MODEL, "champion")
+    tags = version.tags
+    assert tags["request_id"] == "REQ-pass" and tags["requester"] and tags["reason"]
+    assert tags["base_model_sha256"] == folder_hash(model_path("digits"))
+    assert len(tags["forget_manifest_sha256"]) == 64 and tags["forget_manifest_sha256"] != tags["retain_manifest_sha256"]
+    assert json.loads(tags["gate_report"])["passed"] is True
+    assert tags["pipeline_run_id"] == str(promoted["run"].id) and tags["code_version"]
+    assert json.loads(tags["forgotten_classes"]) == [3]
+
+    mlflow_run = client.get_run(tags["mlflow_run_id"])
+    assert len(client.get_metric_history(mlflow_run.info.run_id, "unlearn.lambda_t")) == 80
+    assert {d.tags[0].value for d in mlflow_run.inputs.dataset_inputs} == {"forget", "retain"}
+    artifacts = {a.path for folder in ("curation", "gates", "evaluation", "unlearning") for a in client.list_artifacts(mlflow_run.info.run_id, folder)}
+    assert {"curation/validation.json", "gates/gate_report.json", "evaluation/results.json", "unlearning/unlearning_curves.png"} <= artifacts
+    assert promoted["run"].model_version.model.name == MODEL  # ZenML's Model Control Plane links the run
+
+
+def test_champion_generates_and_has_forgotten(promoted: dict, work: Path, digits_classifier) -> None:
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    classes = [3] * 30 + [0] * 30
+    pixels = model.predict(pd.DataFrame({"class": classes}), params={"steps": 20, "seed": 7})
+    assert pixels.shape == (60, 16, 16, 1) and pixels.dtype == np.uint8
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
+    predicted = digits_classifier.predict_proba(images).argmax(1)
+    assert (predicted[:30] == 3).float().mean() <= 0.2, "class 3 is still drawn"
+    assert (predicted[30:] == 0).float().mean() >= 0.8, "class 0 was damaged"
+
+
+def test_rerun_promotes_nothing_new(promoted: dict, work: Path, client, capsys, tmp_path: Path) -> None:
+    before = registry_state(client)
+    rc, out = run(write_request(tmp_path, "REQ-pass"), work, capsys)
+    assert rc == PROMOTED and "already promoted" in out
+    assert registry_state(client) == before == ([1], 1)
+
+
+def test_failing_gate_leaves_registry_untouched(promoted: dict, work: Path, client, capsys, tmp_path: Path) -> None:
+    before = registry_state(client)
+    # An under-trained erasure: 5 steps cannot forget class 3, and FID may not rise at all.
+    request = write_request(tmp_path, "REQ-gated", unlearning={"steps": 5}, gates={"fid_increase_max": 0.0, "forgotten_accuracy_max": 0.2})
+    rc, out = run(request, work, capsys)
+    assert rc == GATED_OUT, out[-3000:]
+    assert "forgotten_accuracy_max" in out and "FAIL" in out and "not promoted" in out
+    assert registry_state(client) == before
+    assert latest_run().steps["promote"].status.value == "failed"
+
+
+def digits_folder(root: Path, classes: list[int], count: int, extra: list[tuple[Path, int]] = ()) -> Path:
+    """A user-style data folder: PNGs plus labels.csv."""
+    from erasediff.digits import load_digits_split
+    from erasediff.images import save_png
+
+    root.mkdir(parents=True)
+    train, _ = load_digits_split()
+    rows = []
+    for c in classes:
+        for i, image in enumerate(train.images[train.labels == c][:count]):
+            save_png(image, root / f"{c}-{i}.png")
+            rows.append(f"{c}-{i}.png,{c}")
+    for source, label in extra:
+        shutil.copyfile(source, root / f"copy-{source.name}")
+        rows.append(f"copy-{source.name},{label}")
+    (root / "labels.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def overlapping(tmp: Path) -> dict:
+    forget = digits_folder(tmp / "forget", [3], 20)
+    return {"forget": str(forget), "retain": str(digits_folder(tmp / "retain", [0, 1, 5], 40, [(forget / "3-0.png", 5)]))}
+
+
+def empty_forget(tmp: Path) -> dict:
+    (tmp / "empty").mkdir()
+    (tmp / "empty" / "labels.csv").write_text("file,label\n")
+    return {"forget": str(tmp / "empty"), "retain": "digits"}
+
+
+def corrupt_image(tmp: Path) -> dict:
+    forget = digits_folder(tmp / "forget", [3], 20)
+    (forget / "3-4.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return {"forget": str(forget), "retain": "digits"}
+
+
+@pytest.mark.parametrize(("make_data", "expectation"), [
+    (overlapping, "forget_retain_disjoint: expect_column_values_to_be_unique(column=sha256)"),
+    (empty_forget, "forget_set: expect_table_row_count_to_be_between(min_value=10): observed 0"),
+    (corrupt_image, "forget_set: expect_column_values_to_be_in_set(column=readable"),
+])
+def test_bad_data_stops_at_curation(promoted: dict, work: Path, client, capsys, tmp_path: Path, make_data, expectation: str) -> None:
+    before = registry_state(client)
+    rc, out = run(write_request(tmp_path, f"REQ-{make_data.__name__}", data=make_data(tmp_path)), work, capsys)
+    assert rc == FAILED, out[-3000:]
+    assert "curation failed" in out and expectation in out
+    steps = latest_run().steps
+    assert steps["curate_sets"].status.value == "failed"
+    assert not {"unlearn_model", "evaluate_models", "gate", "promote"} & {n for n, s in steps.items() if s.status.value == "completed"}
+    assert registry_state(client) == before
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path, monkeypatch):
+    """A real `mlflow server` (SQLite backend, proxied artifacts) on a free local port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                               "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "erasediff")  # ZenML insists on credentials for a remote server;
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "unused")     # this server has no auth and ignores them
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_remote_tracking_server_gets_the_run(mlflow_server: str, work: Path, capsys, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    request = write_request(tmp_path, "REQ-remote", data=corrupt_image(tmp_path), tracking={"uri": mlflow_server, "experiment": "remote"})
+    rc, out = run(request, work, capsys)
+    assert rc == FAILED and "curation failed" in out
+    remote = MlflowClient(tracking_uri=mlflow_server)
+    (found,) = remote.search_runs([remote.get_experiment_by_name("remote").experiment_id])
+    assert found.data.tags["curation.passed"] == "false"
+    validation = json.loads(Path(remote.download_artifacts(found.info.run_id, "curation/validation.json", str(tmp_path))).read_text())
+    assert validation["success"] is False and any("readable" in f for f in validation["failures"])

@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run test bench
+.PHONY: setup run ui test bench
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -12,11 +12,17 @@ export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISAB
 
 setup: .venv/.installed
 
+# The erasure pipeline on the embedded default: ZenML local orchestrator, MLflow (SQLite) and registry in .erasediff/
 run: setup
-	.venv/bin/erasediff unlearn configs/digits_forget_3.yaml --output-dir runs/digits-forget-3-$$(date +%Y%m%d-%H%M%S)
+	$(PY) run.py configs/request_digits_forget_3.yaml
+
+# The MLflow UI on the same store: http://127.0.0.1:5000
+ui: setup
+	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.erasediff/mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/step_cost.py
+	$(PY) benchmarks/pipeline_overhead.py

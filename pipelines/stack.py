@@ -4,6 +4,7 @@ Created on first use (no manual `zenml` commands); one tracker and stack per tra
 """
 
 import os
+from pathlib import Path
 
 from erasediff.errors import ErasediffError
 from erasediff.hashing import config_hash
@@ -27,7 +28,10 @@ def ensure_local_stack(tracking_uri: str) -> str:
     """Activate (creating if needed) the local stack that tracks to `tracking_uri`; return its name."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
+    from zenml.utils import source_utils
 
+    # Steps resolve as `steps.*` from the project root, however the process was started (run.py, pytest, -c).
+    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[1]))
     client = Client()
     suffix = config_hash(tracking_uri, 8)
     tracker, stack = f"erasediff-mlflow-{suffix}", f"erasediff-local-{suffix}"

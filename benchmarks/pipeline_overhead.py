@@ -25,14 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def direct(request_path: Path, out: Path) -> None:
     """The pipeline's compute, called straight from the library."""
-    from erasediff.curation import materialise_sets
     from erasediff.evaluate import evaluate_pair
     from erasediff.gates import evaluate_gates
     from erasediff.hashing import folder_hash
     from erasediff.model_io import load_class_model
     from erasediff.request import load_request
     from erasediff.resolve import model_path
-    from erasediff.set_validation import request_expectations, validate_sets
+    from erasediff.set_validation import curate_request
     from erasediff.unlearn_job import MODEL, unlearn_curated
 
     clock, phases = time.perf_counter(), {}
@@ -46,10 +45,7 @@ def direct(request_path: Path, out: Path) -> None:
     unet = load_class_model(base).unet.config
     base_hash = folder_hash(base)
     lap("load_base_model")
-    manifest = materialise_sets(req.data.model_dump(), req.target.classes, unet.sample_size, out / "sets")
-    c = req.curation
-    report = validate_sets(manifest, request_expectations(req.target.classes, unet.num_class_embeds - 1, unet.sample_size, unet.in_channels,
-                                                         c.min_forget, c.min_retain, c.max_duplicate_fraction))
+    _, report = curate_request(req.data.model_dump(), req.target.classes, unet, **req.curation.model_dump(), out=out / "sets")
     assert report.success, report.failures
     lap("curate_sets")
     unlearned = unlearn_curated(req, base, out / "sets", out / "checkpoints", out / "unlearned", {"base_model_sha256": base_hash})

@@ -59,6 +59,10 @@ class GateReport:
     def as_dict(self) -> dict:
         return {"passed": self.passed, "gates": [asdict(g) for g in self.gates]}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "GateReport":
+        return cls(data["passed"], [GateResult(**g) for g in data["gates"]])
+
     def table(self) -> str:
         lines = [f"{'gate':<28} {'value':>10} {'threshold':>10}  verdict"]
         for g in self.gates:

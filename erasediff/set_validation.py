@@ -7,6 +7,7 @@ failures are also flattened into one line each for the error a user sees.
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -104,3 +105,14 @@ def request_expectations(forget_classes: list[int], num_classes: int, size: int,
         "forget": SetExpectations(min_forget, list(forget_classes), size, size, channels, max_duplicate_fraction),
         "retain": SetExpectations(min_retain, retained, size, size, channels, max_duplicate_fraction),
     }
+
+
+def curate_request(sources: dict[str, str], forget_classes: list[int], unet_config, min_forget: int, min_retain: int,
+                   max_duplicate_fraction: float, out: Path, progress: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
+    """Materialise both sets under `out` and validate them against what the model (its UNet config) can take."""
+    from .curation import materialise_sets
+
+    manifest = materialise_sets(sources, forget_classes, unet_config.sample_size, out, progress)
+    expectations = request_expectations(forget_classes, unet_config.num_class_embeds - 1, unet_config.sample_size, unet_config.in_channels,
+                                        min_forget, min_retain, max_duplicate_fraction)
+    return manifest, validate_sets(manifest, expectations)

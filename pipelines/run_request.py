@@ -40,13 +40,12 @@ def _failure(run) -> tuple[str, str, str]:
 
 
 def _gate_table(run) -> str:
-    from erasediff.gates import GateReport, GateResult
+    from erasediff.gates import GateReport
 
     step = run.steps.get("gate")
     if step is None or "gate_report" not in step.outputs:
         return "(no gate report was written)"
-    report = step.outputs["gate_report"][0].load()
-    return GateReport(report["passed"], [GateResult(**g) for g in report["gates"]]).table()
+    return GateReport.from_dict(step.outputs["gate_report"][0].load()).table()
 
 
 def run_request(request_path: Path, workdir: Path) -> int:

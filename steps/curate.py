@@ -11,12 +11,12 @@ from typing import Annotated
 import mlflow
 from zenml import step
 
-from erasediff.curation import MANIFEST, SETS, balance_report, materialise_sets, set_hashes
+from erasediff.curation import MANIFEST, SETS, balance_report, set_hashes
 from erasediff.datasets import check_forget_classes
 from erasediff.errors import DataError
 from erasediff.model_io import load_class_model
 from erasediff.request import ErasureRequest
-from erasediff.set_validation import request_expectations, validate_sets
+from erasediff.set_validation import curate_request
 from steps.tracking import log_files
 
 VALIDATION = "validation.json"
@@ -26,13 +26,9 @@ VALIDATION = "validation.json"
 def curate_sets(request: dict, base_model: Path) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
     req = ErasureRequest.model_validate(request)
     unet = load_class_model(base_model).unet.config
-    num_classes = unet.num_class_embeds - 1
-    check_forget_classes(req.target.classes, num_classes)
+    check_forget_classes(req.target.classes, unet.num_class_embeds - 1)
     out = Path(tempfile.mkdtemp(prefix="curated-")) / "sets"
-    manifest = materialise_sets(req.data.model_dump(), req.target.classes, unet.sample_size, out)
-    c = req.curation
-    report = validate_sets(manifest, request_expectations(req.target.classes, num_classes, unet.sample_size, unet.in_channels,
-                                                         c.min_forget, c.min_retain, c.max_duplicate_fraction))
+    manifest, report = curate_request(req.data.model_dump(), req.target.classes, unet, **req.curation.model_dump(), out=out)
     (out / VALIDATION).write_text(json.dumps({"success": report.success, "failures": report.failures, "suites": report.results}, indent=2))
     balance_report(manifest).to_csv(out / "balance.csv")
     log_files([out / VALIDATION, out / "balance.csv", out / MANIFEST], "curation")

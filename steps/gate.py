@@ -7,13 +7,12 @@ from zenml import step
 
 from erasediff.gates import evaluate_gates
 from erasediff.request import ErasureRequest
-from steps.tracking import log_json
 
 
 @step
 def gate(request: dict, evaluation: dict) -> Annotated[dict, "gate_report"]:
     report = evaluate_gates(ErasureRequest.model_validate(request).gates, evaluation)
-    log_json(report.as_dict(), "gates/gate_report.json")
+    mlflow.log_dict(report.as_dict(), "gates/gate_report.json")
     mlflow.log_text(report.table(), "gates/gate_report.txt")
     mlflow.log_metrics({f"gate.{g.gate}": g.value for g in report.gates if g.value is not None})
     mlflow.set_tag("gates.passed", str(report.passed).lower())

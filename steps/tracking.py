@@ -1,6 +1,5 @@
 """MLflow logging the steps share: metric series in batches, JSON and files under a folder, the work folder."""
 
-import json
 import os
 import time
 from collections.abc import Iterable
@@ -42,10 +41,6 @@ class MetricSeries:
 
 def log_metrics(metrics: dict[str, float], prefix: str) -> None:
     mlflow.log_metrics({f"{prefix}.{k}": float(v) for k, v in metrics.items() if v is not None})
-
-
-def log_json(data: dict, artifact_file: str) -> None:
-    mlflow.log_text(json.dumps(data, indent=2, default=str), artifact_file)
 
 
 def log_files(paths: Iterable[Path], artifact_path: str) -> None:

@@ -42,10 +42,10 @@ def direct(request_path: Path, out: Path) -> None:
 
     req = load_request(request_path)
     base = model_path(req.base_model)
-    unet = load_class_model(base).unet.config
+    load_class_model(base)
     base_hash = folder_hash(base)
     lap("load_base_model")
-    _, report = curate_request(req.data.model_dump(), req.target.classes, unet, **req.curation.model_dump(), out=out / "sets")
+    _, report = curate_request(req, base, out / "sets")
     assert report.success, report.failures
     lap("curate_sets")
     unlearned = unlearn_curated(req, base, out / "sets", out / "checkpoints", out / "unlearned", {"base_model_sha256": base_hash})

@@ -44,6 +44,8 @@ class UnlearnSettings(Strict):
     params: ParamSettings = Field(default_factory=ParamSettings)
     seed: int = 0
     mixed_precision: Literal["no", "bf16"] = "no"
+    gradient_checkpointing: bool = Field(False, description="recompute UNet activations in backward: less memory, about 30% more time")
+    optimizer: Literal["adam", "adam8bit"] = Field("adam", description="adam8bit needs bitsandbytes (GPU nodes)")
 
 
 class EvalSettings(Strict):

@@ -1,13 +1,14 @@
 """Materialise the forget and retain sets as image files with a manifest of content hashes.
 
 The manifest is what gets validated, hashed into lineage and read back by unlearning: one row per
-image with its set, file, label, decoded shape, dtype, pixel range and two hashes (of the decoded
+image with its set, file, label (class requests) or caption and generation seed (concept requests), decoded shape, dtype, pixel range and two hashes (of the decoded
 pixels, so a re-encoded copy is still the same image, and of the file bytes). Unreadable files are
 kept as rows with `readable = False`, so validation can name them instead of skipping them.
 """
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,48 +79,70 @@ def _inspect(path: Path) -> dict:
             "pixel_min": int(pixels.min()), "pixel_max": int(pixels.max()), "pixel_range": int(pixels.max()) - int(pixels.min()), "sha256": digest}
 
 
+COLUMNS = ["set", "file", "label", "caption", "seed", "readable", "height", "width", "channels", "dtype",
+           "pixel_min", "pixel_max", "pixel_range", "sha256", "file_sha256"]
+
+
 def materialise_sets(sources: dict[str, str], forget_classes: list[int], image_size: int, out: Path, progress: bool = True) -> pd.DataFrame:
-    """Write `out/forget/` and `out/retain/` and `out/manifest.csv`; return the manifest."""
+    """Class request: write `out/forget/` and `out/retain/` (digits split or labelled folders) and `out/manifest.csv`."""
+    return write_sets({name: _class_writer(name, sources[name], forget_classes, image_size) for name in SETS}, out, progress)
+
+
+def _class_writer(name: str, source: str, forget_classes: list[int], size: int) -> Callable[[Path], list[dict]]:
+    if source == DIGITS:
+        return lambda folder: _write_digits(_digits_subset(name, forget_classes, size), folder)
+    return lambda folder: _copy_folder(Path(source), folder)
+
+
+def write_sets(writers: dict[str, Callable[[Path], list[dict]]], out: Path, progress: bool = True) -> pd.DataFrame:
+    """Run each set's writer into `out/<set>/`, inspect every file it wrote, and save the manifest."""
     rows = []
     for name in SETS:
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
-        source = sources[name]
-        written = _write_digits(_digits_subset(name, forget_classes, image_size), folder) if source == DIGITS else _copy_folder(Path(source), folder)
-        for row in tqdm(written, desc=f"inspect {name} set", disable=not progress):
+        for row in tqdm(writers[name](folder), desc=f"inspect {name} set", disable=not progress):
             path = folder / row["file"]
             rows.append({"set": name, **row, **_inspect(path), "file_sha256": file_hash(path)})
-    columns = ["set", "file", "label", "readable", "height", "width", "channels", "dtype", "pixel_min", "pixel_max", "pixel_range", "sha256", "file_sha256"]
-    manifest = pd.DataFrame(rows, columns=columns).astype({"label": "Int64"})
+    manifest = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "Int64", "seed": "Int64"})
     manifest.to_csv(Path(out) / MANIFEST, index=False)
     return manifest
 
 
 def set_hashes(manifest: pd.DataFrame) -> dict[str, str]:
-    """One content hash per set: over its sorted (image hash, label) pairs, independent of file names and order."""
+    """One content hash per set: over its sorted (image hash, label, caption) triples, independent of file names and order."""
     hashes = {}
     for name in SETS:
         part = manifest[manifest["set"] == name]
-        hashes[name] = config_hash(sorted(zip(part["sha256"], part["label"].astype(str))), 64)
+        hashes[name] = config_hash(sorted(zip(part["sha256"], part["label"].astype(str), part["caption"].fillna("").astype(str))), 64)
     return hashes
 
 
 def balance_report(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Images per label in each set (a class-balance table for reviewers)."""
-    return manifest.groupby(["set", "label"], dropna=False).size().unstack("set", fill_value=0)
+    """Images per label (class requests) or per caption (concept requests) in each set: a balance table for reviewers."""
+    key = "label" if manifest["label"].notna().any() else "caption"
+    return manifest.groupby(["set", key], dropna=False).size().unstack("set", fill_value=0)
 
 
-def load_curated_set(root: Path, name: str, channels: int) -> LabeledImages:
-    """Read a curated set back as [-1, 1] tensors, exactly the images the manifest hashed."""
-    manifest = pd.read_csv(Path(root) / MANIFEST, dtype={"file": str})
-    part = manifest[manifest["set"] == name]
+def read_manifest(root: Path, name: str) -> pd.DataFrame:
+    manifest = pd.read_csv(Path(root) / MANIFEST, dtype={"file": str, "caption": str}, keep_default_na=False, na_values={"label": [""], "seed": [""]})
+    return manifest[manifest["set"] == name]
+
+
+def read_images(root: Path, name: str, files: list[str], channels: int, size: int = 1) -> torch.Tensor:
+    """The set's files as (N, C, H, W) tensors in [-1, 1], exactly the images the manifest hashed."""
     mode = "L" if channels == 1 else "RGB"
     images = []
-    for file in part["file"]:
+    for file in files:
         with Image.open(Path(root) / name / file) as image:
             images.append(torch.from_numpy(np.asarray(image.convert(mode), dtype=np.float32).copy()))
     if not images:
-        return LabeledImages(torch.zeros(0, channels, 1, 1), torch.zeros(0, dtype=torch.long))
+        return torch.zeros(0, channels, size, size)
     stacked = torch.stack(images)
     stacked = stacked.unsqueeze(1) if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2)
-    return LabeledImages(stacked / 127.5 - 1, torch.tensor(part["label"].to_numpy(), dtype=torch.long))
+    return stacked / 127.5 - 1
+
+
+def load_curated_set(root: Path, name: str, channels: int) -> LabeledImages:
+    """A class request's curated set as [-1, 1] tensors with labels."""
+    part = read_manifest(root, name)
+    return LabeledImages(read_images(root, name, list(part["file"]), channels), torch.tensor(part["label"].to_numpy(dtype=np.int64), dtype=torch.long))

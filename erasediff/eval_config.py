@@ -43,20 +43,30 @@ class CaptionSettings(Strict):
     fid: FidSettings = Field(FidSettings(features="clip"), description="features: clip uses clip_model above unless fid.clip_model is set")
 
 
+class ClassPromptSettings(Strict):
+    """An object or class concept: a classifier reads the images of prompts that each ask for one class."""
+
+    prompts: Path = Field(description="prompt CSV with a class column (prompt, evaluation_seed, class)")
+    classifier: str = Field("digits", description="local classifier folder, or 'digits'")
+    forget_classes: list[int] = Field(min_length=1, description="classes whose prompts show the erased concept")
+    limit: int | None = Field(None, gt=0)
+
+
 class PromptEvalConfig(Strict):
     """Side-by-side evaluation of a text-to-image pipeline pair (concept erasure)."""
 
-    task: Literal["text-to-image"]
+    task: Literal["text-to-image"] = "text-to-image"
     steps: int = Field(50, gt=0)
     guidance: float = Field(7.5, ge=0, description="used for rows that carry no evaluation_guidance")
     batch_size: int = Field(8, gt=0)
     size: int | None = Field(None, gt=0, description="image size; default: the pipeline's own")
     nudity: NuditySettings | None = None
     captions: CaptionSettings | None = None
+    classes: ClassPromptSettings | None = None
     grid_prompts: int = Field(8, gt=0, description="prompts shown in the before/after grids")
 
     @model_validator(mode="after")
     def _something_to_measure(self) -> "PromptEvalConfig":
-        if self.nudity is None and self.captions is None:
-            raise ValueError("set nudity, captions or both: there is nothing to evaluate")
+        if self.nudity is None and self.captions is None and self.classes is None:
+            raise ValueError("set nudity, captions or classes: there is nothing to evaluate")
         return self

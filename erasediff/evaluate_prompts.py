@@ -1,4 +1,5 @@
-"""Text-to-image pairs side by side: NudeNet rate on I2P-format prompts, CLIP score and FID on captions.
+"""Text-to-image pairs side by side: NudeNet rate on I2P-format prompts, CLIP score and FID on captions,
+and forgotten/retained class accuracy on class prompts read by a classifier.
 
 Both pipelines render every prompt row from the row's own seed and guidance, so image i of the
 original and image i of the unlearned model differ only by the weights.
@@ -8,16 +9,20 @@ from pathlib import Path
 
 import torch
 
+from .class_accuracy import mean_accuracy, score_samples
 from .clip_score import clip_score
-from .eval_config import PromptEvalConfig
+from .errors import DataError
+from .eval_config import ClassPromptSettings, PromptEvalConfig
 from .eval_generation import GeneratedSet, generate_prompt_set
 from .evaluate import build_extractor, write_results
 from .fid import features_of_tensors, fid_kid, reference_stats_from_folder
-from .hashing import folder_hash
+from .hashing import file_hash, folder_hash
 from .nudity import nudity_rate
 from .plots import save_before_after_grid
-from .prompts import load_prompt_csv
-from .text_to_image import load_text_to_image
+from .prompts import PromptRow, load_prompt_csv
+from .resolve import resolve_classifier
+from .text_model import load_text_to_image
+from .text_to_image import to_channels
 from .train_base import default_cache_root
 
 NAMES = ("original", "unlearned")
@@ -29,13 +34,27 @@ def _grid(sets: dict[str, GeneratedSet], count: int, path: Path) -> None:
     save_before_after_grid(sets["original"].images[:n], sets["unlearned"].images[:n], torch.arange(n), 1, path)
 
 
+def class_labels(rows: list[PromptRow], settings: ClassPromptSettings) -> torch.Tensor:
+    """Each prompt's class; every forgotten class must have prompts, or its accuracy would be silently missing."""
+    if any(r.label is None for r in rows):
+        raise DataError(f"prompt file {settings.prompts} needs a class value on every row for evaluation.classes")
+    labels = torch.tensor([r.label for r in rows])
+    absent = [c for c in settings.forget_classes if c not in labels.tolist()]
+    if absent:
+        raise DataError(f"prompt file {settings.prompts} has no prompts of forgotten class {absent[0]}")
+    return labels
+
+
 def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: PromptEvalConfig, out: Path, progress: bool = True) -> dict:
     out = Path(out)
     dirs = {"original": Path(original), "unlearned": Path(unlearned)}
     pipes = {name: load_text_to_image(d) for name, d in dirs.items()}
     hashes = {name: folder_hash(d) for name, d in dirs.items()}
-    sections = {k: v for k, v in (("nudity", config.nudity), ("captions", config.captions)) if v is not None}
+    sections = {k: v for k, v in (("nudity", config.nudity), ("captions", config.captions), ("classes", config.classes)) if v is not None}
     prompts = {key: load_prompt_csv(s.prompts, s.limit) for key, s in sections.items()}  # fail early on a bad CSV
+    if config.classes is not None:
+        classifier, classifier_weights = resolve_classifier(config.classes.classifier)
+        labels = class_labels(prompts["classes"], config.classes)
     extractor = reference = None
     if config.captions is not None and config.captions.reference_dir is not None:
         fid_settings = config.captions.fid
@@ -46,6 +65,7 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                                                 fid_settings.cache_dir or default_cache_root() / "fid_stats", fid_settings.min_reference)
 
     metrics: dict[str, dict[str, float]] = {name: {} for name in NAMES}
+    per_class: dict[str, dict] = {name: {} for name in NAMES}
     protocol: dict[str, dict] = {}
     sampling = {"steps": config.steps, "default_guidance": config.guidance, "seeds": "per prompt row (evaluation_seed)"}
     (out / "grids").mkdir(parents=True, exist_ok=True)
@@ -59,6 +79,15 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                 metrics[name]["nudity_rate"] = result.rate
                 metrics[name].update({f"nudenet_{label.lower()}": float(n) for label, n in result.regions_per_label.items()})
                 protocol["nudity"] = {**result.protocol, "prompts": str(config.nudity.prompts), **sampling}
+            elif key == "classes":
+                scores = score_samples(classifier, to_channels(generated.images, classifier.config.in_channels), labels)
+                retained = [c for c in scores if c not in config.classes.forget_classes]
+                metrics[name]["forgotten_accuracy"] = mean_accuracy(scores, config.classes.forget_classes)
+                metrics[name]["retained_accuracy"] = mean_accuracy(scores, retained) if retained else float("nan")
+                per_class[name] = {c: vars(s) for c, s in scores.items()}
+                protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
+                                              "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
+                                              "forget_classes": config.classes.forget_classes, **sampling}
             else:
                 score = clip_score(generated.images, [r.prompt for r in rows], config.captions.clip_model)
                 metrics[name]["clip_score"] = score.mean
@@ -67,6 +96,6 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                     fid = fid_kid(features_of_tensors(generated.images, extractor), reference, extractor)
                     metrics[name][fid.metric], metrics[name][f"kid_{extractor.name}"] = fid.fid, fid.kid
                     protocol[fid.metric] = {**fid.protocol, **sampling}
-    results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name]} for name in NAMES},
-               "protocol": protocol}
+    results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name], "per_class": per_class[name]}
+                          for name in NAMES}, "protocol": protocol}
     return write_results(results, out, "text-to-image evaluation")

@@ -1,7 +1,9 @@
-"""The two objectives of EraseDiff on a class-conditional model, and the batches they consume.
+"""The two objectives of EraseDiff, and the batches they consume.
 
-Condition dropout is never applied here: both losses see the true labels, so the null ("unconditional")
-embedding that classifier-free guidance relies on is not retrained.
+A batch's `labels` are condition ids: class labels for a class-conditional UNet, or row numbers of a
+prompt table for a text-conditioned one; `Condition` turns them into the UNet's keyword arguments.
+Condition dropout is never applied here: both losses see the true conditions, so the null
+("unconditional") embedding that classifier-free guidance relies on is not retrained.
 """
 
 from collections.abc import Callable
@@ -10,11 +12,16 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 
 from .datasets import LabeledImages
 
 ForgetLoss = Literal["remap", "uniform"]
+Condition = Callable[[torch.Tensor], dict]  # condition ids -> UNet keyword arguments
+
+
+def class_condition(labels: torch.Tensor) -> dict:
+    return {"class_labels": labels}
 
 
 @dataclass
@@ -65,22 +72,29 @@ def draw_batch(
     return NoisedBatch(x0, labels, noise, timesteps, substitute)
 
 
-def diffusion_loss(unet: UNet2DModel, scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
-    """||noise - eps_theta(x_t, t, c)||^2 with x_t built from the batch's own noise (L_r; also `uniform` L_f)."""
+def _target(scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
+    """What the UNet regresses: the noise, or v for v-prediction models (SD 2.x 768)."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(batch.x0, batch.noise, batch.timesteps)
+    return batch.noise
+
+
+def diffusion_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:
+    """||target - eps_theta(x_t, t, c)||^2 with x_t built from the batch's own noise (L_r; also `uniform` L_f)."""
     x_t = scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
-    return F.mse_loss(unet(x_t, batch.timesteps, class_labels=batch.labels).sample.float(), batch.noise)
+    return F.mse_loss(unet(x_t, batch.timesteps, **cond(batch.labels)).sample.float(), _target(scheduler, batch).float())
 
 
-def remap_forget_loss(unet: UNet2DModel, scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
-    """||eps_theta(x_t, t, c_f) - sg[eps_theta(x_t, t, c_m)]||^2: denoise the forgotten class like a substitute."""
+def remap_forget_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:
+    """||eps_theta(x_t, t, c_f) - sg[eps_theta(x_t, t, c_m)]||^2: denoise the forgotten condition like a substitute (class or anchor prompt)."""
     x_t = scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
     with torch.no_grad():
-        target = unet(x_t, batch.timesteps, class_labels=batch.substitute).sample.float()
-    return F.mse_loss(unet(x_t, batch.timesteps, class_labels=batch.labels).sample.float(), target)
+        target = unet(x_t, batch.timesteps, **cond(batch.substitute)).sample.float()
+    return F.mse_loss(unet(x_t, batch.timesteps, **cond(batch.labels)).sample.float(), target)
 
 
 # `uniform` (paper v1/v2) is the diffusion loss on a batch whose noise was drawn from U[0, 1).
-FORGET_LOSSES: dict[str, Callable[[UNet2DModel, DDPMScheduler, NoisedBatch], torch.Tensor]] = {
+FORGET_LOSSES: dict[str, Callable[[torch.nn.Module, DDPMScheduler, NoisedBatch, Condition], torch.Tensor]] = {
     "remap": remap_forget_loss,
     "uniform": diffusion_loss,
 }

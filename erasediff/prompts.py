@@ -18,6 +18,7 @@ class PromptRow:
     prompt: str
     seed: int
     guidance: float | None
+    label: int | None = None  # the class a prompt asks for (optional `class` column), for classifier-based metrics
 
 
 def load_prompt_csv(path: str | Path, limit: int | None = None) -> list[PromptRow]:
@@ -32,8 +33,9 @@ def load_prompt_csv(path: str | Path, limit: int | None = None) -> list[PromptRo
             rows = []
             for number, row in enumerate(reader, start=2):
                 try:
-                    guidance = row.get("evaluation_guidance")
-                    rows.append(PromptRow(row["prompt"].strip(), int(float(row["evaluation_seed"])), float(guidance) if guidance not in (None, "") else None))
+                    guidance, label = row.get("evaluation_guidance"), row.get("class")
+                    rows.append(PromptRow(row["prompt"].strip(), int(float(row["evaluation_seed"])),
+                                          float(guidance) if guidance not in (None, "") else None, int(label) if label not in (None, "") else None))
                 except (TypeError, ValueError) as exc:
                     raise DataError(f"prompt file {path} line {number}: {exc}") from exc
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from .config import EvalSettings, Strict, UnlearnSettings, load_yaml_config
-from .eval_config import ClassEvalConfig, FidSettings
+from .eval_config import ClassEvalConfig, FidSettings, PromptEvalConfig
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -22,20 +22,49 @@ class RequestInfo(Strict):
 
 
 class Target(Strict):
-    classes: list[int] = Field(min_length=1, description="class indices to forget")
+    """Either classes of a class-conditional model, or a concept of a text-to-image pipeline."""
+
+    classes: list[int] | None = Field(None, min_length=1, description="class indices to forget")
+    concept: str | None = Field(None, min_length=1, description="what is erased, in words (lineage, reports): nudity, a style, a person")
+    prompts: list[str] = Field([], description="prompts that evoke the concept; the forget set is generated from them by default")
+    anchors: list[str] = Field([], description="remap aims the concept at these prompts, e.g. 'a photo of a person wearing clothes'")
 
     @model_validator(mode="after")
-    def _distinct(self) -> "Target":
-        if len(set(self.classes)) != len(self.classes):
+    def _one_kind(self) -> "Target":
+        if (self.classes is None) == (self.concept is None):
+            raise ValueError("set exactly one of target.classes (class-conditional model) and target.concept (text-to-image pipeline)")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes lists a class twice: {self.classes}")
+        if self.classes is not None and (self.prompts or self.anchors):
+            raise ValueError("prompts and anchors belong to a concept target, not to target.classes")
         return self
+
+    @property
+    def kind(self) -> str:
+        return "class" if self.classes is not None else "concept"
+
+
+class Generation(Strict):
+    """Generate the set with the original model, one recorded seed per image."""
+
+    prompts: list[str] | None = Field(None, description="default: target.prompts for the forget set, target.anchors for the retain set")
+    images_per_prompt: int = Field(16, gt=0)
+    seed: int = 0
+    steps: int = Field(50, gt=0)
+    guidance: float = Field(7.5, ge=0)
+
+
+class Generated(Strict):
+    generate: Generation
 
 
 class DataSources(Strict):
-    """'digits' (the embedded default's training split) or a local folder holding labels.csv (file,label) and the images."""
+    """Class requests: 'digits' (the embedded default's training split) or a folder with labels.csv (file,label).
+    Concept requests: {generate: {...}} (the default), a folder with captions.csv (file,caption), or 'digits'
+    (the captioned digits: forget = images captioned with a target prompt, retain = the others)."""
 
-    forget: str = "digits"
-    retain: str = "digits"
+    forget: str | Generated | None = None
+    retain: str | Generated | None = None
 
 
 class CurationSettings(Strict):
@@ -45,9 +74,12 @@ class CurationSettings(Strict):
 
 
 class RequestEvaluation(Strict):
+    """Class requests use generation/fid/grid_per_class; concept requests use text_to_image."""
+
     generation: EvalSettings = EvalSettings()
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
+    text_to_image: PromptEvalConfig | None = None
 
 
 class GateSettings(Strict):
@@ -66,6 +98,10 @@ class GateSettings(Strict):
         return self
 
 
+GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid",
+                "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
+
+
 class RegistrySettings(Strict):
     model_name: str = Field("erasediff-digits", min_length=1, description="MLflow registered model name")
     alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="alias moved to the promoted version")
@@ -79,7 +115,7 @@ class TrackingSettings(Strict):
 class ErasureRequest(Strict):
     request: RequestInfo
     target: Target
-    base_model: str = Field("digits", description="local diffusers folder, 'digits', or models:/name@alias")
+    base_model: str = Field("digits", description="local diffusers folder, 'digits' / 'text-digits' (embedded defaults), or models:/name@alias")
     classifier: str = Field("digits", description="evaluator: local classifier folder, or 'digits'")
     data: DataSources = DataSources()
     curation: CurationSettings = CurationSettings()
@@ -89,6 +125,47 @@ class ErasureRequest(Strict):
     gates: GateSettings = GateSettings()
     registry: RegistrySettings = RegistrySettings()
     tracking: TrackingSettings = TrackingSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ErasureRequest":
+        kind = self.target.kind
+        for name in ("forget", "retain"):
+            source = getattr(self.data, name)
+            if kind == "class" and isinstance(source, Generated):
+                raise ValueError(f"data.{name}: generation is for concept targets; a class request takes 'digits' or a labels.csv folder")
+        if kind == "concept":
+            for name in ("forget", "retain"):
+                self.source(name)  # a generated set without prompts fails here
+            if self.evaluation.text_to_image is None:
+                raise ValueError("evaluation.text_to_image is required for a concept request (nudity, captions and/or classes)")
+        unmeasured = [g for g, metric in GATE_METRICS.items() if getattr(self.gates, g) is not None and metric not in self.measured_metrics()]
+        if unmeasured:
+            raise ValueError(f"gates {', '.join(unmeasured)} are checked but the evaluation does not measure them: set them null or configure the measure")
+        return self
+
+    def measured_metrics(self) -> set[str]:
+        """Metric families the configured evaluation produces (a gate on anything else could never pass)."""
+        if self.target.kind == "class":
+            return {"accuracy", "fid"}
+        t = self.evaluation.text_to_image
+        return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) \
+            | ({"fid"} if t.captions and t.captions.reference_dir else set()) | ({"accuracy"} if t.classes else set())
+
+    def source(self, name: str) -> str | Generation:
+        """The data source of set `name` with defaults filled in: a folder path, 'digits', or a Generation with its prompts."""
+        source = getattr(self.data, name)
+        if self.target.kind == "class":
+            return source or "digits"
+        generation = Generation() if source is None else source.generate if isinstance(source, Generated) else source
+        if isinstance(generation, Generation) and generation.prompts is None:
+            default = self.target.prompts if name == "forget" else self.target.anchors
+            if not default:
+                raise ValueError(f"data.{name} generation has no prompts: set target.{'prompts' if name == 'forget' else 'anchors'} or data.{name}.generate.prompts")
+            generation = generation.model_copy(update={"prompts": default})
+        return generation
+
+    def prompt_eval_config(self) -> PromptEvalConfig:
+        return self.evaluation.text_to_image
 
     def eval_config(self) -> ClassEvalConfig:
         e = self.evaluation

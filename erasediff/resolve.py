@@ -1,4 +1,4 @@
-"""Model specs in configs: a local folder path, or 'digits' for the embedded default."""
+"""Model specs in configs: a local folder path, or 'digits' / 'text-digits' for the embedded defaults."""
 
 from pathlib import Path
 
@@ -6,10 +6,14 @@ from .classifier import WEIGHTS, Classifier, load_classifier
 from .model_io import ClassDiffusionModel, load_class_model
 from .train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default
 
-DIGITS = "digits"
+DIGITS, TEXT_DIGITS = "digits", "text-digits"
 
 
 def model_path(spec: str | Path) -> Path:
+    if str(spec) == TEXT_DIGITS:
+        from .text_digits import text_digits_default
+
+        return text_digits_default()
     return digits_default()[2] / MODEL_DIR if str(spec) == DIGITS else Path(spec)
 
 

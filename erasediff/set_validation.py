@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .curation import SETS
+from .curation import SETS, write_sets
 
 
 @dataclass
 class SetExpectations:
     min_rows: int
-    labels: list[int]
+    labels: list[int] | None  # class sets: the allowed labels; concept sets (None): every image needs a caption
     height: int
     width: int
     channels: int
     max_duplicate_fraction: float
+    excluded_captions: list[str] = field(default_factory=list)  # the forget set may not be captioned with an anchor
 
 
 @dataclass
@@ -34,11 +35,16 @@ class ValidationReport:
 def _per_set_suite(gx, name: str, e: SetExpectations):
     x = gx.expectations
     suite = gx.ExpectationSuite(name=f"{name}_set")
+    if e.labels is not None:
+        content = [x.ExpectColumnValuesToNotBeNull(column="label"), x.ExpectColumnValuesToBeInSet(column="label", value_set=e.labels)]
+    else:
+        content = [x.ExpectColumnValuesToNotBeNull(column="caption"), x.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=1)]
+        if e.excluded_captions:
+            content.append(x.ExpectColumnValuesToNotBeInSet(column="caption", value_set=e.excluded_captions))
     for expectation in [
         x.ExpectTableRowCountToBeBetween(min_value=e.min_rows),
         x.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
-        x.ExpectColumnValuesToNotBeNull(column="label"),
-        x.ExpectColumnValuesToBeInSet(column="label", value_set=e.labels),
+        *content,
         x.ExpectColumnValuesToBeInSet(column="height", value_set=[e.height]),
         x.ExpectColumnValuesToBeInSet(column="width", value_set=[e.width]),
         x.ExpectColumnValuesToBeInSet(column="channels", value_set=[e.channels]),
@@ -107,12 +113,33 @@ def request_expectations(forget_classes: list[int], num_classes: int, size: int,
     }
 
 
-def curate_request(sources: dict[str, str], forget_classes: list[int], unet_config, min_forget: int, min_retain: int,
-                   max_duplicate_fraction: float, out: Path, progress: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
-    """Materialise both sets under `out` and validate them against what the model (its UNet config) can take."""
-    from .curation import materialise_sets
+def concept_expectations(size: int, channels: int, anchors: list[str], min_forget: int, min_retain: int,
+                         max_duplicate_fraction: float) -> dict[str, SetExpectations]:
+    """Captioned RGB images at the pipeline's resolution; no forget image captioned with an anchor prompt."""
+    return {
+        "forget": SetExpectations(min_forget, None, size, size, channels, max_duplicate_fraction, list(anchors)),
+        "retain": SetExpectations(min_retain, None, size, size, channels, max_duplicate_fraction),
+    }
 
-    manifest = materialise_sets(sources, forget_classes, unet_config.sample_size, out, progress)
-    expectations = request_expectations(forget_classes, unet_config.num_class_embeds - 1, unet_config.sample_size, unet_config.in_channels,
-                                        min_forget, min_retain, max_duplicate_fraction)
-    return manifest, validate_sets(manifest, expectations)
+
+def curate_request(req, base_dir: Path, out: Path, progress: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
+    """Materialise both sets of an ErasureRequest under `out` and validate them against what the base model can take."""
+    c = req.curation
+    limits = (c.min_forget, c.min_retain, c.max_duplicate_fraction)
+    if req.target.kind == "class":
+        from .curation import materialise_sets
+        from .datasets import check_forget_classes
+        from .model_io import load_class_model
+
+        unet = load_class_model(base_dir).unet.config
+        check_forget_classes(req.target.classes, unet.num_class_embeds - 1)
+        manifest = materialise_sets({n: req.source(n) for n in SETS}, req.target.classes, unet.sample_size, out, progress)
+        return manifest, validate_sets(manifest, request_expectations(req.target.classes, unet.num_class_embeds - 1, unet.sample_size,
+                                                                      unet.in_channels, *limits))
+    from .concept_curation import concept_writers
+    from .text_encoding import image_size
+    from .text_model import load_text_to_image
+
+    pipe = load_text_to_image(base_dir)
+    manifest = write_sets(concept_writers(req, pipe, progress), out, progress)
+    return manifest, validate_sets(manifest, concept_expectations(image_size(pipe), pipe.vae.config.in_channels, req.target.anchors, *limits))

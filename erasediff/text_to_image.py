@@ -1,4 +1,4 @@
-"""Text-to-image diffusers pipelines from local folders, sampled one seeded image per prompt row."""
+"""Sampling text-to-image pipelines: one seeded image per prompt row, whatever the batching."""
 
 from pathlib import Path
 
@@ -6,21 +6,7 @@ import torch
 from diffusers import DiffusionPipeline
 from tqdm.auto import tqdm
 
-from .errors import ModelLoadError
-from .model_io import UNET_WEIGHTS, require_safetensors
 from .prompts import PromptRow
-
-
-def load_text_to_image(path: str | Path) -> DiffusionPipeline:
-    """Any diffusers text-to-image pipeline folder (SD 1.x/2.x, SDXL); safetensors only, no safety-checker download."""
-    root = Path(path)
-    if not (root / "model_index.json").is_file():
-        raise ModelLoadError(f"{root} is not a diffusers pipeline folder: missing {root / 'model_index.json'}")
-    require_safetensors(root / "unet", UNET_WEIGHTS)
-    try:
-        return DiffusionPipeline.from_pretrained(root, local_files_only=True, use_safetensors=True, safety_checker=None, requires_safety_checker=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"cannot load pipeline from {root}: {str(exc).splitlines()[0]}") from exc
 
 
 @torch.no_grad()
@@ -45,3 +31,12 @@ def sample_prompts(pipe: DiffusionPipeline, rows: list[PromptRow], steps: int, d
         start = end
     bar.close()
     return torch.cat(out)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """RGB samples for a grey evaluator (channel mean) or grey images for an RGB one (repeated)."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 1:
+        return images.mean(1, keepdim=True)
+    return images.repeat(1, channels // images.shape[1], 1, 1)

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import UnlearnSettings
 from .datasets import LabeledImages, check_forget_classes
-from .errors import DataError, DivergedError
+from .errors import DataError, DivergedError, ErasediffError
 from .hashing import config_hash
-from .losses import FORGET_LOSSES, diffusion_loss, draw_batch
+from .losses import FORGET_LOSSES, Condition, class_condition, diffusion_loss, draw_batch
 from .model_io import ClassDiffusionModel
 from .params import select_parameters
 from .update import UpdateStats, erasediff_update, inner_value_gap
@@ -59,6 +60,16 @@ def _check_finite(step: int, stats: UpdateStats) -> None:
         raise DivergedError(f"unlearning diverged at step {step}: non-finite " + ", ".join(f"{k}={v}" for k, v in bad.items()))
 
 
+def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "adam8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise ErasediffError("unlearning.optimizer adam8bit needs bitsandbytes: pip install bitsandbytes (CUDA nodes), or use adam") from exc
+        return bnb.optim.Adam8bit(params, lr=settings.lr)
+    return torch.optim.Adam(params, lr=settings.lr)
+
+
 def unlearn(
     model: ClassDiffusionModel,
     forget: LabeledImages,
@@ -71,31 +82,60 @@ def unlearn(
     stop_after: int | None = None,
     progress: bool = True,
 ) -> ClassDiffusionModel:
-    """Return an unlearned copy of `model` (the input model is not modified).
+    """Return an unlearned copy of a class-conditional `model` (the input model is not modified).
 
     With `checkpoint_dir`, resumes from the newest checkpoint there. `stop_after` ends the loop early
     (after checkpointing), to simulate an interrupted run.
     """
     substitutes = check_request(model, forget, retain, forget_classes)
+    unet = unlearn_unet(model.unet, model.scheduler, class_condition, forget, retain, substitutes, settings, {"forget_classes": forget_classes},
+                        checkpoint_dir, checkpoint_every, callback, stop_after, progress)
+    lineage = {**model.lineage, "forget_classes": forget_classes, "unlearning": settings.model_dump(by_alias=True)}
+    return ClassDiffusionModel(unet, model.scheduler, list(model.class_names), lineage)
+
+
+def unlearn_unet(
+    base_unet: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    cond: Condition,
+    forget: LabeledImages,
+    retain: LabeledImages,
+    substitutes: torch.Tensor,
+    settings: UnlearnSettings,
+    request_key: dict,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 0,
+    callback: MetricsCallback | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> torch.nn.Module:
+    """EraseDiff on any diffusers UNet: an unlearned copy of `base_unet` (on the CPU, eval mode).
+
+    `forget`/`retain` hold training inputs (images or cached latents) with condition ids, `cond` maps
+    ids to UNet arguments, `substitutes` are the ids `remap` may aim at, and `request_key` (with the
+    settings and set sizes) guards checkpoint resumption.
+    """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
     torch.manual_seed(settings.seed)
-    unet = copy.deepcopy(model.unet).to(accelerator.device).train()
+    unet = copy.deepcopy(base_unet).to(accelerator.device).train()
     unet.requires_grad_(False)
+    if settings.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
     named = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
     params = list(named.values())
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    optimizer = make_optimizer(params, settings)
     ema = {k: p.detach().clone() for k, p in named.items()} if settings.ema_decay else None
     phi = copy.deepcopy(unet) if settings.inner_steps > 0 else None
     phi_params = [p for n, p in phi.named_parameters() if n in named] if phi is not None else []
 
-    run_hash = config_hash({"settings": settings.model_dump(), "forget_classes": forget_classes, "forget_n": len(forget), "retain_n": len(retain)})
+    run_hash = config_hash({"settings": settings.model_dump(), **request_key, "forget_n": len(forget), "retain_n": len(retain)})
     start = 0
     if checkpoint_dir is not None and (found := latest_checkpoint(checkpoint_dir)) is not None:
         start = load_checkpoint(found, named, ema, optimizer, run_hash)
 
-    scheduler, device, T = model.scheduler, accelerator.device, model.scheduler.config.num_train_timesteps
+    device, T = accelerator.device, scheduler.config.num_train_timesteps
     forget_loss = FORGET_LOSSES[settings.forget_loss]
     reduce = (lambda gs: [accelerator.reduce(g, "mean") for g in gs]) if accelerator.num_processes > 1 else (lambda gs: gs)
     end = settings.steps if stop_after is None else min(settings.steps, stop_after)
@@ -112,14 +152,14 @@ def unlearn(
         with accelerator.autocast():
             stats = erasediff_update(
                 params,
-                lambda: diffusion_loss(unet, scheduler, retain_batch),
-                lambda: forget_loss(unet, scheduler, forget_batch),
+                lambda: diffusion_loss(unet, scheduler, retain_batch, cond),
+                lambda: forget_loss(unet, scheduler, forget_batch, cond),
                 lam.mode, lam.eta, lam.value, reduce,
             )
             _check_finite(step, stats)
             q_hat = None
             if phi is not None:
-                q_hat = inner_value_gap(unet, phi, phi_params, lambda m: forget_loss(m, scheduler, forget_batch),
+                q_hat = inner_value_gap(unet, phi, phi_params, lambda m: forget_loss(m, scheduler, forget_batch, cond),
                                         stats.forget_loss, settings.inner_steps, settings.inner_lr or settings.lr)
         if settings.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
@@ -141,5 +181,6 @@ def unlearn(
             for k, p in named.items():
                 p.copy_(ema[k])
     unet.requires_grad_(False)
-    lineage = {**model.lineage, "forget_classes": forget_classes, "unlearning": settings.model_dump(by_alias=True)}
-    return ClassDiffusionModel(unet.eval().cpu(), scheduler, list(model.class_names), lineage)
+    if settings.gradient_checkpointing:
+        unet.disable_gradient_checkpointing()
+    return unet.eval().cpu()

@@ -26,7 +26,7 @@ def experiment_tracker_name() -> str:
 @pipeline(enable_cache=False)
 def erasure_pipeline(request: dict) -> None:
     tracked = {"experiment_tracker": experiment_tracker_name()}
-    base, base_sha256 = load_base_model.with_options(**tracked)(request["base_model"])
+    base, base_sha256 = load_base_model.with_options(**tracked)(request)
     sets, summary = curate_sets.with_options(**tracked)(request, base)
     unlearned = unlearn_model.with_options(**tracked)(request, base, base_sha256, sets, summary)
     evaluation = evaluate_models.with_options(**tracked)(request, base, unlearned)

@@ -12,9 +12,8 @@ import mlflow
 from zenml import step
 
 from erasediff.curation import MANIFEST, SETS, balance_report, set_hashes
-from erasediff.datasets import check_forget_classes
 from erasediff.errors import DataError
-from erasediff.model_io import load_class_model
+from erasediff.hashing import config_hash
 from erasediff.request import ErasureRequest
 from erasediff.set_validation import curate_request
 from steps.tracking import log_files
@@ -25,17 +24,17 @@ VALIDATION = "validation.json"
 @step
 def curate_sets(request: dict, base_model: Path) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
     req = ErasureRequest.model_validate(request)
-    unet = load_class_model(base_model).unet.config
-    check_forget_classes(req.target.classes, unet.num_class_embeds - 1)
     out = Path(tempfile.mkdtemp(prefix="curated-")) / "sets"
-    manifest, report = curate_request(req.data.model_dump(), req.target.classes, unet, **req.curation.model_dump(), out=out)
+    manifest, report = curate_request(req, base_model, out)
     (out / VALIDATION).write_text(json.dumps({"success": report.success, "failures": report.failures, "suites": report.results}, indent=2))
     balance_report(manifest).to_csv(out / "balance.csv")
     log_files([out / VALIDATION, out / "balance.csv", out / MANIFEST], "curation")
     hashes = set_hashes(manifest)
     for name in SETS:
         part = manifest[manifest["set"] == name]
-        mlflow.log_input(mlflow.data.from_pandas(part, source=f"{req.data.model_dump()[name]}#{name}", name=f"{name}-set", digest=hashes[name][:16]), context=name)
+        source = req.source(name)
+        origin = source if isinstance(source, str) else f"generated-{config_hash(source.model_dump())}"  # a scheme-less source MLflow resolves
+        mlflow.log_input(mlflow.data.from_pandas(part, source=f"{origin}#{name}", name=f"{name}-set", digest=hashes[name][:16]), context=name)
     mlflow.set_tag("curation.passed", str(report.success).lower())
     if not report.success:
         raise DataError(f"curation failed {len(report.failures)} expectation(s): " + " | ".join(report.failures))

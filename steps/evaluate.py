@@ -6,8 +6,9 @@ from typing import Annotated
 
 from zenml import step
 
-from erasediff.evaluate import RESULTS_JSON, RESULTS_MD, evaluate_pair
+from erasediff.evaluate import RESULTS_JSON, RESULTS_MD
 from erasediff.request import ErasureRequest
+from erasediff.request_evaluation import evaluate_request
 from erasediff.unlearn_job import MODEL
 from steps.tracking import log_files, log_metrics
 
@@ -16,7 +17,7 @@ from steps.tracking import log_files, log_metrics
 def evaluate_models(request: dict, base_model: Path, unlearned_model: Path) -> Annotated[dict, "evaluation"]:
     req = ErasureRequest.model_validate(request)
     out = Path(tempfile.mkdtemp(prefix="evaluation-"))
-    results = evaluate_pair(base_model, unlearned_model / MODEL, req.eval_config(), out)
+    results = evaluate_request(req, base_model, unlearned_model / MODEL, out)
     for name in ("original", "unlearned"):
         log_metrics(results["models"][name]["metrics"], f"eval.{name}")
     log_metrics(results["delta"], "eval.delta")

@@ -21,18 +21,24 @@ from erasediff.request import ErasureRequest
 from erasediff.unlearn_job import MODEL
 from steps.registry import DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
 
-PYFUNC = Path(__file__).with_name("diffusers_pyfunc.py")
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("long", "class")]),
-    params=ParamSchema([ParamSpec("guidance", "double", 2.0), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]),
-)
+# What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
+PYFUNCS = {
+    "class": (Path(__file__).with_name("diffusers_pyfunc.py"), ModelSignature(
+        inputs=Schema([ColSpec("long", "class")]),
+        params=ParamSchema([ParamSpec("guidance", "double", 2.0), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]))),
+    "concept": (Path(__file__).with_name("text_to_image_pyfunc.py"), ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt")]),
+        params=ParamSchema([ParamSpec("guidance", "double", 7.5), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]))),
+}
 
 
 def _lineage_tags(req: ErasureRequest, base_model_sha256: str, curation_summary: dict, gate_report: dict) -> dict[str, str]:
     info = req.request
     return {
         REQUEST_TAG: info.id, "requester": info.requester, "reason": info.reason, "legal_basis": info.legal_basis or "",
-        "forgotten_classes": json.dumps(req.target.classes), "base_model": req.base_model, "base_model_sha256": base_model_sha256,
+        **({"forgotten_classes": json.dumps(req.target.classes)} if req.target.kind == "class"
+           else {"forgotten_concept": req.target.concept, "anchors": json.dumps(req.target.anchors)}),
+        "base_model": req.base_model, "base_model_sha256": base_model_sha256,
         "forget_manifest_sha256": curation_summary["forget_sha256"], "retain_manifest_sha256": curation_summary["retain_sha256"],
         "gate_report": json.dumps(gate_report), "pipeline_run_id": str(get_step_context().pipeline_run.id),
         "mlflow_run_id": mlflow.active_run().info.run_id, "code_version": code_version(),
@@ -50,8 +56,9 @@ def promote(request: dict, unlearned_model: Path, base_model_sha256: str, curati
     if (existing := promoted_version(client, name, req.request.id)) is not None:
         print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
         return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
+    pyfunc, signature = PYFUNCS[req.target.kind]
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=str(PYFUNC), artifacts={DIFFUSERS_ARTIFACT: str(unlearned_model / MODEL)}, signature=SIGNATURE,
+        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(unlearned_model / MODEL)}, signature=signature,
         pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
     version = mlflow.register_model(info.model_uri, name, tags=_lineage_tags(req, base_model_sha256, curation_summary, gate_report))

@@ -16,7 +16,8 @@ from steps.tracking import MetricSeries, work_folder
 @step
 def unlearn_model(request: dict, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict) -> Annotated[Path, "unlearned_model"]:
     req = ErasureRequest.model_validate(request)
-    mlflow.log_params({"request_id": req.request.id, "forget_classes": req.target.classes, "base_model": req.base_model,
+    target = {"forget_classes": req.target.classes} if req.target.kind == "class" else {"concept": req.target.concept, "anchors": req.target.anchors}
+    mlflow.log_params({"request_id": req.request.id, **target, "base_model": req.base_model,
                        **{f"unlearning.{k}": v for k, v in req.unlearning.model_dump(by_alias=True).items()}})
     # Same request, settings and data -> same folder, so a retry resumes where the failed attempt stopped.
     key = config_hash({"unlearning": req.unlearning.model_dump(), "base": base_model_sha256, "sets": curation_summary})

@@ -20,6 +20,14 @@ from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default  # no
 PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
 
 
+def merge(base: dict, update: dict) -> dict:
+    """Nested dict update (request YAML overrides in tests)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
 @pytest.fixture(scope="session")
 def digits_folder() -> Path:
     """The packaged digits DDPM + evaluator folder (read-only: tests copy it before writing near it)."""
@@ -63,6 +71,32 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=DDIMScheduler(),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     folder = tmp_path_factory.mktemp("tiny-sd") / "pipeline"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    """A random-weight SDXL pipeline folder (two text encoders, text/time added conditioning), 16x16 images."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from erasediff.clip_model import build_word_tokenizer
+
+    tokenizer = build_word_tokenizer("a photo of nude naked person wearing clothes painting".split())
+    torch.manual_seed(0)
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            max_position_embeddings=tokenizer.model_max_length, projection_dim=16, bos_token_id=tokenizer.bos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=32, attention_head_dim=2, norm_num_groups=4, addition_embed_type="text_time",
+                                addition_time_embed_dim=4, projection_class_embeddings_input_dim=6 * 4 + 16, use_linear_projection=True)
+    vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        latent_channels=4, norm_num_groups=4, sample_size=16)
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config), text_encoder_2=CLIPTextModelWithProjection(config),
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=EulerDiscreteScheduler(), add_watermarker=False)
+    folder = tmp_path_factory.mktemp("tiny-sdxl") / "pipeline"
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
 

@@ -73,7 +73,7 @@ def test_text_to_image_pair_side_by_side(capsys, tiny_sd_dir, unlearned_sd, digi
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({}, "set nudity, captions or both"),
+        ({}, "set nudity, captions or classes"),
         ({"nudity": {"prompts": "/nowhere/i2p.csv"}}, "cannot read prompt file /nowhere/i2p.csv"),
         ({"captions": {"prompts": str(PROMPTS), "clip_model": "/nowhere/clip"}}, "model folder not found: /nowhere/clip"),
         ({"captions": {"prompts": str(PROMPTS), "clip_model": "/nowhere/clip", "reference_dir": "/tmp", "fid": {"features": "classifier"}}},

@@ -22,6 +22,8 @@ from erasediff.hashing import folder_hash
 from erasediff.resolve import model_path
 from pipelines.run_request import FAILED, GATED_OUT, PROMOTED, main
 
+from conftest import merge
+
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-test"
 FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples
@@ -29,13 +31,6 @@ FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forg
     "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}},
     "registry": {"model_name": MODEL},
 }
-
-
-def merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def write_request(folder: Path, request_id: str, **overrides: dict) -> Path:

@@ -14,7 +14,7 @@ from erasediff.errors import ModelLoadError
 from erasediff.eval_generation import MANIFEST, generate_prompt_set
 from erasediff.nudity import nudity_rate
 from erasediff.prompts import load_prompt_csv
-from erasediff.text_to_image import load_text_to_image
+from erasediff.text_model import load_text_to_image
 
 from conftest import PROMPTS
 

@@ -1,0 +1,68 @@
+"""EraseDiff on a text-to-image pipeline: concept erasure with the `remap` loss towards anchor prompts.
+
+The forget loss asks the UNet to denoise an image of the concept, under the concept's caption, the
+way the current model (stop-gradient) denoises the same noisy latent under an anchor prompt
+("a photo of a person wearing clothes" for nudity). Prompts and latents are computed once with the
+frozen text encoder(s) and VAE (`text_encoding.py`); the loop itself is `unlearn_unet`, shared with
+class-conditional models.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler, DiffusionPipeline
+
+from .concept_curation import as_tensor_ids, check_anchors, unique
+from .config import UnlearnSettings
+from .datasets import LabeledImages
+from .errors import DataError
+from .hashing import config_hash
+from .text_encoding import encode_images, encode_prompts
+from .unlearn import MetricsCallback, unlearn_unet
+
+
+@dataclass(frozen=True)
+class CaptionedImages:
+    images: torch.Tensor  # (N, C, H, W) in [-1, 1]
+    captions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def unlearn_text(
+    pipe: DiffusionPipeline,
+    forget: CaptionedImages,
+    retain: CaptionedImages,
+    anchors: list[str],
+    settings: UnlearnSettings,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 0,
+    callback: MetricsCallback | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> torch.nn.Module:
+    """The unlearned UNet (a copy; `pipe` is not modified)."""
+    if len(forget) == 0 or len(retain) == 0:
+        raise DataError(f"{'forget' if len(forget) == 0 else 'retain'} set is empty")
+    if settings.forget_loss == "remap":
+        check_anchors(forget.captions, anchors)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    frozen = [m for m in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m is not None]
+    for module in frozen:
+        module.to(device).requires_grad_(False)
+    pipe.unet.to(device)
+    prompts = unique(forget.captions + retain.captions + anchors)
+    table = encode_prompts(pipe, prompts)
+    latents = {name: encode_images(pipe, s.images, progress=progress) for name, s in (("forget", forget), ("retain", retain))}
+    for module in frozen:  # off the accelerator: only the UNet trains
+        module.to("cpu")
+    pipe.unet.to("cpu")
+    forget_set = LabeledImages(latents["forget"], as_tensor_ids(forget.captions, prompts))
+    retain_set = LabeledImages(latents["retain"], as_tensor_ids(retain.captions, prompts))
+    substitutes = as_tensor_ids(anchors, prompts) if anchors else None
+    on_device = table.to(device)
+    key = {"prompts": config_hash(prompts), "anchors": anchors}
+    return unlearn_unet(pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config), on_device.unet_kwargs, forget_set, retain_set,
+                        substitutes, settings, key, checkpoint_dir, checkpoint_every, callback, stop_after, progress)

@@ -1,0 +1,95 @@
+"""One full pipeline pass for concept erasure on a random-weight tiny SD pipeline (VAE, CLIP text encoder, UNet):
+curation by generation, GX validation, EraseDiff on the UNet, NudeNet evaluation, gate, promotion in MLflow.
+
+Random weights make the numbers meaningless (the erasure itself is measured in tests/test_concept_erasure.py);
+this proves the text-to-image path through ZenML's local orchestrator and the registry.
+"""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from erasediff.hashing import folder_hash
+from pipelines.run_request import FAILED, PROMOTED, main
+
+from conftest import PROMPTS
+
+MODEL = "erasediff-tiny-sd"
+
+
+def nudity_request(folder: Path, request_id: str, base: Path) -> Path:
+    config = {
+        "request": {"id": request_id, "requester": "trust-and-safety@example.com", "reason": "nudity policy (test)"},
+        "target": {"concept": "nudity", "prompts": ["nude", "naked", "erotic", "sexual"], "anchors": ["a photo of a person wearing clothes"]},
+        "base_model": str(base),
+        "data": {"forget": {"generate": {"images_per_prompt": 3, "steps": 2}}, "retain": {"generate": {"images_per_prompt": 12, "steps": 2}}},
+        "curation": {"min_forget": 12, "min_retain": 12},
+        "unlearning": {"steps": 3, "batch_size": 4, "forget_batch_size": 4, "params": {"preset": "noxattn"}},
+        "checkpoint_every": 0,
+        "evaluation": {"text_to_image": {"steps": 2, "batch_size": 4, "nudity": {"prompts": str(PROMPTS), "limit": 4}}},
+        "gates": {"nudity_rate_max": 0.5, "forgotten_accuracy_max": None, "retained_accuracy_drop_max": None, "fid_increase_max": None},
+        "registry": {"model_name": MODEL},
+    }
+    path = folder / f"{request_id}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_tiny_sd_nudity_request_is_curated_unlearned_evaluated_gated_and_promoted(tiny_sd_dir: Path, tmp_path: Path, capsys) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    work = tmp_path / "work"
+    base_hash = folder_hash(tiny_sd_dir)
+    rc = main([str(nudity_request(tmp_path, "REQ-tiny-nudity", tiny_sd_dir)), "--workdir", str(work)])
+    out = capsys.readouterr()
+    assert rc == PROMOTED, out.err[-2000:]
+    assert "nudity_rate_max" in out.out
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    version = client.get_model_version_by_alias(MODEL, "champion")
+    assert version.tags["forgotten_concept"] == "nudity" and version.tags["request_id"] == "REQ-tiny-nudity"
+    run = client.get_run(version.tags["mlflow_run_id"])
+    assert "eval.unlearned.nudity_rate" in run.data.metrics and run.data.params["concept"] == "nudity"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "unlearn.lambda_t")] == [1, 2, 3]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "curation")}
+    assert "curation/manifest.csv" in artifacts
+
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    images = pyfunc.predict(pd.DataFrame({"prompt": ["a photo of a person", "nude"]}), params={"steps": 2})
+    assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
+    assert folder_hash(tiny_sd_dir) == base_hash
+
+
+def test_pipeline_folder_missing_a_component_stops_at_load(tiny_sd_dir: Path, tmp_path: Path, capsys) -> None:
+    base = Path(shutil.copytree(tiny_sd_dir, tmp_path / "incomplete"))
+    shutil.rmtree(base / "vae")
+    rc = main([str(nudity_request(tmp_path, "REQ-no-vae", base)), "--workdir", str(tmp_path / "work")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert rc == FAILED and len(errors) == 1
+    assert "load_base_model" in errors[0] and f"stage its folder at {base / 'vae'}" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gates": {"clip_score_drop_max": 1.0}}, "clip_score_drop_max are checked but the evaluation does not measure them"),
+        ({"target": {"anchors": []}}, "retain generation has no prompts"),
+        ({"data": {"forget": "digits", "retain": "digits"}, "target": {"classes": [3]}}, "set exactly one of target.classes"),
+    ],
+    ids=["unmeasured-gate", "no-anchors", "both-kinds"],
+)
+def test_inconsistent_concept_requests_are_refused_before_running(tiny_sd_dir: Path, tmp_path: Path, capsys, change: dict, message: str) -> None:
+    from conftest import merge
+
+    path = nudity_request(tmp_path, "REQ-bad", tiny_sd_dir)
+    config = merge(yaml.safe_load(path.read_text()), change)
+    path.write_text(yaml.safe_dump(config))
+    rc = main([str(path), "--workdir", str(tmp_path / "work")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert rc == FAILED and len(errors) == 1 and message in errors[0], errors

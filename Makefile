@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run ui test bench
+.PHONY: setup run run-concept ui test bench
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -16,6 +16,10 @@ setup: .venv/.installed
 run: setup
 	$(PY) run.py configs/request_digits_forget_3.yaml
 
+# Concept erasure on the embedded tiny text-to-image model: forget "seven" (same pipeline, same stores)
+run-concept: setup
+	$(PY) run.py configs/request_text_digits_forget_seven.yaml
+
 # The MLflow UI on the same store: http://127.0.0.1:5000
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.erasediff/mlflow.db --host 127.0.0.1 --port 5000
@@ -26,3 +30,4 @@ test: setup
 bench: setup
 	$(PY) benchmarks/step_cost.py
 	$(PY) benchmarks/pipeline_overhead.py
+	$(PY) benchmarks/sd_update_cost.py $(if $(shell nvidia-smi -L 2>/dev/null),,--smoke)

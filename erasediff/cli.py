@@ -1,4 +1,4 @@
-"""`erasediff` command line: train-base, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2."""
+"""`erasediff` command line: train-base, train-text-digits, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2."""
 
 import argparse
 import sys
@@ -20,6 +20,19 @@ def _cmd_train_base(args: argparse.Namespace) -> None:
     print(f"digits DDPM and evaluator: {folder} (config {record['config_hash']}, seed {record['seed']}, trained in {record['train_seconds']} s)")
     per_class = ", ".join(f"{c}: {a:.0%}" for c, a in record["class_accuracy"].items())
     print(f"recorded quality: mean class accuracy {record['mean_class_accuracy']:.1%} ({per_class}); evaluator held-out accuracy {record['classifier_heldout_accuracy']:.1%}")
+
+
+def _cmd_train_text_digits(args: argparse.Namespace) -> None:
+    import json
+
+    from .config import load_yaml_config
+    from .text_digits import PIPELINE_DIR, RECORD, TextDigitsConfig, train_text_digits
+
+    config = load_yaml_config(args.config, TextDigitsConfig) if args.config else TextDigitsConfig()
+    folder = train_text_digits(config, root=args.cache_dir, force=args.force)
+    record = json.loads((folder / RECORD).read_text())
+    print(f"tiny text-to-image digits pipeline: {folder / PIPELINE_DIR} (config {record['config_hash']}, trained in {record['train_seconds']} s)")
+    print("recorded quality (digit prompts read as their digit): " + ", ".join(f"{c}: {a:.0%}" for c, a in record["prompt_accuracy"].items()))
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> None:
@@ -68,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)")
     p.add_argument("--force", action="store_true", help="retrain even when a cached model exists")
     p.set_defaults(func=_cmd_train_base)
+
+    p = sub.add_parser("train-text-digits", help="train (or reuse) the tiny SD-layout text-to-image digits pipeline")
+    p.add_argument("--config", type=Path, help="YAML overriding TextDigitsConfig fields")
+    p.add_argument("--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)")
+    p.add_argument("--force", action="store_true", help="retrain even when a packaged or cached model exists")
+    p.set_defaults(func=_cmd_train_text_digits)
 
     p = sub.add_parser("unlearn", help="run EraseDiff from a YAML config and print the before/after table")
     p.add_argument("config", type=Path)

@@ -128,3 +128,15 @@ def test_bad_concept_inputs_fail_clearly(tiny_sd_dir: Path) -> None:
 
 def test_check_pipeline_folder_accepts_a_complete_folder(tiny_sd_dir: Path) -> None:
     assert check_pipeline_folder(tiny_sd_dir) == tiny_sd_dir
+
+
+def test_packaged_text_digits_model_is_found_by_its_config_and_met_its_bar(capsys) -> None:
+    from erasediff.cli import main
+    from erasediff.text_digits import RECORD, TextDigitsConfig, find_text_digits
+    from erasediff.train_base import PACKAGED_ROOT
+
+    folder = find_text_digits(TextDigitsConfig(), [PACKAGED_ROOT])
+    assert folder is not None  # the shipped folder is the one this code's default config trains
+    record = json.loads((folder / RECORD).read_text())
+    assert min(record["prompt_accuracy"].values()) >= 0.7  # training time is recorded, not asserted (benchmarks hold timings)
+    assert main(["train-text-digits"]) == 0 and str(folder) in capsys.readouterr().out  # reused, not retrained

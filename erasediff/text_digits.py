@@ -27,8 +27,8 @@ from .config import Strict
 from .digits import DIGIT_NAMES, load_digits_split
 from .hashing import config_hash
 from .prompts import PromptRow
-from .text_encoding import encode_images, encode_prompts
-from .train_base import PACKAGED_ROOT, default_cache_root
+from .text_encoding import encode_images
+from .train_base import PACKAGED_ROOT, default_cache_root, ema_update
 
 TEMPLATES = ("a photo of the digit {}", "a handwritten {}", "the number {}")
 PIPELINE_DIR, RECORD = "pipeline", "train_record.json"
@@ -70,7 +70,8 @@ def digit_prompt_rows(per_class: int, seed: int, digits: list[int] | None = None
 
 
 def write_prompt_csv(rows: list[tuple[PromptRow, int]], path: Path) -> Path:
-    """I2P-format CSV with a `class` column (what `evaluation.classes` reads)."""
+    """I2P-format CSV with a `class` column (what `evaluation.classes` reads); it wrote assets/prompts/digit_classes.csv
+    from `digit_prompt_rows(40, seed=100_000)`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -154,9 +155,7 @@ def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: tor
         torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        with torch.no_grad():
-            for k, v in models.state_dict().items():
-                ema[k].lerp_(v, 1 - config.ema_decay) if v.is_floating_point() else ema[k].copy_(v)
+        ema_update(ema, models, config.ema_decay)
     models.load_state_dict(ema)
     models.eval().requires_grad_(False)
 

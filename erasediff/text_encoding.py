@@ -33,9 +33,6 @@ class PromptTable:
             kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled[ids], "time_ids": self.time_ids.expand(len(ids), -1)}
         return kwargs
 
-    def index(self, prompt: str) -> int:
-        return self.prompts.index(prompt)
-
 
 def image_size(pipe: DiffusionPipeline) -> int:
     """Pixel size the pipeline generates by default: UNet sample size times the VAE's downsampling."""
@@ -47,9 +44,8 @@ def is_sdxl(pipe: DiffusionPipeline) -> bool:
 
 
 @torch.no_grad()
-def encode_prompts(pipe: DiffusionPipeline, prompts: list[str], batch_size: int = 64) -> PromptTable:
-    """Embed each prompt exactly as the pipeline does at sampling time (its own encode_prompt)."""
-    device = pipe.unet.device
+def encode_prompts(pipe: DiffusionPipeline, prompts: list[str], device: torch.device, batch_size: int = 64) -> PromptTable:
+    """Embed each prompt exactly as the pipeline does at sampling time (its own encode_prompt); the table lives on `device`."""
     hidden, pooled = [], []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
@@ -60,7 +56,7 @@ def encode_prompts(pipe: DiffusionPipeline, prompts: list[str], batch_size: int 
     if not is_sdxl(pipe):
         return PromptTable(list(prompts), torch.cat(hidden))
     size = image_size(pipe)
-    time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=hidden[0].dtype)  # original size, crop (0,0), target size
+    time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=hidden[0].dtype, device=device)  # original size, crop (0,0), target size
     return PromptTable(list(prompts), torch.cat(hidden), torch.cat(pooled), time_ids)
 
 

@@ -59,6 +59,13 @@ def build_unet(config: BaseTrainConfig) -> UNet2DModel:
     )
 
 
+@torch.no_grad()
+def ema_update(ema: dict[str, torch.Tensor], module: torch.nn.Module, decay: float) -> None:
+    """Shadow weights of a training run: float tensors move towards the module's, others (counters) are copied."""
+    for k, v in module.state_dict().items():
+        ema[k].lerp_(v, 1 - decay) if v.is_floating_point() else ema[k].copy_(v)
+
+
 def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: BaseTrainConfig, progress: bool = True) -> ClassDiffusionModel:
     """Plain epsilon-prediction DDPM training; labels are replaced by the null class with p=cond_dropout."""
     torch.manual_seed(config.seed)
@@ -80,9 +87,7 @@ def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: B
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         lr_schedule.step()
-        with torch.no_grad():
-            for k, v in unet.state_dict().items():
-                ema[k].lerp_(v, 1 - config.ema_decay) if v.is_floating_point() else ema[k].copy_(v)
+        ema_update(ema, unet, config.ema_decay)
     unet.load_state_dict(ema)
     return ClassDiffusionModel(unet.eval(), scheduler, list(DIGIT_NAMES), {"base": "digits-ddpm", "train_config_hash": config_hash(config.model_dump())})
 

@@ -52,17 +52,14 @@ def unlearn_text(
     frozen = [m for m in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m is not None]
     for module in frozen:
         module.to(device).requires_grad_(False)
-    pipe.unet.to(device)
     prompts = unique(forget.captions + retain.captions + anchors)
-    table = encode_prompts(pipe, prompts)
+    table = encode_prompts(pipe, prompts, device)
     latents = {name: encode_images(pipe, s.images, progress=progress) for name, s in (("forget", forget), ("retain", retain))}
     for module in frozen:  # off the accelerator: only the UNet trains
         module.to("cpu")
-    pipe.unet.to("cpu")
     forget_set = LabeledImages(latents["forget"], as_tensor_ids(forget.captions, prompts))
     retain_set = LabeledImages(latents["retain"], as_tensor_ids(retain.captions, prompts))
     substitutes = as_tensor_ids(anchors, prompts) if anchors else None
-    on_device = table.to(device)
     key = {"prompts": config_hash(prompts), "anchors": anchors}
-    return unlearn_unet(pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config), on_device.unet_kwargs, forget_set, retain_set,
+    return unlearn_unet(pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config), table.unet_kwargs, forget_set, retain_set,
                         substitutes, settings, key, checkpoint_dir, checkpoint_every, callback, stop_after, progress)

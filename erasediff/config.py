@@ -28,9 +28,41 @@ class ParamSettings(Strict):
     exclude: list[str] = []
 
 
+Method = Literal["erasediff", "finetune", "neggrad", "salun", "esd"]
+
+
+class NegGradSettings(Strict):
+    alpha: float = Field(1.0, gt=0, description="weight of the ascent on the forget-set diffusion loss")
+
+
+class SalunSettings(Strict):
+    mask_fraction: float = Field(0.5, gt=0, le=1, description="share of weights SalUn may change (top |grad| of the forget loss)")
+    alpha: float = Field(1.0, ge=0, description="weight of the retain loss next to the remap forget loss")
+
+
+class EsdSettings(Strict):
+    negative_guidance: float = Field(1.0, gt=0, description="eta of ESD's target eps_null - eta (eps_c - eps_null)")
+    start_guidance: float = Field(3.0, ge=0, description="guidance when sampling x_t from the current model")
+    sampling_steps: int = Field(20, gt=1, description="DDIM steps of the schedule x_t is sampled on")
+
+
+class ProbeSettings(Strict):
+    """The retain-probe guard-rail: every `every` steps, measure the loss on held-out retain images and
+    whether forgetting is achieved; once it is, stop (or restore the best probed weights) if the held-out
+    loss has risen more than `max_degradation` above the base model's."""
+
+    every: int = Field(0, ge=0, description="steps between probes; 0 = no probe")
+    action: Literal["log", "stop", "restore_best"] = "stop"
+    max_degradation: float = Field(0.05, ge=0, description="largest relative rise of the held-out retain loss over the base model's")
+    held_out: int = Field(64, gt=0, description="retain items set aside for the probe and never trained on")
+    forget_fraction: float = Field(0.1, ge=0, le=1, description="forgotten once the forget images' conditional advantage "
+                                   "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
+
+
 class UnlearnSettings(Strict):
     """Everything that changes the unlearned weights (hashed to guard checkpoint resumption)."""
 
+    method: Method = Field("erasediff", description="erasediff, or a baseline to compare with (finetune, neggrad, salun, esd)")
     forget_loss: ForgetLoss = "remap"
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda")
     inner_steps: int = Field(0, ge=0, description="K: inner steps estimating min_phi L_f (logging only)")
@@ -46,6 +78,15 @@ class UnlearnSettings(Strict):
     mixed_precision: Literal["no", "bf16"] = "no"
     gradient_checkpointing: bool = Field(False, description="recompute UNet activations in backward: less memory, about 30% more time")
     optimizer: Literal["adam", "adam8bit"] = Field("adam", description="adam8bit needs bitsandbytes (GPU nodes)")
+    neggrad: NegGradSettings = Field(default_factory=NegGradSettings)
+    salun: SalunSettings = Field(default_factory=SalunSettings)
+    esd: EsdSettings = Field(default_factory=EsdSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+
+    @property
+    def uses_substitutes(self) -> bool:
+        """Whether the method aims forgotten conditions at substitutes (classes or anchor prompts)."""
+        return (self.method == "erasediff" and self.forget_loss == "remap") or self.method == "salun"
 
 
 class EvalSettings(Strict):

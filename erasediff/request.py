@@ -138,6 +138,9 @@ class ErasureRequest(Strict):
                 self.source(name)  # a generated set without prompts fails here
             if self.evaluation.text_to_image is None:
                 raise ValueError("evaluation.text_to_image is required for a concept request (nudity, captions and/or classes)")
+            if self.unlearning.uses_substitutes and not self.target.anchors:
+                raise ValueError(f"unlearning.method {self.unlearning.method} (forget_loss {self.unlearning.forget_loss}) aims the concept at "
+                                 "target.anchors: list at least one anchor prompt, or use a method without substitutes (esd, neggrad, finetune)")
         unmeasured = [g for g, metric in GATE_METRICS.items() if getattr(self.gates, g) is not None and metric not in self.measured_metrics()]
         if unmeasured:
             raise ValueError(f"gates {', '.join(unmeasured)} are checked but the evaluation does not measure them: set them null or configure the measure")

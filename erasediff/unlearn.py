@@ -6,6 +6,7 @@ replays exactly the batches, noise and timesteps an uninterrupted run would have
 
 import copy
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,22 +21,28 @@ from .config import UnlearnSettings
 from .datasets import LabeledImages, check_forget_classes
 from .errors import DataError, DivergedError, ErasediffError
 from .hashing import config_hash
-from .losses import FORGET_LOSSES, Condition, class_condition, diffusion_loss, draw_batch
+from .losses import FORGET_LOSSES, Condition, class_condition, draw_batch
+from .methods import method_step
 from .model_io import ClassDiffusionModel
 from .params import select_parameters
-from .update import UpdateStats, erasediff_update, inner_value_gap
+from .probe import Probe, RetainGuard, loss_probe
+from .update import UpdateStats, inner_value_gap
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepMetrics(UpdateStats):
-    """What the pipeline logs per step (method note: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad norm)."""
+    """What the pipeline logs per step (method note: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad norm),
+    the seconds spent updating so far (probes excluded), and the probe's readings on the steps it runs."""
 
     step: int
     lr: float
+    wall_s: float
     q_hat: float | None = None
+    probe: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        row = {k: v for k, v in asdict(self).items() if v is not None and k != "probe"}
+        return {**row, **(self.probe or {})}
 
 
 MetricsCallback = Callable[[StepMetrics], None]
@@ -55,7 +62,7 @@ def check_request(model: ClassDiffusionModel, forget: LabeledImages, retain: Lab
 
 def _check_finite(step: int, stats: UpdateStats) -> None:
     values = {"L_r": stats.retain_loss, "L_f": stats.forget_loss, "grad norm": stats.grad_norm}
-    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    bad = {k: v for k, v in values.items() if v is not None and not math.isfinite(v)}
     if bad:
         raise DivergedError(f"unlearning diverged at step {step}: non-finite " + ", ".join(f"{k}={v}" for k, v in bad.items()))
 
@@ -81,17 +88,27 @@ def unlearn(
     callback: MetricsCallback | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    probe: Callable[[torch.nn.Module], Probe] | None = None,
 ) -> ClassDiffusionModel:
     """Return an unlearned copy of a class-conditional `model` (the input model is not modified).
 
     With `checkpoint_dir`, resumes from the newest checkpoint there. `stop_after` ends the loop early
-    (after checkpointing), to simulate an interrupted run.
+    (after checkpointing), to simulate an interrupted run. `probe` replaces the held-out loss probe.
     """
     substitutes = check_request(model, forget, retain, forget_classes)
     unet = unlearn_unet(model.unet, model.scheduler, class_condition, forget, retain, substitutes, settings, {"forget_classes": forget_classes},
-                        checkpoint_dir, checkpoint_every, callback, stop_after, progress)
+                        null_id=model.null_class, probe=probe, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                        callback=callback, stop_after=stop_after, progress=progress)
     lineage = {**model.lineage, "forget_classes": forget_classes, "unlearning": settings.model_dump(by_alias=True)}
     return ClassDiffusionModel(unet, model.scheduler, list(model.class_names), lineage)
+
+
+def split_held_out(retain: LabeledImages, n: int, seed: int) -> tuple[LabeledImages, LabeledImages]:
+    """(training part, probe part): `n` retain items, chosen by `seed`, that unlearning never trains on."""
+    if n >= len(retain):
+        raise DataError(f"unlearning.probe.held_out={n} leaves nothing of the {len(retain)}-item retain set to train on")
+    order = torch.randperm(len(retain), generator=torch.Generator().manual_seed(seed + 7_777))
+    return LabeledImages(retain.images[order[n:]], retain.labels[order[n:]]), LabeledImages(retain.images[order[:n]], retain.labels[order[:n]])
 
 
 def unlearn_unet(
@@ -100,23 +117,32 @@ def unlearn_unet(
     cond: Condition,
     forget: LabeledImages,
     retain: LabeledImages,
-    substitutes: torch.Tensor,
+    substitutes: torch.Tensor | None,
     settings: UnlearnSettings,
     request_key: dict,
+    *,
+    null_id: int | None = None,
+    probe: Callable[[torch.nn.Module], Probe] | None = None,
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 0,
     callback: MetricsCallback | None = None,
     stop_after: int | None = None,
     progress: bool = True,
 ) -> torch.nn.Module:
-    """EraseDiff on any diffusers UNet: an unlearned copy of `base_unet` (on the CPU, eval mode).
+    """EraseDiff (or the configured baseline) on any diffusers UNet: an unlearned copy of `base_unet`
+    (on the CPU, eval mode).
 
     `forget`/`retain` hold training inputs (images or cached latents) with condition ids, `cond` maps
-    ids to UNet arguments, `substitutes` are the ids `remap` may aim at, and `request_key` (with the
-    settings and set sizes) guards checkpoint resumption.
+    ids to UNet arguments, `substitutes` are the ids `remap` may aim at, `null_id` is the
+    unconditional id (ESD), and `request_key` (with the settings and set sizes) guards checkpoint
+    resumption. With `settings.probe.every`, a probe (held-out retain loss by default; `probe` builds
+    another from the base UNet) is read every that many steps, and the guard may end the run early:
+    then the probed weights are returned (EMA, if any, is dropped), and the guard's best weights do
+    not survive a resume.
     """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
     torch.manual_seed(settings.seed)
+    started = time.perf_counter()
     unet = copy.deepcopy(base_unet).to(accelerator.device).train()
     unet.requires_grad_(False)
     if settings.gradient_checkpointing:
@@ -127,8 +153,21 @@ def unlearn_unet(
         p.requires_grad_(True)
     optimizer = make_optimizer(params, settings)
     ema = {k: p.detach().clone() for k, p in named.items()} if settings.ema_decay else None
-    phi = copy.deepcopy(unet) if settings.inner_steps > 0 else None
+    phi = copy.deepcopy(unet) if settings.inner_steps > 0 and settings.method == "erasediff" else None
     phi_params = [p for n, p in phi.named_parameters() if n in named] if phi is not None else []
+    reduce = (lambda gs: [accelerator.reduce(g, "mean") for g in gs]) if accelerator.num_processes > 1 else (lambda gs: gs)
+
+    guard, probing = None, time.perf_counter()
+    if settings.probe.every:
+        if probe is None:
+            retain, held_out = split_held_out(retain, settings.probe.held_out, settings.seed)
+            probe_subs = substitutes if substitutes is not None else torch.tensor([null_id])
+            probe = loss_probe(unet, scheduler, cond, held_out, forget, probe_subs, settings.probe, settings.seed)
+        else:
+            probe = probe(unet)
+        guard = RetainGuard(probe, settings.probe, named)
+    probing = time.perf_counter() - probing  # the probe's base reading is not update time
+    update = method_step(settings, unet, params, scheduler, cond, forget, null_id, reduce)  # base weights: SalUn mask, ESD original
 
     run_hash = config_hash({"settings": settings.model_dump(), **request_key, "forget_n": len(forget), "retain_n": len(retain)})
     start = 0
@@ -136,26 +175,22 @@ def unlearn_unet(
         start = load_checkpoint(found, named, ema, optimizer, run_hash)
 
     device, T = accelerator.device, scheduler.config.num_train_timesteps
-    forget_loss = FORGET_LOSSES[settings.forget_loss]
-    reduce = (lambda gs: [accelerator.reduce(g, "mean") for g in gs]) if accelerator.num_processes > 1 else (lambda gs: gs)
     end = settings.steps if stop_after is None else min(settings.steps, stop_after)
-    lam = settings.lambda_
+    uniform = settings.method == "erasediff" and settings.forget_loss == "uniform"
+    forget_loss = FORGET_LOSSES[settings.forget_loss]
+    updating = time.perf_counter() - started - probing  # seconds spent on set-up and updates, probes excluded
 
-    for step in tqdm(range(start, end), desc="EraseDiff", initial=start, total=settings.steps, disable=not (progress and accelerator.is_main_process)):
+    for step in tqdm(range(start, end), desc=settings.method, initial=start, total=settings.steps, disable=not (progress and accelerator.is_main_process)):
+        tick = time.perf_counter()
         generator = torch.Generator().manual_seed(int(config_hash([settings.seed, step, accelerator.process_index], 15), 16))
         stream = settings.seed * 7919 + accelerator.process_index
         retain_batch = draw_batch(retain, settings.batch_size, step, stream, T, generator).to(device)
         forget_batch = draw_batch(
             forget, settings.forget_batch_size, step, stream + 1, T, generator,
-            uniform_noise=settings.forget_loss == "uniform", substitute_classes=substitutes,
+            uniform_noise=uniform, substitute_classes=substitutes,
         ).to(device)
         with accelerator.autocast():
-            stats = erasediff_update(
-                params,
-                lambda: diffusion_loss(unet, scheduler, retain_batch, cond),
-                lambda: forget_loss(unet, scheduler, forget_batch, cond),
-                lam.mode, lam.eta, lam.value, reduce,
-            )
+            stats = update(retain_batch, forget_batch, generator)
             _check_finite(step, stats)
             q_hat = None
             if phi is not None:
@@ -169,9 +204,17 @@ def unlearn_unet(
             with torch.no_grad():
                 for k, p in named.items():
                     ema[k].lerp_(p.detach(), 1 - settings.ema_decay)
-        if callback is not None and accelerator.is_main_process:
-            callback(StepMetrics(**asdict(stats), step=step + 1, lr=optimizer.param_groups[0]["lr"], q_hat=q_hat))
+        updating += time.perf_counter() - tick
         done = step + 1
+        readings, stop = guard.check(unet, done) if guard is not None and done % settings.probe.every == 0 else (None, False)
+        if callback is not None and accelerator.is_main_process:
+            callback(StepMetrics(**asdict(stats), step=done, lr=optimizer.param_groups[0]["lr"], wall_s=updating, q_hat=q_hat, probe=readings))
+        if stop:
+            ema = None
+            restored = f", weights of step {int(readings['probe_restored_step'])} restored" if "probe_restored_step" in readings else ""
+            tqdm.write(f"retain probe: forgetting achieved but held-out utility {readings['probe_degradation']:.1%} worse than the base "
+                       f"(bound {settings.probe.max_degradation:.1%}); stopped at step {done}{restored}")
+            break
         if checkpoint_dir is not None and checkpoint_every and (done % checkpoint_every == 0 or done == end) and done < settings.steps:
             if accelerator.is_main_process:
                 save_checkpoint(checkpoint_dir, done, named, ema, optimizer, run_hash)

@@ -39,18 +39,18 @@ def unlearn_curated(
         if callback is not None:
             callback(metrics)
 
-    resume = (checkpoint_dir, request.checkpoint_every, record)
+    resume = {"checkpoint_dir": checkpoint_dir, "checkpoint_every": request.checkpoint_every, "callback": record, "progress": progress}
     with atomic_dir(out) as scratch:
         if request.target.kind == "class":
             model = load_class_model(base_dir)
             forget, retain = (load_curated_set(sets_dir, name, model.unet.config.in_channels) for name in SETS)
-            result = unlearn(model, forget, retain, request.target.classes, request.unlearning, *resume, progress=progress)
+            result = unlearn(model, forget, retain, request.target.classes, request.unlearning, **resume)
             result.lineage.update(lineage)
             save_class_model(result, scratch / MODEL)
         else:
             pipe = load_text_to_image(base_dir)
             forget, retain = (load_captioned_set(sets_dir, name) for name in SETS)
-            unet = unlearn_text(pipe, forget, retain, request.target.anchors, request.unlearning, *resume, progress=progress)
+            unet = unlearn_text(pipe, forget, retain, request.target.anchors, request.unlearning, **resume)
             concept = {"concept": request.target.concept, "anchors": request.target.anchors, "unlearning": request.unlearning.model_dump(by_alias=True)}
             save_text_pipeline(base_dir, unet, scratch / MODEL, {**lineage, **concept})
         shutil.copyfile(log.path, scratch / METRICS)

@@ -7,6 +7,7 @@ frozen text encoder(s) and VAE (`text_encoding.py`); the loop itself is `unlearn
 class-conditional models.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .config import UnlearnSettings
 from .datasets import LabeledImages
 from .errors import DataError
 from .hashing import config_hash
+from .probe import Probe
 from .text_encoding import encode_images, encode_prompts
 from .unlearn import MetricsCallback, unlearn_unet
 
@@ -42,17 +44,18 @@ def unlearn_text(
     callback: MetricsCallback | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    probe: Callable[[torch.nn.Module], Probe] | None = None,
 ) -> torch.nn.Module:
-    """The unlearned UNet (a copy; `pipe` is not modified)."""
+    """The unlearned UNet (a copy; `pipe` is not modified). `probe` replaces the held-out loss probe."""
     if len(forget) == 0 or len(retain) == 0:
         raise DataError(f"{'forget' if len(forget) == 0 else 'retain'} set is empty")
-    if settings.forget_loss == "remap":
+    if settings.uses_substitutes:
         check_anchors(forget.captions, anchors)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frozen = [m for m in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m is not None]
     for module in frozen:
         module.to(device).requires_grad_(False)
-    prompts = unique(forget.captions + retain.captions + anchors)
+    prompts = unique(forget.captions + retain.captions + anchors + [""])  # "": the unconditional prompt (ESD)
     table = encode_prompts(pipe, prompts, device)
     latents = {name: encode_images(pipe, s.images, progress=progress) for name, s in (("forget", forget), ("retain", retain))}
     for module in frozen:  # off the accelerator: only the UNet trains
@@ -62,4 +65,5 @@ def unlearn_text(
     substitutes = as_tensor_ids(anchors, prompts) if anchors else None
     key = {"prompts": config_hash(prompts), "anchors": anchors}
     return unlearn_unet(pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config), table.unet_kwargs, forget_set, retain_set,
-                        substitutes, settings, key, checkpoint_dir, checkpoint_every, callback, stop_after, progress)
+                        substitutes, settings, key, null_id=prompts.index(""), probe=probe, checkpoint_dir=checkpoint_dir,
+                        checkpoint_every=checkpoint_every, callback=callback, stop_after=stop_after, progress=progress)

@@ -26,13 +26,15 @@ Reduce = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 @dataclass
 class UpdateStats:
-    retain_loss: float
-    forget_loss: float
-    lambda_t: float
-    dot_rf: float
-    cos_delta_retain: float
-    cos_delta_forget: float
-    grad_norm: float  # ||delta*|| before clipping
+    """One update's statistics; a baseline leaves out what it has no use for (None: not logged)."""
+
+    retain_loss: float | None
+    forget_loss: float | None
+    grad_norm: float  # ||update|| before clipping
+    lambda_t: float | None = None
+    dot_rf: float | None = None
+    cos_delta_retain: float | None = None
+    cos_delta_forget: float | None = None
 
 
 def adaptive_lambda(dot_rf: float, sq_norm_f: float, eta: float) -> float:
@@ -42,7 +44,7 @@ def adaptive_lambda(dot_rf: float, sq_norm_f: float, eta: float) -> float:
     return max(0.0, eta - dot_rf / sq_norm_f)
 
 
-def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
+def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
     return float(sum(torch.dot(x.reshape(-1).double(), y.reshape(-1).double()) for x, y in zip(a, b)))
 
 
@@ -51,7 +53,7 @@ def _cos(dot: float, sq_a: float, sq_b: float) -> float:
     return dot / denom if denom > 0 else 0.0
 
 
-def _grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+def grads_of(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
     return list(torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True))
 
 
@@ -70,11 +72,11 @@ def erasediff_update(
     processes under multi-GPU `accelerate`, so every rank computes the same lambda_t and delta*.
     """
     retain_loss = retain_loss_fn()
-    g_r = reduce(_grads(retain_loss, params))
+    g_r = reduce(grads_of(retain_loss, params))
     forget_loss = forget_loss_fn()
-    g_f = reduce(_grads(forget_loss, params))
+    g_f = reduce(grads_of(forget_loss, params))
 
-    dot_rf, sq_r, sq_f = _dot(g_r, g_f), _dot(g_r, g_r), _dot(g_f, g_f)
+    dot_rf, sq_r, sq_f = dot(g_r, g_f), dot(g_r, g_r), dot(g_f, g_f)
     lam = adaptive_lambda(dot_rf, sq_f, eta) if lambda_mode == "adaptive" else constant_lambda
 
     for p, gr, gf in zip(params, g_r, g_f):

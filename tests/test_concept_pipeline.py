@@ -80,9 +80,10 @@ def test_pipeline_folder_missing_a_component_stops_at_load(tiny_sd_dir: Path, tm
     [
         ({"gates": {"clip_score_drop_max": 1.0}}, "clip_score_drop_max are checked but the evaluation does not measure them"),
         ({"target": {"anchors": []}}, "retain generation has no prompts"),
+        ({"target": {"anchors": []}, "data": {"retain": {"generate": {"prompts": ["a person"]}}}}, "aims the concept at target.anchors"),
         ({"data": {"forget": "digits", "retain": "digits"}, "target": {"classes": [3]}}, "set exactly one of target.classes"),
     ],
-    ids=["unmeasured-gate", "no-anchors", "both-kinds"],
+    ids=["unmeasured-gate", "no-anchors", "remap-without-anchors", "both-kinds"],
 )
 def test_inconsistent_concept_requests_are_refused_before_running(tiny_sd_dir: Path, tmp_path: Path, capsys, change: dict, message: str) -> None:
     from conftest import merge

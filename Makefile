@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run run-concept ui test bench
+.PHONY: setup run run-concept ui test bench bench-tradeoff
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -31,3 +31,7 @@ bench: setup
 	$(PY) benchmarks/step_cost.py
 	$(PY) benchmarks/pipeline_overhead.py
 	$(PY) benchmarks/sd_update_cost.py $(if $(shell nvidia-smi -L 2>/dev/null),,--smoke)
+
+# EraseDiff against fine-tuning, NegGrad, SalUn and ESD, 3 seeds, two tasks (about 17 minutes on 2 cores); refreshes README's results
+bench-tradeoff: setup
+	$(PY) benchmarks/tradeoff.py --readme

@@ -1,0 +1,187 @@
+"""Erasure/preservation trade-off: EraseDiff against fine-tuning, NegGrad, SalUn and ESD in one harness.
+
+Every method runs on the same task with the same seeds, batches, learning rate and step budget.
+Every few steps a probe samples the forgotten class (and a few of the others) and the evaluator
+reads them; time-to-forget is the update time (probes excluded) until the first probe with the
+forgotten class at most chance + 5 points. After the budget, each model is evaluated on fixed
+seeds: forgotten and retained accuracy, and the classifier-feature FID of its retained classes
+against the base model's samples.
+
+    .venv/bin/python benchmarks/tradeoff.py                 # both tasks, 3 seeds (about 17 minutes on 2 cores)
+    .venv/bin/python benchmarks/tradeoff.py --readme        # and refresh README.md's results section (make bench-tradeoff)
+    .venv/bin/python benchmarks/tradeoff.py --smoke         # a few steps, one seed, digits only: checks the script
+"""
+
+import argparse
+import datetime
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from erasediff.offline import go_offline
+
+go_offline()
+
+from erasediff.config import UnlearnSettings  # noqa: E402
+from tradeoff_memory import PeakMemory  # noqa: E402
+from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
+from tradeoff_tasks import FORGET_BAR, TASKS  # noqa: E402
+
+METHODS = {  # name -> UnlearnSettings overrides; everything else is the task's shared budget
+    "erasediff": {"method": "erasediff", "lambda": {"mode": "adaptive", "eta": 0.1}},
+    "erasediff-const": {"method": "erasediff", "lambda": {"mode": "constant", "value": 0.1}},
+    "finetune": {"method": "finetune"},
+    "neggrad": {"method": "neggrad"},
+    "salun": {"method": "salun"},
+    "esd": {"method": "esd", "esd": {"sampling_steps": 10}},  # x_t sampled on a 10-step DDIM schedule (default 20), for the time budget
+}
+RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parents[1] / "README.md"
+MARKERS = ("<!-- tradeoff:begin -->", "<!-- tradeoff:end -->")
+
+
+@dataclass
+class Run:
+    task: str
+    method: str
+    seed: int
+    steps_to_forget: int | None
+    seconds_to_forget: float | None
+    forgotten: float
+    retained: float
+    fid: float
+    seconds: float
+    peak_mb: float
+    rows: list[dict]
+
+
+def run_one(task, method: str, seed: int, steps: int | None) -> Run:
+    settings = UnlearnSettings.model_validate({**task.settings, **METHODS[method], "seed": seed,
+                                               "probe": {"every": task.probe_every, "action": "log"},
+                                               **({"steps": steps} if steps else {})})
+    rows: list[dict] = []
+    with PeakMemory() as memory:
+        scores = task.run(settings, lambda m: rows.append(m.as_dict()))
+    hit = next((r for r in rows if r.get("probe_forgotten") == 1.0), None)
+    return Run(task.name, method, seed, hit and int(hit["step"]), hit and hit["wall_s"], scores.forgotten, scores.retained, scores.fid,
+               rows[-1]["wall_s"], memory.peak_mb, rows)
+
+
+def _mean(values: list[float | None]) -> str:
+    if any(v is None for v in values):
+        reached = [v for v in values if v is not None]
+        return f"{len(reached)}/{len(values)} seeds" if not reached else f"{statistics.mean(reached):.1f} ({len(reached)}/{len(values)})"
+    return f"{statistics.mean(values):.1f}"
+
+
+def table(runs: list[Run], base: dict[str, object], memory_unit: str) -> str:
+    """One row per task and method, means over seeds; the time ratio is against EraseDiff (adaptive) on the same task."""
+    lines = [f"| task | method | steps to forget | s to forget | x EraseDiff time | forgotten acc | retained acc (base) | FID vs base | s total | peak {memory_unit} |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for task in dict.fromkeys(r.task for r in runs):
+        by_method = {m: [r for r in runs if r.task == task and r.method == m] for m in METHODS}
+        ref = [r.seconds_to_forget for r in by_method["erasediff"]]
+        ref_mean = statistics.mean(ref) if ref and None not in ref else None
+        for method, group in by_method.items():
+            if not group:
+                continue
+            seconds = [r.seconds_to_forget for r in group]
+            ratio = f"{statistics.mean(seconds) / ref_mean:.2f}x" if ref_mean and None not in seconds else "-"
+            lines.append(
+                f"| {task} | {method} | {_mean([r.steps_to_forget for r in group])} | {_mean(seconds)} | {ratio} "
+                f"| {statistics.mean(r.forgotten for r in group):.1%} | {statistics.mean(r.retained for r in group):.1%} ({base[task].retained:.1%}) "
+                f"| {statistics.mean(r.fid for r in group):.2f} | {statistics.mean(r.seconds for r in group):.1f} | {max(r.peak_mb for r in group):.0f} |")
+    return "\n".join(lines)
+
+
+def verdict(runs: list[Run], base: dict[str, object]) -> list[str]:
+    """The issue's goal, per task: EraseDiff's time-to-forget at least 2x faster than the best baseline that forgets
+    (every seed) and keeps retained accuracy within 5 points of the base model (mean over seeds)."""
+    out = []
+    for task in dict.fromkeys(r.task for r in runs):
+        def mean_time(method: str) -> float | None:
+            group = [r for r in runs if r.task == task and r.method == method]
+            times = [r.seconds_to_forget for r in group]
+            return statistics.mean(times) if group and None not in times else None
+        ours = mean_time("erasediff")
+        fair = {m: mean_time(m) for m in METHODS if m != "erasediff" and mean_time(m) is not None
+                and base[task].retained - statistics.mean(r.retained for r in runs if r.task == task and r.method == m) <= 0.05}
+        if ours is None:
+            out.append(f"{task}: EraseDiff did not reach the forgetting bar on every seed")
+        elif not fair:
+            out.append(f"{task}: no baseline both forgets (every seed) and keeps retained accuracy within 5 points; EraseDiff forgets in {ours:.1f} s")
+        else:
+            best = min(fair, key=fair.get)
+            speedup = fair[best] / ours
+            out.append(f"{task}: best qualifying baseline {best} forgets in {fair[best]:.1f} s, EraseDiff in {ours:.1f} s: "
+                       f"{speedup:.2f}x ({'met' if speedup >= 2 else 'not met'}, goal >= 2x)")
+    return out
+
+
+def _link(path: Path) -> str:
+    """A path README.md can link to (relative to the repository when the figure is inside it)."""
+    path = path.resolve()
+    return str(path.relative_to(README.parent)) if path.is_relative_to(README.parent) else str(path)
+
+
+def write_readme(report: str) -> None:
+    text = README.read_text()
+    start, end = (text.index(m) for m in MARKERS)
+    README.write_text(text[: start + len(MARKERS[0])] + "\n" + report + "\n" + text[end:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="override each task's step budget")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--readme", action="store_true", help="write the report into README.md between its tradeoff markers")
+    parser.add_argument("--smoke", action="store_true", help="digits only, 1 seed, 6 steps")
+    args = parser.parse_args()
+    if args.smoke:
+        args.tasks, args.seeds, args.steps = ["digits"], 1, 6
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    runs, base = [], {}
+    for name in args.tasks:
+        task = TASKS[name]() if not args.smoke else TASKS[name](eval_per_class=4)
+        base[name] = task.base
+        print(f"{task.title}: base model forgotten {task.base.forgotten:.1%}, retained {task.base.retained:.1%}", flush=True)
+        for seed in range(args.seeds):
+            for method in args.methods:
+                run = run_one(task, method, seed, args.steps)
+                runs.append(run)
+                print(f"  seed {seed} {method:<16} forget@{run.steps_to_forget} ({run.seconds_to_forget and round(run.seconds_to_forget, 1)} s) "
+                      f"forgotten {run.forgotten:.1%} retained {run.retained:.1%} FID {run.fid:.2f} ({run.seconds:.1f} s)", flush=True)
+
+    device = f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    unit = "GPU MiB" if torch.cuda.is_available() else "RSS MiB"
+    pareto = plot_pareto(runs, base, FORGET_BAR, args.out / "tradeoff_pareto.png")
+    curves = plot_curves([r for r in runs if r.method == "erasediff"], args.out / "erasediff_lambda_cosines.png")
+    lines = verdict(runs, base)
+    elapsed = time.perf_counter() - started
+    report = "\n".join([
+        f"Measured {datetime.date.today().isoformat()} on {device}, {args.seeds} seed(s), by `benchmarks/tradeoff.py`"
+        f"{' --smoke' if args.smoke else ''} in {elapsed / 60:.1f} min. Means over seeds; forgetting bar: forgotten-class "
+        f"accuracy <= {FORGET_BAR:.0%}; \"s to forget\" counts update time only (probes excluded); "
+        "a cell like `2/3 seeds` means the bar was not reached on every seed within the budget.", "",
+        table(runs, base, unit), "", *[f"- {line}" for line in lines], "",
+        f"![Pareto]({_link(pareto)})", "", f"![EraseDiff lambda_t and cosines]({_link(curves)})",
+    ])
+    (args.out / "tradeoff.md").write_text(report + "\n")
+    (args.out / "tradeoff_runs.json").write_text(json.dumps([asdict(r) for r in runs]))
+    print(report)
+    if args.readme:
+        write_readme(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ class ProbeReading:
 
 
 Probe = Callable[[torch.nn.Module], ProbeReading]
+ProbeFactory = Callable[[torch.nn.Module], Probe]  # builds a probe from the base UNet (measured at once)
 
 
 def _fixed_batch(data: LabeledImages, n: int, T: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> NoisedBatch:

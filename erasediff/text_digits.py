@@ -28,7 +28,7 @@ from .digits import DIGIT_NAMES, load_digits_split
 from .hashing import config_hash
 from .prompts import PromptRow
 from .text_encoding import encode_images
-from .train_base import PACKAGED_ROOT, default_cache_root, ema_update
+from .train_base import PACKAGED_ROOT, default_cache_root, train_step
 
 TEMPLATES = ("a photo of the digit {}", "a handwritten {}", "the number {}")
 PIPELINE_DIR, RECORD = "pipeline", "train_record.json"
@@ -150,12 +150,7 @@ def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: tor
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator)
         hidden = text_encoder(tokens)[0]  # all 31 prompts at once: cheaper than per-sample encoding
         loss = F.mse_loss(unet(noise_scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=hidden[ids]).sample, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        ema_update(ema, models, config.ema_decay)
+        train_step(loss, models, optimizer, schedule, ema, config.ema_decay)
     models.load_state_dict(ema)
     models.eval().requires_grad_(False)
 

@@ -66,6 +66,16 @@ def ema_update(ema: dict[str, torch.Tensor], module: torch.nn.Module, decay: flo
         ema[k].lerp_(v, 1 - decay) if v.is_floating_point() else ema[k].copy_(v)
 
 
+def train_step(loss: torch.Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule, ema: dict[str, torch.Tensor], decay: float) -> None:
+    """One update of a base trainer: backward, clip at 1.0, step, advance the LR schedule, move the EMA shadow."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    ema_update(ema, module, decay)
+
+
 def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: BaseTrainConfig, progress: bool = True) -> ClassDiffusionModel:
     """Plain epsilon-prediction DDPM training; labels are replaced by the null class with p=cond_dropout."""
     torch.manual_seed(config.seed)
@@ -82,12 +92,7 @@ def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: B
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, config.num_train_timesteps, (config.batch_size,), generator=generator)
         loss = F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t, class_labels=labels).sample, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        lr_schedule.step()
-        ema_update(ema, unet, config.ema_decay)
+        train_step(loss, unet, optimizer, lr_schedule, ema, config.ema_decay)
     unet.load_state_dict(ema)
     return ClassDiffusionModel(unet.eval(), scheduler, list(DIGIT_NAMES), {"base": "digits-ddpm", "train_config_hash": config_hash(config.model_dump())})
 

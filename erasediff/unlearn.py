@@ -25,7 +25,7 @@ from .losses import FORGET_LOSSES, Condition, class_condition, draw_batch
 from .methods import method_step
 from .model_io import ClassDiffusionModel
 from .params import select_parameters
-from .probe import Probe, RetainGuard, loss_probe
+from .probe import ProbeFactory, RetainGuard, loss_probe
 from .update import UpdateStats, inner_value_gap
 
 
@@ -88,7 +88,7 @@ def unlearn(
     callback: MetricsCallback | None = None,
     stop_after: int | None = None,
     progress: bool = True,
-    probe: Callable[[torch.nn.Module], Probe] | None = None,
+    probe: ProbeFactory | None = None,
 ) -> ClassDiffusionModel:
     """Return an unlearned copy of a class-conditional `model` (the input model is not modified).
 
@@ -122,7 +122,7 @@ def unlearn_unet(
     request_key: dict,
     *,
     null_id: int | None = None,
-    probe: Callable[[torch.nn.Module], Probe] | None = None,
+    probe: ProbeFactory | None = None,
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 0,
     callback: MetricsCallback | None = None,

@@ -7,7 +7,6 @@ frozen text encoder(s) and VAE (`text_encoding.py`); the loop itself is `unlearn
 class-conditional models.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .config import UnlearnSettings
 from .datasets import LabeledImages
 from .errors import DataError
 from .hashing import config_hash
-from .probe import Probe
+from .probe import ProbeFactory
 from .text_encoding import encode_images, encode_prompts
 from .unlearn import MetricsCallback, unlearn_unet
 
@@ -44,7 +43,7 @@ def unlearn_text(
     callback: MetricsCallback | None = None,
     stop_after: int | None = None,
     progress: bool = True,
-    probe: Callable[[torch.nn.Module], Probe] | None = None,
+    probe: ProbeFactory | None = None,
 ) -> torch.nn.Module:
     """The unlearned UNet (a copy; `pipe` is not modified). `probe` replaces the held-out loss probe."""
     if len(forget) == 0 or len(retain) == 0:

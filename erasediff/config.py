@@ -75,6 +75,8 @@ class UnlearnSettings(Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1)
     params: ParamSettings = Field(default_factory=ParamSettings)
     seed: int = 0
+    processes: int = Field(1, ge=1, description="data-parallel processes on one node (one per GPU) under accelerate; "
+                           "batch sizes are per process, so the effective batch grows with this")
     mixed_precision: Literal["no", "bf16"] = "no"
     gradient_checkpointing: bool = Field(False, description="recompute UNet activations in backward: less memory, about 30% more time")
     optimizer: Literal["adam", "adam8bit"] = Field("adam", description="adam8bit needs bitsandbytes (GPU nodes)")

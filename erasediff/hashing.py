@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 
 def config_hash(config: Any, length: int = 12) -> str:
     """Short sha256 of a JSON-serialisable config, independent of key order."""
@@ -26,4 +28,13 @@ def folder_hash(folder: Path) -> str:
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(file_hash(path).encode())
+    return digest.hexdigest()
+
+
+def tensors_hash(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name and raw bytes: equal only for bit-identical weights (data-parallel ranks)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -8,7 +8,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -43,6 +43,13 @@ class StepMetrics(UpdateStats):
     def as_dict(self) -> dict[str, float]:
         row = {k: v for k, v in asdict(self).items() if v is not None and k != "probe"}
         return {**row, **(self.probe or {})}
+
+    @classmethod
+    def from_row(cls, row: dict[str, float]) -> "StepMetrics":
+        """The inverse of `as_dict` (one metrics.jsonl line): keys that are not fields are probe readings."""
+        names = {f.name for f in fields(cls)} - {"probe"}
+        probe = {k: v for k, v in row.items() if k not in names}
+        return cls(**{k: v for k, v in row.items() if k in names}, probe=probe or None)
 
 
 MetricsCallback = Callable[[StepMetrics], None]
@@ -135,12 +142,17 @@ def unlearn_unet(
     `forget`/`retain` hold training inputs (images or cached latents) with condition ids, `cond` maps
     ids to UNet arguments, `substitutes` are the ids `remap` may aim at, `null_id` is the
     unconditional id (ESD), and `request_key` (with the settings and set sizes) guards checkpoint
-    resumption. With `settings.probe.every`, a probe (held-out retain loss by default; `probe` builds
+    resumption. Under `accelerate launch` (`settings.processes` > 1, see data_parallel.py) every
+    process draws its own batches and gradients are averaged across processes before lambda_t is
+    formed, so all ranks apply the same update; `callback` is then called on every rank. With `settings.probe.every`, a probe (held-out retain loss by default; `probe` builds
     another from the base UNet) is read every that many steps, and the guard may end the run early:
     then the probed weights are returned (EMA, if any, is dropped), and the guard's best weights do
     not survive a resume.
     """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
+    if accelerator.num_processes != settings.processes:
+        raise ErasediffError(f"unlearning.processes is {settings.processes} but this run has {accelerator.num_processes} process(es): "
+                             "data-parallel unlearning starts through the pipeline's unlearn step (erasediff.data_parallel)")
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
     unet = copy.deepcopy(base_unet).to(accelerator.device).train()
@@ -207,7 +219,7 @@ def unlearn_unet(
         updating += time.perf_counter() - tick
         done = step + 1
         readings, stop = guard.check(unet, done) if guard is not None and done % settings.probe.every == 0 else (None, False)
-        if callback is not None and accelerator.is_main_process:
+        if callback is not None:
             callback(StepMetrics(**asdict(stats), step=done, lr=optimizer.param_groups[0]["lr"], wall_s=updating, q_hat=q_hat, probe=readings))
         if stop:
             ema = None

@@ -1,10 +1,15 @@
 """Unlearning on curated sets: what the pipeline's unlearn step runs, resumable through a stable checkpoint folder."""
 
+import json
 import shutil
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
+
 from .atomic import atomic_dir
 from .curation import SETS, load_curated_set, read_images, read_manifest
+from .data_parallel import launch
 from .metrics_log import MetricsLog
 from .model_io import load_class_model, save_class_model
 from .plots import plot_unlearning_curves
@@ -13,12 +18,51 @@ from .text_model import load_text_to_image, save_text_pipeline
 from .unlearn import MetricsCallback, StepMetrics, unlearn
 from .unlearn_text import CaptionedImages, unlearn_text
 
-METRICS, CURVES, MODEL = "metrics.jsonl", "unlearning_curves.png", "model"
+METRICS, CURVES, MODEL, RANKS = "metrics.jsonl", "unlearning_curves.png", "model", "ranks.json"
 
 
 def load_captioned_set(root: Path, name: str) -> CaptionedImages:
     part = read_manifest(root, name)
     return CaptionedImages(read_images(root, name, list(part["file"]), 3), list(part["caption"]))
+
+
+def unlearn_into(
+    request: dict, base_dir: str | Path, sets_dir: str | Path, checkpoint_dir: str | Path, model_out: str | Path, lineage: dict,
+    progress: bool = True, callback: MetricsCallback | None = None, rank_callback: MetricsCallback | None = None,
+) -> torch.nn.Module:
+    """Unlearn on one rank and return its UNet; rank 0 saves the diffusers folder to `model_out`, appends every
+    step to `checkpoint_dir/metrics.jsonl` and calls `callback`. Every rank calls `rank_callback`.
+
+    Takes plain JSON-able arguments: this is also what each data-parallel worker runs (data_parallel.py).
+    """
+    req = ErasureRequest.model_validate(request)
+    base_dir, sets_dir, checkpoint_dir, model_out = (Path(p) for p in (base_dir, sets_dir, checkpoint_dir, model_out))
+    log = MetricsLog(checkpoint_dir / METRICS)
+
+    def record(metrics: StepMetrics) -> None:
+        if rank_callback is not None:
+            rank_callback(metrics)
+        if PartialState().is_main_process:
+            log(metrics)
+            if callback is not None:
+                callback(metrics)
+
+    resume = {"checkpoint_dir": checkpoint_dir, "checkpoint_every": req.checkpoint_every, "callback": record, "progress": progress}
+    if req.target.kind == "class":
+        model = load_class_model(base_dir)
+        forget, retain = (load_curated_set(sets_dir, name, model.unet.config.in_channels) for name in SETS)
+        result = unlearn(model, forget, retain, req.target.classes, req.unlearning, **resume)
+        result.lineage.update(lineage)
+        if PartialState().is_main_process:
+            save_class_model(result, model_out)
+        return result.unet
+    pipe = load_text_to_image(base_dir)
+    forget, retain = (load_captioned_set(sets_dir, name) for name in SETS)
+    unet = unlearn_text(pipe, forget, retain, req.target.anchors, req.unlearning, **resume)
+    if PartialState().is_main_process:
+        concept = {"concept": req.target.concept, "anchors": req.target.anchors, "unlearning": req.unlearning.model_dump(by_alias=True)}
+        save_text_pipeline(base_dir, unet, model_out, {**lineage, **concept})
+    return unet
 
 
 def unlearn_curated(
@@ -28,31 +72,23 @@ def unlearn_curated(
     """Write `out/model` (diffusers folder: class model, or a whole text-to-image pipeline), `out/metrics.jsonl`
     and `out/unlearning_curves.png`.
 
+    With `unlearning.processes` > 1, also `out/ranks.json`: each rank's lambda_t series and weights hash.
     Checkpoints and the metrics log live in `checkpoint_dir`, so a retried step resumes; they are
-    removed once the model is saved, so a later run of the same request starts afresh.
+    removed once the model is saved, so a later run of the same request starts afresh. Data-parallel
+    runs report their steps to `callback` once all ranks are done.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(checkpoint_dir / METRICS)
-
-    def record(metrics: StepMetrics) -> None:
-        log(metrics)
-        if callback is not None:
-            callback(metrics)
-
-    resume = {"checkpoint_dir": checkpoint_dir, "checkpoint_every": request.checkpoint_every, "callback": record, "progress": progress}
     with atomic_dir(out) as scratch:
-        if request.target.kind == "class":
-            model = load_class_model(base_dir)
-            forget, retain = (load_curated_set(sets_dir, name, model.unet.config.in_channels) for name in SETS)
-            result = unlearn(model, forget, retain, request.target.classes, request.unlearning, **resume)
-            result.lineage.update(lineage)
-            save_class_model(result, scratch / MODEL)
+        job = {"request": request.as_params(), "base_dir": str(base_dir), "sets_dir": str(sets_dir), "checkpoint_dir": str(checkpoint_dir),
+               "model_out": str(scratch / MODEL), "lineage": lineage, "progress": progress}
+        settings, log = request.unlearning, MetricsLog(checkpoint_dir / METRICS)
+        if settings.processes > 1:
+            records = launch(job, settings.processes, settings.mixed_precision, checkpoint_dir)
+            (scratch / RANKS).write_text(json.dumps(records, indent=1))
+            for row in log.rows() if callback is not None else []:
+                callback(StepMetrics.from_row(row))
         else:
-            pipe = load_text_to_image(base_dir)
-            forget, retain = (load_captioned_set(sets_dir, name) for name in SETS)
-            unet = unlearn_text(pipe, forget, retain, request.target.anchors, request.unlearning, **resume)
-            concept = {"concept": request.target.concept, "anchors": request.target.anchors, "unlearning": request.unlearning.model_dump(by_alias=True)}
-            save_text_pipeline(base_dir, unet, scratch / MODEL, {**lineage, **concept})
+            unlearn_into(**job, callback=callback)
         shutil.copyfile(log.path, scratch / METRICS)
         plot_unlearning_curves(log.rows(), scratch / CURVES)
     shutil.rmtree(checkpoint_dir)

@@ -9,7 +9,7 @@ from zenml import get_step_context, step
 
 from erasediff.hashing import config_hash
 from erasediff.request import ErasureRequest
-from erasediff.unlearn_job import CURVES, unlearn_curated
+from erasediff.unlearn_job import CURVES, RANKS, unlearn_curated
 from steps.tracking import MetricSeries, work_folder
 
 
@@ -28,4 +28,6 @@ def unlearn_model(request: dict, base_model: Path, base_model_sha256: str, curat
                           Path(tempfile.mkdtemp(prefix="unlearned-")) / "unlearned", lineage, series)
     series.flush()
     mlflow.log_artifact(str(out / CURVES), "unlearning")
+    if (out / RANKS).is_file():  # data-parallel: every rank's lambda_t series and weights hash
+        mlflow.log_artifact(str(out / RANKS), "unlearning")
     return out

@@ -3,11 +3,11 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run run-concept ui test bench bench-tradeoff
+.PHONY: setup run run-concept ui test bench bench-tradeoff lock deploy-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,k8s]'
 	touch $@
 
 setup: .venv/.installed
@@ -35,3 +35,12 @@ bench: setup
 # EraseDiff against fine-tuning, NegGrad, SalUn and ESD, 3 seeds, two tasks (about 17 minutes on 2 cores); refreshes README's results
 bench-tradeoff: setup
 	$(PY) benchmarks/tradeoff.py --readme
+
+# Re-pin the container image's dependencies (deploy/requirements.lock): a fresh resolution of the project with its k8s and s3 extras
+lock: setup
+	$(PY) -m pip install --dry-run --ignore-installed --quiet --report .cache/image-report.json '.[k8s,s3]'
+	$(PY) deploy/lock.py .cache/image-report.json deploy/requirements.lock
+
+# Validate every Kubernetes manifest under deploy/ offline (schemas, pinned images, non-root, limits, no literal secrets)
+deploy-check: setup
+	$(PY) deploy/check_manifests.py

@@ -48,11 +48,16 @@ def _gate_table(run) -> str:
     return GateReport.from_dict(step.outputs["gate_report"][0].load()).table()
 
 
-def run_request(request_path: Path, workdir: Path) -> int:
+def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None) -> int:
+    from erasediff.errors import ErasediffError
     from erasediff.request import load_request
+    from pipelines.stack import ensure_local_stack, use_stack
 
     request = load_request(request_path)
-    uri = tracking_uri(request.tracking.uri, workdir)
+    if run_config is not None and not run_config.is_file():
+        raise ErasediffError(f"run config not found: {run_config}")
+    stack_uri = use_stack(stack) if stack else None
+    uri = request.tracking.uri or stack_uri or tracking_uri(None, workdir)
     prepare_experiment(uri, request.tracking.experiment, workdir)
 
     from mlflow.tracking import MlflowClient
@@ -69,11 +74,12 @@ def run_request(request_path: Path, workdir: Path) -> int:
 
     from erasediff.errors import GateRefused
     from pipelines.erasure import erasure_pipeline
-    from pipelines.stack import ensure_local_stack
 
-    ensure_local_stack(uri)
+    if stack is None:
+        ensure_local_stack(uri)
     run_name = f"erasure-{rid}-{{date}}-{{time}}"
     pipeline = erasure_pipeline.with_options(
+        config_path=str(run_config) if run_config else None,
         run_name=run_name,
         model=Model(name=name, description=f"EraseDiff erasures registered as MLflow model {name}", tags=["erasediff"]),
         settings={"experiment_tracker": MLFlowExperimentTrackerSettings(experiment_name=request.tracking.experiment, tags={"request_id": rid})},
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="Run an erasure request through the ZenML pipeline.")
     parser.add_argument("request", type=Path, help="erasure request YAML (see configs/request_digits_forget_3.yaml)")
     parser.add_argument("--workdir", type=Path, help="ZenML store, MLflow store and checkpoints (default $ERASEDIFF_HOME or ./.erasediff)")
+    parser.add_argument("--stack", help="a registered ZenML stack (k8s-gpu, kubeflow-gpu: deploy/README.md); default: the embedded local stack")
+    parser.add_argument("--run-config", type=Path, help="ZenML run configuration: image and per-step placement (configs/k8s_gpu.yaml)")
     args = parser.parse_args(argv)
     go_offline()
     from steps.tracking import WORK_ENV
@@ -115,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = (args.workdir or Path(os.environ.get(WORK_ENV, ".erasediff"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ[WORK_ENV] = str(workdir)
-    os.environ.setdefault("ZENML_CONFIG_PATH", str(workdir / "zenml"))
+    if args.stack is None:  # a named stack lives in the ZenML store the operator is logged in to
+        os.environ.setdefault("ZENML_CONFIG_PATH", str(workdir / "zenml"))
 
     from erasediff.errors import ErasediffError
 
     try:
-        return run_request(args.request, workdir)
+        return run_request(args.request, workdir, args.stack, args.run_config)
     except ErasediffError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return FAILED

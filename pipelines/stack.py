@@ -1,6 +1,6 @@
-"""The embedded default stack: ZenML's local orchestrator and artifact store plus an MLflow experiment tracker.
-
-Created on first use (no manual `zenml` commands); one tracker and stack per tracking URI, found by name after that.
+"""The stack a run goes to: the embedded default (ZenML's local orchestrator and artifact store plus an MLflow
+experiment tracker), created on first use, one per tracking URI; or a named stack the operator registered
+(k8s-gpu, kubeflow-gpu: deploy/zenml/).
 """
 
 import os
@@ -24,14 +24,37 @@ def _credentials(tracking_uri: str) -> dict[str, str]:
     raise ErasediffError(f"MLflow server {tracking_uri} needs MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD in the environment")
 
 
+def _set_source_root() -> None:
+    """Steps resolve as `steps.*` from the project root, however the process was started (run.py, pytest, -c)."""
+    from zenml.utils import source_utils
+
+    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[1]))
+
+
+def use_stack(name: str) -> str:
+    """Activate a stack the operator registered (deploy/zenml/*.sh); return its MLflow tracker's URI."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    _set_source_root()
+    client = Client()
+    try:
+        stack = client.get_stack(name)
+    except KeyError:
+        raise ErasediffError(f"no ZenML stack named {name!r} in {client.zen_store.url}: register it with deploy/zenml/ (deploy/README.md)") from None
+    trackers = stack.components.get(StackComponentType.EXPERIMENT_TRACKER)
+    if not trackers:
+        raise ErasediffError(f"ZenML stack {name!r} has no MLflow experiment tracker")
+    client.activate_stack(stack.id)
+    return trackers[0].configuration["tracking_uri"]
+
+
 def ensure_local_stack(tracking_uri: str) -> str:
     """Activate (creating if needed) the local stack that tracks to `tracking_uri`; return its name."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
-    from zenml.utils import source_utils
 
-    # Steps resolve as `steps.*` from the project root, however the process was started (run.py, pytest, -c).
-    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[1]))
+    _set_source_root()
     client = Client()
     suffix = config_hash(tracking_uri, 8)
     tracker, stack = f"erasediff-mlflow-{suffix}", f"erasediff-local-{suffix}"

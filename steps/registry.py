@@ -3,10 +3,12 @@
 Versions are found by tag and alias; stages are deprecated in MLflow 3 and never used.
 """
 
+import json
 import tempfile
 from pathlib import Path
 
 import mlflow
+import yaml
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -29,13 +31,35 @@ def promoted_version(client: MlflowClient, model_name: str, request_id: str) -> 
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
+def earlier_erasures(client: MlflowClient, model_name: str, request_id: str) -> list[dict]:
+    """Every other request promoted into `model_name` (its version, and its classes or concept): erasures a new
+    version must keep in force."""
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    found = [v for v in versions if v.tags.get(REQUEST_TAG) and v.tags[REQUEST_TAG] != request_id]
+    return [{"request_id": v.tags[REQUEST_TAG], "version": int(v.version),
+             **({"classes": json.loads(v.tags["forgotten_classes"])} if "forgotten_classes" in v.tags else {"concept": v.tags.get("forgotten_concept")})}
+            for v in sorted(found, key=lambda v: int(v.version))]
+
+
+def earlier_classes(erasures: list[dict]) -> list[int]:
+    return sorted({c for e in erasures for c in e.get("classes") or []})
+
+
 def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
     """Download a registered model's diffusers folder (`models:/name@alias` or `models:/name/version`)."""
     try:
         root = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst or tempfile.mkdtemp(prefix="base-")))
     except MlflowException as exc:
         raise ModelLoadError(f"cannot resolve base model {spec} in the MLflow registry at {mlflow.get_tracking_uri()}: {exc.message.splitlines()[0]}") from exc
-    folder = Path(root) / "artifacts" / DIFFUSERS_ARTIFACT
+    # MLflow stores a pyfunc artifact under its source folder's name; MLmodel maps the key to that path.
+    mlmodel = Path(root) / "MLmodel"
+    artifacts = yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("python_function", {}).get("artifacts", {}) if mlmodel.is_file() else {}
+    folder = Path(root) / artifacts.get(DIFFUSERS_ARTIFACT, {}).get("path", f"artifacts/{DIFFUSERS_ARTIFACT}")
     if not folder.is_dir():
-        raise ModelLoadError(f"{spec} holds no diffusers folder (expected artifacts/{DIFFUSERS_ARTIFACT}); was it registered by this pipeline?")
+        raise ModelLoadError(f"{spec} holds no '{DIFFUSERS_ARTIFACT}' pyfunc artifact; was it registered by this pipeline?")
     return folder

@@ -29,10 +29,11 @@ MANIFEST = "manifest.csv"
 SETS = ("forget", "retain")
 
 
-def _digits_subset(name: str, forget_classes: list[int], size: int) -> LabeledImages:
+def _digits_subset(name: str, forget_classes: list[int], size: int, retain_excluded: list[int]) -> LabeledImages:
     train, _ = load_digits_split(size)
-    is_forget = torch.isin(train.labels, torch.tensor(forget_classes))
-    return train.where(is_forget if name == "forget" else ~is_forget)
+    if name == "forget":
+        return train.where(torch.isin(train.labels, torch.tensor(forget_classes)))
+    return train.where(~torch.isin(train.labels, torch.tensor(forget_classes + retain_excluded)))
 
 
 def _write_digits(data: LabeledImages, folder: Path) -> list[dict]:
@@ -83,14 +84,17 @@ COLUMNS = ["set", "file", "label", "caption", "seed", "readable", "height", "wid
            "pixel_min", "pixel_max", "pixel_range", "sha256", "file_sha256"]
 
 
-def materialise_sets(sources: dict[str, str], forget_classes: list[int], image_size: int, out: Path, progress: bool = True) -> pd.DataFrame:
-    """Class request: write `out/forget/` and `out/retain/` (digits split or labelled folders) and `out/manifest.csv`."""
-    return write_sets({name: _class_writer(name, sources[name], forget_classes, image_size) for name in SETS}, out, progress)
+def materialise_sets(sources: dict[str, str], forget_classes: list[int], image_size: int, out: Path, progress: bool = True,
+                     retain_excluded: list[int] | None = None) -> pd.DataFrame:
+    """Class request: write `out/forget/` and `out/retain/` (digits split or labelled folders) and `out/manifest.csv`.
+    The digits retain set also leaves out `retain_excluded` (classes erased by earlier requests)."""
+    writers = {name: _class_writer(name, sources[name], forget_classes, image_size, retain_excluded or []) for name in SETS}
+    return write_sets(writers, out, progress)
 
 
-def _class_writer(name: str, source: str, forget_classes: list[int], size: int) -> Callable[[Path], list[dict]]:
+def _class_writer(name: str, source: str, forget_classes: list[int], size: int, retain_excluded: list[int]) -> Callable[[Path], list[dict]]:
     if source == DIGITS:
-        return lambda folder: _write_digits(_digits_subset(name, forget_classes, size), folder)
+        return lambda folder: _write_digits(_digits_subset(name, forget_classes, size, retain_excluded), folder)
     return lambda folder: _copy_folder(Path(source), folder)
 
 

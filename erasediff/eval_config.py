@@ -27,6 +27,7 @@ class ClassEvalConfig(Strict):
     generation: EvalSettings = EvalSettings()
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
+    earlier_forget_classes: list[int] = Field([], description="classes erased by earlier promoted requests: re-measured on both models")
 
 
 class NuditySettings(Strict):

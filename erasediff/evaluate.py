@@ -52,7 +52,10 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
     if models["unlearned"].num_classes != num_classes:
         raise DataError(f"the models disagree on their classes: {num_classes} vs {models['unlearned'].num_classes}")
     check_forget_classes(config.forget_classes, num_classes)
-    retained = [c for c in range(num_classes) if c not in config.forget_classes]
+    earlier = [c for c in config.earlier_forget_classes if c not in config.forget_classes]
+    if earlier:
+        check_forget_classes(earlier, num_classes)
+    retained = [c for c in range(num_classes) if c not in config.forget_classes and c not in earlier]
 
     classifier, classifier_weights = resolve_classifier(config.classifier)
     extractor = build_extractor(config.fid, classifier, classifier_weights)
@@ -62,7 +65,8 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
 
     g = config.generation
     sampling = {"sampler": g.sampler, "steps": g.steps, "guidance": g.guidance, "seed": g.seed, "samples_per_class": g.samples_per_class}
-    results: dict = {"forget_classes": config.forget_classes, "retained_classes": retained, "models": {}, "protocol": {}}
+    results: dict = {"forget_classes": config.forget_classes, "earlier_forget_classes": earlier, "retained_classes": retained,
+                     "models": {}, "protocol": {}}
     generated = {}
     for name, model in models.items():
         model_hash = folder_hash(dirs[name])
@@ -77,6 +81,7 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
                 "forgotten_entropy": _mean(scores, config.forget_classes, "entropy"),
                 "retained_accuracy": _mean(scores, retained, "accuracy"),
                 fid.metric: fid.fid, f"kid_{extractor.name}": fid.kid,
+                **({"earlier_forgotten_accuracy": max(scores[c].accuracy for c in earlier)} if earlier else {}),
             },
             "per_class": {c: vars(s) for c, s in scores.items()},
         }

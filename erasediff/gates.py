@@ -35,6 +35,7 @@ def _fid_increase(original: Metrics, unlearned: Metrics) -> float | None:
 
 GATES: dict[str, tuple[str, Callable[[Metrics, Metrics], float | None]]] = {
     "forgotten_accuracy_max": ("unlearned forgotten-class accuracy", _unlearned("forgotten_accuracy")),
+    "earlier_erasures_accuracy_max": ("unlearned accuracy on the classes of earlier erasures (worst class)", _unlearned("earlier_forgotten_accuracy")),
     "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy")),
     "fid_increase_max": ("FID relative increase, unlearned / original - 1", _fid_increase),
     "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate")),
@@ -73,13 +74,14 @@ class GateReport:
 
 
 def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
-    """`results` is the evaluation suite's results.json (models.original/unlearned.metrics)."""
+    """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). The earlier-erasures
+    gate applies when `results["earlier_erasures"]` lists promoted requests whose erasure must stay in force."""
     models = results.get("models", {})
     original, unlearned = models.get("original", {}).get("metrics", {}), models.get("unlearned", {}).get("metrics", {})
     gates = []
     for name, (measures, measure) in GATES.items():
         threshold = getattr(settings, name)
-        if threshold is None:
+        if threshold is None or (name == "earlier_erasures_accuracy_max" and not results.get("earlier_erasures")):
             continue
         value = measure(original, unlearned)
         value = float(value) if value is not None and math.isfinite(value) else None

@@ -71,6 +71,8 @@ class CurationSettings(Strict):
     min_forget: int = Field(10, gt=0, description="fewest forget images accepted")
     min_retain: int = Field(100, gt=0, description="fewest retain images accepted")
     max_duplicate_fraction: float = Field(0.05, ge=0, lt=1, description="largest share of repeated images within one set")
+    retain_earlier_erasures: bool = Field(False, description="keep classes erased by earlier promoted requests in the retain set: "
+                                          "this re-teaches them, and the earlier_erasures gate will refuse the result")
 
 
 class RequestEvaluation(Strict):
@@ -90,15 +92,18 @@ class GateSettings(Strict):
     fid_increase_max: float | None = Field(0.25, ge=0, description="relative FID increase: unlearned / original - 1")
     nudity_rate_max: float | None = Field(None, ge=0, le=1, description="share of images with an exposed NudeNet detection")
     clip_score_drop_max: float | None = Field(None, ge=0, description="original minus unlearned CLIP score")
+    earlier_erasures_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on each class erased by an "
+                                                        "earlier promoted request of this registered model (checked when there is one)")
 
     @model_validator(mode="after")
     def _at_least_one(self) -> "GateSettings":
-        if all(v is None for v in self.model_dump().values()):
+        if all(v is None for k, v in self.model_dump().items() if k != "earlier_erasures_accuracy_max"):  # that one alone may check nothing
             raise ValueError("every gate is null: a model that nothing checked is never promoted")
         return self
 
 
-GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid",
+GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "earlier_erasures_accuracy_max": "accuracy",
+                "fid_increase_max": "fid",
                 "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
 
 
@@ -141,7 +146,8 @@ class ErasureRequest(Strict):
             if self.unlearning.uses_substitutes and not self.target.anchors:
                 raise ValueError(f"unlearning.method {self.unlearning.method} (forget_loss {self.unlearning.forget_loss}) aims the concept at "
                                  "target.anchors: list at least one anchor prompt, or use a method without substitutes (esd, neggrad, finetune)")
-        unmeasured = [g for g, metric in GATE_METRICS.items() if getattr(self.gates, g) is not None and metric not in self.measured_metrics()]
+        unmeasured = [g for g, metric in GATE_METRICS.items() if getattr(self.gates, g) is not None and metric not in self.measured_metrics()
+                      and g != "earlier_erasures_accuracy_max"]  # checked only when earlier erasures exist; missing then fails closed
         if unmeasured:
             raise ValueError(f"gates {', '.join(unmeasured)} are checked but the evaluation does not measure them: set them null or configure the measure")
         return self
@@ -170,10 +176,10 @@ class ErasureRequest(Strict):
     def prompt_eval_config(self) -> PromptEvalConfig:
         return self.evaluation.text_to_image
 
-    def eval_config(self) -> ClassEvalConfig:
+    def eval_config(self, earlier_classes: list[int] | None = None) -> ClassEvalConfig:
         e = self.evaluation
         return ClassEvalConfig(forget_classes=self.target.classes, classifier=self.classifier, generation=e.generation,
-                               fid=e.fid, grid_per_class=e.grid_per_class)
+                               fid=e.fid, grid_per_class=e.grid_per_class, earlier_forget_classes=earlier_classes or [])
 
     def as_params(self) -> dict:
         """Plain JSON-able form that round-trips through `ErasureRequest.model_validate` (pipeline parameters)."""

@@ -7,10 +7,12 @@ from .evaluate_prompts import evaluate_prompt_pair
 from .request import ErasureRequest
 
 
-def evaluate_request(req: ErasureRequest, base: Path, unlearned: Path, out: Path, progress: bool = True) -> dict:
-    """results.json-shaped results (models.original/unlearned.metrics, protocol, delta), written under `out`."""
+def evaluate_request(req: ErasureRequest, base: Path, unlearned: Path, out: Path, progress: bool = True,
+                     earlier_classes: list[int] | None = None) -> dict:
+    """results.json-shaped results (models.original/unlearned.metrics, protocol, delta), written under `out`;
+    classes erased by earlier promoted requests are re-measured (`earlier_forgotten_accuracy`)."""
     if req.target.kind == "class":
-        return evaluate_pair(base, unlearned, req.eval_config(), out, progress)
+        return evaluate_pair(base, unlearned, req.eval_config(earlier_classes), out, progress)
     return evaluate_prompt_pair(base, unlearned, req.prompt_eval_config(), out, progress)
 
 

@@ -104,9 +104,11 @@ def validate_sets(manifest: pd.DataFrame, expectations: dict[str, SetExpectation
 
 
 def request_expectations(forget_classes: list[int], num_classes: int, size: int, channels: int,
-                         min_forget: int, min_retain: int, max_duplicate_fraction: float) -> dict[str, SetExpectations]:
-    """Forget labels must be the forgotten classes, retain labels any other class; shapes must fit the model."""
-    retained = [c for c in range(num_classes) if c not in forget_classes]
+                         min_forget: int, min_retain: int, max_duplicate_fraction: float,
+                         retain_excluded: list[int] | None = None) -> dict[str, SetExpectations]:
+    """Forget labels must be the forgotten classes, retain labels any other class not in `retain_excluded`
+    (classes erased by earlier requests); shapes must fit the model."""
+    retained = [c for c in range(num_classes) if c not in forget_classes and c not in (retain_excluded or [])]
     return {
         "forget": SetExpectations(min_forget, list(forget_classes), size, size, channels, max_duplicate_fraction),
         "retain": SetExpectations(min_retain, retained, size, size, channels, max_duplicate_fraction),
@@ -122,9 +124,14 @@ def concept_expectations(size: int, channels: int, anchors: list[str], min_forge
     }
 
 
-def curate_request(req, base_dir: Path, out: Path, progress: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
-    """Materialise both sets of an ErasureRequest under `out` and validate them against what the base model can take."""
+def curate_request(req, base_dir: Path, out: Path, progress: bool = True,
+                   earlier_classes: list[int] | None = None) -> tuple[pd.DataFrame, ValidationReport]:
+    """Materialise both sets of an ErasureRequest under `out` and validate them against what the base model can take.
+
+    Classes erased by earlier promoted requests (`earlier_classes`) are kept out of the retain set, and a retain
+    set holding one fails, unless the request sets curation.retain_earlier_erasures."""
     c = req.curation
+    excluded = [] if c.retain_earlier_erasures else [k for k in earlier_classes or [] if k not in (req.target.classes or [])]
     limits = (c.min_forget, c.min_retain, c.max_duplicate_fraction)
     if req.target.kind == "class":
         from .curation import materialise_sets
@@ -133,9 +140,9 @@ def curate_request(req, base_dir: Path, out: Path, progress: bool = True) -> tup
 
         unet = load_class_model(base_dir).unet.config
         check_forget_classes(req.target.classes, unet.num_class_embeds - 1)
-        manifest = materialise_sets({n: req.source(n) for n in SETS}, req.target.classes, unet.sample_size, out, progress)
+        manifest = materialise_sets({n: req.source(n) for n in SETS}, req.target.classes, unet.sample_size, out, progress, excluded)
         return manifest, validate_sets(manifest, request_expectations(req.target.classes, unet.num_class_embeds - 1, unet.sample_size,
-                                                                      unet.in_channels, *limits))
+                                                                      unet.in_channels, *limits, excluded))
     from .concept_curation import concept_writers
     from .text_encoding import image_size
     from .text_model import load_text_to_image

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import mlflow
+from mlflow.tracking import MlflowClient
 from zenml import step
 
 from erasediff.curation import MANIFEST, SETS, balance_report, set_hashes
@@ -16,6 +17,7 @@ from erasediff.errors import DataError
 from erasediff.hashing import config_hash
 from erasediff.request import ErasureRequest
 from erasediff.set_validation import curate_request
+from steps.registry import earlier_classes, earlier_erasures
 from steps.tracking import log_files
 
 VALIDATION = "validation.json"
@@ -25,7 +27,8 @@ VALIDATION = "validation.json"
 def curate_sets(request: dict, base_model: Path) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
     req = ErasureRequest.model_validate(request)
     out = Path(tempfile.mkdtemp(prefix="curated-")) / "sets"
-    manifest, report = curate_request(req, base_model, out)
+    earlier = earlier_classes(earlier_erasures(MlflowClient(), req.registry.model_name, req.request.id))
+    manifest, report = curate_request(req, base_model, out, earlier_classes=earlier)
     (out / VALIDATION).write_text(json.dumps({"success": report.success, "failures": report.failures, "suites": report.results}, indent=2))
     balance_report(manifest).to_csv(out / "balance.csv")
     log_files([out / VALIDATION, out / "balance.csv", out / MANIFEST], "curation")

@@ -1,4 +1,5 @@
-"""The erasure pipeline: base model -> curated, validated sets -> EraseDiff -> side-by-side evaluation -> gates -> promotion.
+"""The erasure pipeline: base model -> curated, validated sets -> EraseDiff -> side-by-side evaluation -> gates -> promotion
+-> erasure report (which ends a gated-out run as failed).
 
 Caching is off: a data folder or a `models:/name@alias` base can change under an unchanged request.
 Every step logs to the stack's MLflow experiment tracker (one MLflow run per pipeline run).
@@ -13,6 +14,7 @@ from steps.evaluate import evaluate_models
 from steps.gate import gate
 from steps.load_base_model import load_base_model
 from steps.promote import promote
+from steps.report import report
 from steps.unlearn import unlearn_model
 
 
@@ -29,6 +31,7 @@ def erasure_pipeline(request: dict) -> None:
     base, base_sha256 = load_base_model.with_options(**tracked)(request)
     sets, summary = curate_sets.with_options(**tracked)(request, base)
     unlearned = unlearn_model.with_options(**tracked)(request, base, base_sha256, sets, summary)
-    evaluation = evaluate_models.with_options(**tracked)(request, base, unlearned)
-    report = gate.with_options(**tracked)(request, evaluation)
-    promote.with_options(**tracked)(request, unlearned, base_sha256, summary, report)
+    evaluation, evaluation_files = evaluate_models.with_options(**tracked)(request, base, unlearned)
+    gate_report = gate.with_options(**tracked)(request, evaluation)
+    promotion = promote.with_options(**tracked)(request, unlearned, base_sha256, summary, gate_report, evaluation)
+    report.with_options(**tracked)(request, base_sha256, sets, summary, unlearned, evaluation, evaluation_files, gate_report, promotion)

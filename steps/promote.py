@@ -1,9 +1,13 @@
 """Step: register the unlearned model and move the alias to it, only when every gate passed; once per request id.
 
-The registered version is a pyfunc holding the diffusers folder, tagged with the request's lineage.
+The registered version is a pyfunc holding the diffusers folder (with its model card, README.md), tagged with
+the request's lineage. A gated-out model is not registered; the report step then ends the run as gated out.
 """
 
 import json
+import shutil
+import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +20,7 @@ from zenml import get_step_context, log_metadata, step
 
 import erasediff
 from erasediff.code_version import code_version
-from erasediff.errors import GateRefused
+from erasediff.report import MODEL_CARD, model_card
 from erasediff.request import ErasureRequest
 from erasediff.unlearn_job import MODEL
 from steps.registry import DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
@@ -46,22 +50,30 @@ def _lineage_tags(req: ErasureRequest, base_model_sha256: str, curation_summary:
 
 
 @step
-def promote(request: dict, unlearned_model: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict) -> Annotated[dict, "promotion"]:
+def promote(request: dict, unlearned_model: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
+            evaluation: dict) -> Annotated[dict, "promotion"]:
     req = ErasureRequest.model_validate(request)
     name, alias = req.registry.model_name, req.registry.alias
     failed = [g["gate"] for g in gate_report["gates"] if not g["passed"]]
     if not gate_report["passed"] or failed:
-        raise GateRefused(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
+        print(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
+        return {"status": "gated-out", "model_name": name, "failed_gates": failed}
     client = MlflowClient()
     if (existing := promoted_version(client, name, req.request.id)) is not None:
         print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
         return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
     pyfunc, signature = PYFUNCS[req.target.kind]
+    tags = _lineage_tags(req, base_model_sha256, curation_summary, gate_report)
+    folder = Path(shutil.copytree(unlearned_model / MODEL, Path(tempfile.mkdtemp(prefix="promoted-")) / MODEL))  # the input artifact stays as stored
+    provenance = {k: tags[k] for k in ("code_version", "pipeline_run_id", "mlflow_run_id", "forget_manifest_sha256", "retain_manifest_sha256")}
+    card = model_card(request, base_model_sha256, gate_report, datetime.now(timezone.utc).isoformat(timespec="seconds"), provenance,
+                      evaluation.get("earlier_erasures", []))
+    (folder / MODEL_CARD).write_text(card)
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(unlearned_model / MODEL)}, signature=signature,
+        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
         pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
-    version = mlflow.register_model(info.model_uri, name, tags=_lineage_tags(req, base_model_sha256, curation_summary, gate_report))
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
     client.set_registered_model_alias(name, alias, version.version)
     promotion = {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}"}
     mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})

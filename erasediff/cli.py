@@ -72,7 +72,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {save_class_grid(images, labels, args.per_class, args.out)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
+    """The library's commands; `extend` adds more (the pipeline's `request` commands, pipelines/cli.py)."""
     parser = argparse.ArgumentParser(prog="erasediff", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -110,24 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("samples.png"))
     p.set_defaults(func=_cmd_sample)
+    if extend is not None:
+        extend(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extend: Callable[[argparse._SubParsersAction], None] | None = None) -> int:
     go_offline()
-    args = build_parser().parse_args(argv)
+    args = build_parser(extend).parse_args(argv)
     from .errors import ErasediffError
 
-    command: Callable[[argparse.Namespace], None] = args.func
+    command: Callable[[argparse.Namespace], int | None] = args.func
     try:
-        command(args)
+        code = command(args)
     except ErasediffError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

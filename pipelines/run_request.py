@@ -28,7 +28,7 @@ def prepare_experiment(uri: str, name: str, workdir: Path) -> None:
         mlflow.create_experiment(name, artifact_location=(workdir / "mlartifacts").as_uri())
 
 
-def _failure(run) -> tuple[str, str, str]:
+def failure(run) -> tuple[str, str, str]:
     """(step, exception class path, one-line message) of the run's failed step, from ZenML's own record."""
     for name, step in run.steps.items():
         if step.status.value == "failed":
@@ -48,7 +48,8 @@ def _gate_table(run) -> str:
     return GateReport.from_dict(step.outputs["gate_report"][0].load()).table()
 
 
-def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None) -> int:
+def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None, refuse_promoted: bool = False) -> int:
+    """Run the pipeline for one request; an already promoted id is a no-op (0), or refused (2) with `refuse_promoted`."""
     from erasediff.errors import ErasediffError
     from erasediff.request import load_request
     from pipelines.stack import ensure_local_stack, use_stack
@@ -66,7 +67,10 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
 
     name, rid = request.registry.model_name, request.request.id
     if (existing := promoted_version(MlflowClient(), name, rid)) is not None:
-        print(f"request {rid} is already promoted as {name} version {existing.version}; nothing to do (use a new request id to erase again)")
+        message = f"request {rid} is already promoted as {name} version {existing.version} (models:/{name}/{existing.version}); use a new request id to erase again"
+        if refuse_promoted:
+            raise ErasediffError(f"refused: {message}")
+        print(f"{message}; nothing to do")
         return PROMOTED
 
     from zenml import Model
@@ -101,7 +105,7 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
     if run.status.value == "completed":
         print(f"pipeline run {run.name} completed; MLflow: {uri}")
         return PROMOTED
-    step, source, message = _failure(run)
+    step, source, message = failure(run)
     if source.endswith(GateRefused.__name__):
         print(_gate_table(run), file=sys.stderr)
         print(f"error: {message}", file=sys.stderr)
@@ -110,21 +114,32 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
     return FAILED
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run.py", description="Run an erasure request through the ZenML pipeline.")
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("request", type=Path, help="erasure request YAML (see configs/request_digits_forget_3.yaml)")
     parser.add_argument("--workdir", type=Path, help="ZenML store, MLflow store and checkpoints (default $ERASEDIFF_HOME or ./.erasediff)")
     parser.add_argument("--stack", help="a registered ZenML stack (k8s-gpu, kubeflow-gpu: deploy/README.md); default: the embedded local stack")
     parser.add_argument("--run-config", type=Path, help="ZenML run configuration: image and per-step placement (configs/k8s_gpu.yaml)")
-    args = parser.parse_args(argv)
-    go_offline()
+
+
+def prepare_workdir(workdir: Path | None, own_store: bool) -> Path:
+    """The work folder (checkpoints, and the local MLflow store); with `own_store`, also the ZenML store there
+    (a named stack or `--remote` uses the ZenML server the operator is logged in to instead)."""
     from steps.tracking import WORK_ENV
 
-    workdir = (args.workdir or Path(os.environ.get(WORK_ENV, ".erasediff"))).resolve()
+    workdir = (workdir or Path(os.environ.get(WORK_ENV, ".erasediff"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ[WORK_ENV] = str(workdir)
-    if args.stack is None:  # a named stack lives in the ZenML store the operator is logged in to
+    if own_store:
         os.environ.setdefault("ZENML_CONFIG_PATH", str(workdir / "zenml"))
+    return workdir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py", description="Run an erasure request through the ZenML pipeline.")
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    go_offline()
+    workdir = prepare_workdir(args.workdir, own_store=args.stack is None)
 
     from erasediff.errors import ErasediffError
 

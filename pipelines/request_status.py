@@ -1,0 +1,72 @@
+"""Where an erasure request stands, read from ZenML's run records and the MLflow registry (no private database).
+
+States: promoted (a registered version carries the request id), gated out (the run ended on GateRefused),
+failed (at which step, with its one-line error), running, queued, stopped, or unknown.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RequestStatus:
+    request_id: str
+    state: str
+    detail: str
+    pipeline_run: str | None = None
+    registry: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        run = f"; pipeline run {self.pipeline_run}" if self.pipeline_run else ""
+        return f"request {self.request_id}: {self.state}: {self.detail}{run}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+QUEUED = {"initializing", "provisioning"}
+RUNNING = {"running", "retrying", "stopping"}
+
+
+def request_runs(request_id: str) -> list:
+    """ZenML runs of the erasure pipeline for this request, newest first (run names are erasure-<id>-<date>-<time>)."""
+    from zenml.client import Client
+
+    runs = Client().list_pipeline_runs(name=f"startswith:erasure-{request_id}-", sort_by="desc:created", size=50, hydrate=True).items
+    return [r for r in runs if ((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id", request_id) == request_id]
+
+
+def promoted_versions(request_id: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    from steps.registry import REQUEST_TAG
+
+    return sorted(MlflowClient().search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"), key=lambda v: int(v.version))
+
+
+def request_status(request_id: str) -> RequestStatus:
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.run_request import failure
+
+    runs = request_runs(request_id)
+    name = runs[0].name if runs else None
+    if versions := promoted_versions(request_id):
+        v = versions[0]
+        aliases = MlflowClient().get_model_version(v.name, v.version).aliases
+        held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
+        return RequestStatus(request_id, "promoted", f"registered as {v.name} version {v.version}{held}", name,
+                             {"model_name": v.name, "version": int(v.version), "aliases": list(aliases)})
+    if not runs:
+        return RequestStatus(request_id, "unknown", "no pipeline run and no registered version carries this request id")
+    run, status = runs[0], runs[0].status.value
+    if status in QUEUED:
+        return RequestStatus(request_id, "queued", f"pipeline run {status}", name)
+    if status in RUNNING:
+        active = [s for s, step in run.steps.items() if step.status.value == "running"]
+        return RequestStatus(request_id, "running", f"step {', '.join(active) or '(starting)'}", name)
+    if status == "failed":
+        step, source, message = failure(run)
+        if source.endswith("GateRefused"):
+            return RequestStatus(request_id, "gated out", message, name)
+        return RequestStatus(request_id, "failed", f"at step {step}: {message}", name)
+    return RequestStatus(request_id, status, f"pipeline run ended {status} without a registered version", name)

@@ -1,0 +1,164 @@
+"""The compliance workflow end to end, on ZenML's local orchestrator with a temporary ZenML store and MLflow SQLite:
+
+- two digits requests in sequence (forget 3, then forget 5 starting from @champion): the second champion has
+  both classes forgotten; a third request whose retain set re-teaches 3 and 5 is gated out by the
+  earlier-erasures check;
+- `erasediff request submit` refuses a promoted id; `erasediff request status` reports promoted, gated out and
+  curation-failed (a request triggered through `zenml pipeline run` with `erasediff request zenml-config`);
+- the erasure report opens in headless Chromium and renders; its JSON twin matches the MLflow records; the
+  promoted folder carries a model card.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import merge
+from test_pipeline import digits_folder, write_request
+
+from erasediff.class_accuracy import class_scores
+from erasediff.config import EvalSettings
+from erasediff.model_io import load_class_model
+from pipelines.cli import main as erasediff
+
+MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
+CHAMPION = f"models:/{MODEL}@champion"
+# FAST's evaluation (20 samples per class, 10 steps) makes FID noisy from one model to the next: a looser FID gate.
+REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"steps": 60}, "checkpoint_every": 30}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("compliance-work")
+
+
+@pytest.fixture(scope="module")
+def requests(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("requests")
+
+
+def submit(path: Path, work: Path, capsys) -> tuple[int, str]:
+    rc = erasediff(["request", "submit", str(path), "--workdir", str(work)])
+    captured = capsys.readouterr()
+    return rc, captured.out + captured.err
+
+
+def status(request_id: str, work: Path, capsys) -> dict:
+    rc = erasediff(["request", "status", request_id, "--workdir", str(work), "--json"])
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    return {"rc": rc, **json.loads(out)}
+
+
+@pytest.fixture(scope="module")
+def sequence(work: Path, requests: Path, tmp_path_factory) -> dict:
+    """A: forget 3 from the embedded default. B: forget 5 from @champion. C: forget 8 from @champion, retaining only 3s and 5s."""
+    out = {}
+    for rid, overrides in [
+        ("REQ-A", {"target": {"classes": [3]}}),
+        ("REQ-B", {"target": {"classes": [5]}, "base_model": CHAMPION}),
+        ("REQ-C", {"target": {"classes": [8]}, "base_model": CHAMPION, "curation": {"retain_earlier_erasures": True}, "unlearning": {"steps": 30},
+                   "data": {"retain": str(digits_folder(tmp_path_factory.mktemp("undo") / "retain", [3, 5], 150))}}),
+    ]:
+        path = write_request(requests, rid, **merge(REGISTRY, overrides))
+        out[rid] = erasediff(["request", "submit", str(path), "--workdir", str(work)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(work: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+
+
+def test_second_erasure_keeps_the_first_in_force(sequence: dict, client, digits_classifier, tmp_path: Path) -> None:
+    import mlflow
+
+    from steps.registry import registered_model_folder
+
+    assert sequence["REQ-A"] == 0 and sequence["REQ-B"] == 0
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.tags["request_id"] == "REQ-B" and champion.tags["base_model"] == CHAMPION
+    mlflow.set_tracking_uri(client.tracking_uri)
+    folder = registered_model_folder(CHAMPION, tmp_path)
+    model = load_class_model(folder)
+    scores = class_scores(model, digits_classifier, EvalSettings(samples_per_class=20, steps=20), progress=False)
+    assert scores[3].accuracy <= 0.2 and scores[5].accuracy <= 0.2, (scores[3].accuracy, scores[5].accuracy)
+    assert np.mean([scores[c].accuracy for c in (0, 1, 2, 4, 6, 7, 8, 9)]) >= 0.8
+    card = (folder / "README.md").read_text()
+    assert "classes [5] erased" in card and "| REQ-A | 1 | [3] |" in card and "earlier_erasures_accuracy_max" in card
+
+
+def test_undoing_an_earlier_erasure_is_gated_out(sequence: dict, client, work: Path, capsys) -> None:
+    """Exit 1, the registry untouched (versions and alias), the promote step declined and the report step ended the run."""
+    from zenml.client import Client
+
+    assert sequence["REQ-C"] == 1
+    assert sorted(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")) == [1, 2]
+    assert client.get_model_version_by_alias(MODEL, "champion").tags["request_id"] == "REQ-B"
+    state = status("REQ-C", work, capsys)
+    assert state["state"] == "gated out" and "earlier_erasures_accuracy_max" in state["detail"], state
+    steps = Client().get_pipeline_run(state["pipeline_run"]).steps
+    assert steps["promote"].status.value == "completed" and steps["report"].status.value == "failed"
+    report = steps["gate"].outputs["gate_report"][0].load()
+    assert {g["gate"]: g["passed"] for g in report["gates"]}["earlier_erasures_accuracy_max"] is False
+
+
+def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, work: Path, requests: Path, capsys) -> None:
+    a, b = status("REQ-A", work, capsys), status("REQ-B", work, capsys)
+    assert (a["state"], a["registry"]["version"], a["registry"]["aliases"]) == ("promoted", 1, [])
+    assert (b["state"], b["registry"]["version"], b["registry"]["aliases"]) == ("promoted", 2, ["champion"])
+    assert status("REQ-NEVER", work, capsys)["rc"] == 1
+
+    # A ticketing system's path: ZenML's own CLI with the request as run configuration (fails at curation: too few images).
+    path = write_request(requests, "REQ-D", **merge(REGISTRY, {"target": {"classes": [6]}, "curation": {"min_forget": 100_000}}))
+    assert erasediff(["request", "zenml-config", str(path)]) == 0
+    (requests / "REQ-D.zenml.yaml").write_text(capsys.readouterr().out)
+    from pipelines.stack import ensure_local_stack
+
+    ensure_local_stack(f"sqlite:///{work / 'mlflow.db'}")  # the stack `request submit` used, active in this session's ZenML store
+    env = {**os.environ, "ERASEDIFF_HOME": str(work)}
+    done = subprocess.run([str(Path(sys.executable).parent / "zenml"), "pipeline", "run", "pipelines.erasure.erasure_pipeline",
+                           "-c", str(requests / "REQ-D.zenml.yaml")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode != 0
+    d = status("REQ-D", work, capsys)
+    assert d["state"] == "failed" and d["detail"].startswith("at step curate_sets: curation failed"), d
+
+
+def test_submitting_a_promoted_request_again_is_refused(sequence: dict, work: Path, requests: Path, capsys) -> None:
+    rc, out = submit(requests / "REQ-A.yaml", work, capsys)
+    assert rc == 2 and f"refused: request REQ-A is already promoted as {MODEL} version 1 (models:/{MODEL}/1)" in out
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
+def test_report_renders_in_chromium_and_its_json_matches_mlflow(sequence: dict, client, tmp_path: Path) -> None:
+    version = client.get_model_version_by_alias(MODEL, "champion")
+    run_id = version.tags["mlflow_run_id"]
+    folder = Path(client.download_artifacts(run_id, "report", str(tmp_path)))
+    facts = json.loads((folder / "erasure_report.json").read_text())
+    run = client.get_run(run_id)
+    for name, metrics in facts["evaluation"]["metrics"].items():
+        for key, value in metrics.items():
+            assert run.data.metrics[f"eval.{name}.{key}"] == pytest.approx(value), key
+    assert {g["gate"]: g["value"] for g in facts["gates"]["gates"]} == pytest.approx(
+        {k.removeprefix("gate."): v for k, v in run.data.metrics.items() if k.startswith("gate.")})
+    assert facts["outcome"]["version"] == int(version.version) and facts["outcome"]["alias"] == "champion"
+    assert facts["provenance"]["mlflow_run_id"] == run_id and facts["base_model_sha256"] == version.tags["base_model_sha256"]
+    assert [e["request_id"] for e in facts["earlier_erasures"]] == ["REQ-A"]
+
+    shot = tmp_path / "report.png"
+    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                           "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1200,2400", (folder / "erasure_report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01, "the screenshot is blank"
+    assert "ERR_" not in done.stderr and "Uncaught" not in done.stderr

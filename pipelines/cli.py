@@ -34,14 +34,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    import mlflow
-
     from pipelines.request_status import request_status
     from pipelines.run_request import prepare_workdir, tracking_uri
 
     workdir = prepare_workdir(args.workdir, own_store=not args.remote)
-    mlflow.set_tracking_uri(tracking_uri(args.tracking_uri, workdir))
-    status = request_status(args.id)
+    status = request_status(args.id, tracking_uri(args.tracking_uri, workdir))
     print(json.dumps(status.as_dict()) if args.json else status.line())
     return 1 if status.state == "unknown" else 0
 

@@ -35,24 +35,18 @@ def request_runs(request_id: str) -> list:
     return [r for r in runs if ((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id", request_id) == request_id]
 
 
-def promoted_versions(request_id: str) -> list:
-    from mlflow.tracking import MlflowClient
-
-    from steps.registry import REQUEST_TAG
-
-    return sorted(MlflowClient().search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"), key=lambda v: int(v.version))
-
-
-def request_status(request_id: str) -> RequestStatus:
+def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
     from mlflow.tracking import MlflowClient
 
     from pipelines.run_request import failure
+    from steps.registry import REQUEST_TAG
 
     runs = request_runs(request_id)
     name = runs[0].name if runs else None
-    if versions := promoted_versions(request_id):
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if versions := sorted(client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"), key=lambda v: int(v.version)):
         v = versions[0]
-        aliases = MlflowClient().get_model_version(v.name, v.version).aliases
+        aliases = client.get_model_version(v.name, v.version).aliases
         held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
         return RequestStatus(request_id, "promoted", f"registered as {v.name} version {v.version}{held}", name,
                              {"model_name": v.name, "version": int(v.version), "aliases": list(aliases)})

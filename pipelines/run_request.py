@@ -20,12 +20,15 @@ def tracking_uri(configured: str | None, workdir: Path) -> str:
 
 
 def prepare_experiment(uri: str, name: str, workdir: Path) -> None:
-    """A local store keeps its artifacts in the work folder (MLflow's default would be relative to the current directory)."""
-    import mlflow
+    """A local store keeps its artifacts in the work folder (MLflow's default would be relative to the current directory).
 
-    mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=(workdir / "mlartifacts").as_uri())
+    Through a client bound to `uri`: mlflow.set_tracking_uri would also set $MLFLOW_TRACKING_URI for the rest of
+    the process, and a later request in the same process would then default to this one's store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    if uri.startswith("sqlite:") and client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=(workdir / "mlartifacts").as_uri())
 
 
 def failure(run) -> tuple[str, str, str]:
@@ -66,7 +69,7 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
     from steps.registry import promoted_version
 
     name, rid = request.registry.model_name, request.request.id
-    if (existing := promoted_version(MlflowClient(), name, rid)) is not None:
+    if (existing := promoted_version(MlflowClient(tracking_uri=uri), name, rid)) is not None:
         message = f"request {rid} is already promoted as {name} version {existing.version} (models:/{name}/{existing.version}); use a new request id to erase again"
         if refuse_promoted:
             raise ErasediffError(f"refused: {message}")

@@ -87,8 +87,14 @@ def test_second_erasure_keeps_the_first_in_force(sequence: dict, client, digits_
     assert sequence["REQ-A"] == 0 and sequence["REQ-B"] == 0
     champion = client.get_model_version_by_alias(MODEL, "champion")
     assert champion.tags["request_id"] == "REQ-B" and champion.tags["base_model"] == CHAMPION
-    mlflow.set_tracking_uri(client.tracking_uri)
-    folder = registered_model_folder(CHAMPION, tmp_path)
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(client.tracking_uri)  # also sets $MLFLOW_TRACKING_URI: put it back for later tests
+    try:
+        folder = registered_model_folder(CHAMPION, tmp_path)
+    finally:
+        mlflow.set_tracking_uri(before or "")
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
     model = load_class_model(folder)
     scores = class_scores(model, digits_classifier, EvalSettings(samples_per_class=20, steps=20), progress=False)
     assert scores[3].accuracy <= 0.2 and scores[5].accuracy <= 0.2, (scores[3].accuracy, scores[5].accuracy)

@@ -15,17 +15,6 @@ import yaml
 from erasediff import cli
 
 
-def zenml_run_config(request) -> dict:
-    """What `run.py` passes to the pipeline, as a ZenML run configuration file (`zenml pipeline run ... -c`)."""
-    rid, name = request.request.id, request.registry.model_name
-    return {
-        "run_name": f"erasure-{rid}-{{date}}-{{time}}",
-        "parameters": {"request": request.as_params()},
-        "model": {"name": name, "description": f"EraseDiff erasures registered as MLflow model {name}", "tags": ["erasediff"]},
-        "settings": {"experiment_tracker": {"experiment_name": request.tracking.experiment, "tags": {"request_id": rid}}},
-    }
-
-
 def _submit(args: argparse.Namespace) -> int:
     from pipelines.run_request import prepare_workdir, run_request
 
@@ -45,6 +34,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _zenml_config(args: argparse.Namespace) -> int:
     from erasediff.request import load_request
+    from pipelines.run_request import zenml_run_config
 
     yaml.safe_dump(zenml_run_config(load_request(args.request)), sys.stdout, sort_keys=False)
     return 0

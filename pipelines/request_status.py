@@ -31,7 +31,9 @@ def request_runs(request_id: str) -> list:
     """ZenML runs of the erasure pipeline for this request, newest first (run names are erasure-<id>-<date>-<time>)."""
     from zenml.client import Client
 
-    runs = Client().list_pipeline_runs(name=f"startswith:erasure-{request_id}-", sort_by="desc:created", size=50, hydrate=True).items
+    from pipelines.run_request import run_prefix
+
+    runs = Client().list_pipeline_runs(name=f"startswith:{run_prefix(request_id)}", sort_by="desc:created", size=50, hydrate=True).items
     return [r for r in runs if ((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id", request_id) == request_id]
 
 

@@ -19,6 +19,23 @@ def tracking_uri(configured: str | None, workdir: Path) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}"
 
 
+def run_prefix(request_id: str) -> str:
+    """Every pipeline run of a request is named `erasure-<id>-<date>-<time>` (how `request status` finds them)."""
+    return f"erasure-{request_id}-"
+
+
+def zenml_run_config(request) -> dict:
+    """The request's ZenML run configuration: what `run_request` passes to the pipeline, and what
+    `erasediff request zenml-config` writes for `zenml pipeline run ... -c`."""
+    rid, name = request.request.id, request.registry.model_name
+    return {
+        "run_name": f"{run_prefix(rid)}{{date}}-{{time}}",
+        "parameters": {"request": request.as_params()},
+        "model": {"name": name, "description": f"EraseDiff erasures registered as MLflow model {name}", "tags": ["erasediff"]},
+        "settings": {"experiment_tracker": {"experiment_name": request.tracking.experiment, "tags": {"request_id": rid}}},
+    }
+
+
 def prepare_experiment(uri: str, name: str, workdir: Path) -> None:
     """A local store keeps its artifacts in the work folder (MLflow's default would be relative to the current directory).
 
@@ -84,12 +101,12 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
 
     if stack is None:
         ensure_local_stack(uri)
-    run_name = f"erasure-{rid}-{{date}}-{{time}}"
+    options = zenml_run_config(request)
     pipeline = erasure_pipeline.with_options(
         config_path=str(run_config) if run_config else None,
-        run_name=run_name,
-        model=Model(name=name, description=f"EraseDiff erasures registered as MLflow model {name}", tags=["erasediff"]),
-        settings={"experiment_tracker": MLFlowExperimentTrackerSettings(experiment_name=request.tracking.experiment, tags={"request_id": rid})},
+        run_name=options["run_name"],
+        model=Model(**options["model"]),
+        settings={"experiment_tracker": MLFlowExperimentTrackerSettings(**options["settings"]["experiment_tracker"])},
     )
     from zenml.client import Client
 

@@ -65,25 +65,40 @@ class GateReport:
         return cls(data["passed"], [GateResult(**g) for g in data["gates"]])
 
     def table(self) -> str:
-        lines = [f"{'gate':<28} {'value':>10} {'threshold':>10}  verdict"]
+        width = max([28] + [len(g.gate) for g in self.gates])
+        lines = [f"{'gate':<{width}} {'value':>10} {'threshold':>10}  verdict"]
         for g in self.gates:
             value = "missing" if g.value is None else f"{g.value:.4f}"
-            lines.append(f"{g.gate:<28} {value:>10} {g.threshold:>10.4f}  {'pass' if g.passed else 'FAIL'}")
+            lines.append(f"{g.gate:<{width}} {value:>10} {g.threshold:>10.4f}  {'pass' if g.passed else 'FAIL'}")
         lines.append(f"promotion: {'allowed' if self.passed else 'REFUSED'}")
         return "\n".join(lines)
 
 
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _earlier_check(row: dict) -> GateResult:
+    """An earlier concept erasure's re-check: the unlearned value within the threshold that erasure was promoted under."""
+    value = _finite(row["unlearned"])
+    measures = row.get("why") or f"unlearned {row['metric']} on the prompts of earlier erasure {row['request_id']} ({row['concept']})"
+    return GateResult(f"earlier.{row['request_id']}.{row['metric']}", measures, value, row["threshold"],
+                      value is not None and value <= row["threshold"])
+
+
 def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
-    """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). The earlier-erasures
-    gate applies when `results["earlier_erasures"]` lists promoted requests whose erasure must stay in force."""
+    """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). Erasures promoted
+    earlier stay in force: `results["earlier_erasures"]` with classes brings in the earlier-classes gate, and
+    every row of `results["earlier_checks"]` (an earlier concept, re-measured) is a gate of its own."""
     models = results.get("models", {})
     original, unlearned = models.get("original", {}).get("metrics", {}), models.get("unlearned", {}).get("metrics", {})
+    earlier_classes = any("classes" in e for e in results.get("earlier_erasures") or [])
     gates = []
     for name, (measures, measure) in GATES.items():
         threshold = getattr(settings, name)
-        if threshold is None or (name == "earlier_erasures_accuracy_max" and not results.get("earlier_erasures")):
+        if threshold is None or (name == "earlier_erasures_accuracy_max" and not earlier_classes):
             continue
-        value = measure(original, unlearned)
-        value = float(value) if value is not None and math.isfinite(value) else None
+        value = _finite(measure(original, unlearned))
         gates.append(GateResult(name, measures, value, threshold, value is not None and value <= threshold))
+    gates += [_earlier_check(row) for row in results.get("earlier_checks") or []]
     return GateReport(bool(gates) and all(g.passed for g in gates), gates)

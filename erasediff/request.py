@@ -93,7 +93,8 @@ class GateSettings(Strict):
     nudity_rate_max: float | None = Field(None, ge=0, le=1, description="share of images with an exposed NudeNet detection")
     clip_score_drop_max: float | None = Field(None, ge=0, description="original minus unlearned CLIP score")
     earlier_erasures_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on each class erased by an "
-                                                        "earlier promoted request of this registered model (checked when there is one)")
+                                                        "earlier promoted request of this registered model (checked when there is one); "
+                                                        "earlier concepts are gated at their own recorded thresholds")
 
     @model_validator(mode="after")
     def _at_least_one(self) -> "GateSettings":
@@ -143,6 +144,9 @@ class ErasureRequest(Strict):
                 self.source(name)  # a generated set without prompts fails here
             if self.evaluation.text_to_image is None:
                 raise ValueError("evaluation.text_to_image is required for a concept request (nudity, captions and/or classes)")
+            if self.gates.nudity_rate_max is None and self.gates.forgotten_accuracy_max is None:
+                raise ValueError("a concept request needs a forget-side gate (nudity_rate_max, or forgotten_accuracy_max with "
+                                 "evaluation.text_to_image.classes): without one the erasure is neither proven now nor re-checked by later requests")
             if self.unlearning.uses_substitutes and not self.target.anchors:
                 raise ValueError(f"unlearning.method {self.unlearning.method} (forget_loss {self.unlearning.forget_loss}) aims the concept at "
                                  "target.anchors: list at least one anchor prompt, or use a method without substitutes (esd, neggrad, finetune)")

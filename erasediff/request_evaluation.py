@@ -2,18 +2,27 @@
 
 from pathlib import Path
 
+from .erasure_checks import ConceptCheck, recheck_concept
 from .evaluate import evaluate_pair
 from .evaluate_prompts import evaluate_prompt_pair
 from .request import ErasureRequest
 
+EARLIER = "earlier"
+
 
 def evaluate_request(req: ErasureRequest, base: Path, unlearned: Path, out: Path, progress: bool = True,
-                     earlier_classes: list[int] | None = None) -> dict:
-    """results.json-shaped results (models.original/unlearned.metrics, protocol, delta), written under `out`;
-    classes erased by earlier promoted requests are re-measured (`earlier_forgotten_accuracy`)."""
+                     earlier_classes: list[int] | None = None, earlier_checks: list[ConceptCheck] = ()) -> dict:
+    """results.json-shaped results (models.original/unlearned.metrics, protocol, delta), written under `out`.
+
+    Earlier promoted erasures are re-measured on both models: their classes (`earlier_forgotten_accuracy`), and
+    each earlier concept's recorded check (`results["earlier_checks"]`, detail under `out/earlier/REQUEST`)."""
     if req.target.kind == "class":
-        return evaluate_pair(base, unlearned, req.eval_config(earlier_classes), out, progress)
-    return evaluate_prompt_pair(base, unlearned, req.prompt_eval_config(), out, progress)
+        results = evaluate_pair(base, unlearned, req.eval_config(earlier_classes), out, progress)
+    else:
+        results = evaluate_prompt_pair(base, unlearned, req.prompt_eval_config(), out, progress)
+    results["earlier_checks"] = [row for check in earlier_checks
+                                 for row in recheck_concept(check, base, unlearned, out / EARLIER / check.request_id, progress)]
+    return results
 
 
 def check_base_model(req: ErasureRequest, folder: Path) -> None:

@@ -13,10 +13,12 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from erasediff.errors import ModelLoadError
+from erasediff.erasure_checks import ConceptCheck, load_concept_check, unmeasurable
+from erasediff.errors import ErasediffError, ModelLoadError
 
 REQUEST_TAG = "request_id"
 DIFFUSERS_ARTIFACT = "diffusers"
+CHECK_ARTIFACT = "erasure_check"  # a promoted concept request's recorded forget-side check, in its MLflow run
 MODELS_SCHEME = "models:/"
 
 
@@ -41,13 +43,29 @@ def earlier_erasures(client: MlflowClient, model_name: str, request_id: str) -> 
             return []
         raise
     found = [v for v in versions if v.tags.get(REQUEST_TAG) and v.tags[REQUEST_TAG] != request_id]
-    return [{"request_id": v.tags[REQUEST_TAG], "version": int(v.version),
+    return [{"request_id": v.tags[REQUEST_TAG], "version": int(v.version), "run_id": v.tags.get("mlflow_run_id") or v.run_id,
              **({"classes": json.loads(v.tags["forgotten_classes"])} if "forgotten_classes" in v.tags else {"concept": v.tags.get("forgotten_concept")})}
             for v in sorted(found, key=lambda v: int(v.version))]
 
 
 def earlier_classes(erasures: list[dict]) -> list[int]:
     return sorted({c for e in erasures for c in e.get("classes") or []})
+
+
+def earlier_concept_checks(client: MlflowClient, erasures: list[dict], kind: str, dst: Path) -> tuple[list[ConceptCheck], list[dict]]:
+    """The recorded checks of earlier concept erasures, downloaded under `dst`; an erasure whose check cannot be had
+    or run here comes back as a fail-closed re-check row instead."""
+    checks, closed = [], []
+    for erasure in (e for e in erasures if "concept" in e):
+        if kind != "concept":
+            closed.append(unmeasurable(erasure, "a concept erasure cannot be re-measured on a class-conditional model"))
+            continue
+        try:
+            folder = client.download_artifacts(erasure["run_id"], CHECK_ARTIFACT, str(dst / erasure["request_id"]))
+            checks.append(load_concept_check(Path(folder)))
+        except (MlflowException, ErasediffError, OSError) as exc:
+            closed.append(unmeasurable(erasure, f"version {erasure['version']}'s {CHECK_ARTIFACT} cannot be read: {str(exc).splitlines()[0]}"))
+    return checks, closed
 
 
 def registered_model_folder(spec: str, dst: Path | None = None) -> Path:

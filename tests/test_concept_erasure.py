@@ -69,3 +69,22 @@ def test_unlearned_pipeline_loads_and_base_is_untouched(erased: dict) -> None:
     assert folder_hash(erased["out"] / MODEL / "vae") == folder_hash(erased["base"] / "vae")
     assert folder_hash(erased["out"] / MODEL / "text_encoder") == folder_hash(erased["base"] / "text_encoder")
     assert folder_hash(erased["base"]) == erased["base_hash"]
+
+
+def test_a_later_version_that_draws_sevens_again_fails_the_recorded_check(erased: dict, tmp_path: Path) -> None:
+    """The seven request's check (only its forget-class prompt rows, with its threshold) re-run as a later request
+    would: the erased model as base (the champion) against the original as the new version, which brings seven back."""
+    from erasediff.erasure_checks import load_concept_check, recheck_concept, write_concept_check
+    from erasediff.prompts import load_prompt_csv
+
+    check = load_concept_check(write_concept_check(erased["req"], tmp_path / "check"))
+    rows = load_prompt_csv(check.classes.prompts)
+    assert {r.label for r in rows} == {SEVEN} and len(rows) == 40 and check.nudity is None
+    assert check.thresholds() == {"forgotten_accuracy": erased["req"].gates.forgotten_accuracy_max}
+
+    [row] = recheck_concept(check, erased["out"] / MODEL, erased["base"], tmp_path / "recheck", progress=False)
+    assert row["original"] <= 0.15 and row["unlearned"] >= 0.70, row
+    report = evaluate_gates(erased["req"].gates, {**erased["results"], "earlier_checks": [row]})
+    assert {g.gate: g.passed for g in report.gates}[f"earlier.{erased['req'].request.id}.forgotten_accuracy"] is False and not report.passed
+    kept = {**row, "unlearned": row["original"]}  # a version that keeps seven erased passes the same gate
+    assert evaluate_gates(erased["req"].gates, {**erased["results"], "earlier_checks": [kept]}).passed

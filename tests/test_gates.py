@@ -35,3 +35,27 @@ def test_missing_and_non_finite_metrics_fail_closed() -> None:
     assert verdicts["nudity_rate_max"] == (None, False)
     assert not report.passed and "missing" in report.table()
     assert not evaluate_gates(GateSettings(), {}).passed
+
+
+def test_earlier_erasures_stay_in_force() -> None:
+    """Earlier classes bring in their gate; each re-measured earlier concept is a gate at the threshold it was
+    promoted under; one that cannot be measured fails closed."""
+    from erasediff.erasure_checks import unmeasurable
+
+    unlearned = {"forgotten_accuracy": 0.05, "retained_accuracy": 0.97, "fid_classifier": 33.0}
+    concept = {"request_id": "REQ-N", "version": 1, "concept": "nudity"}
+    held = {"request_id": "REQ-N", "concept": "nudity", "metric": "nudity_rate", "threshold": 0.05, "original": 0.02, "unlearned": 0.04}
+    report = evaluate_gates(GateSettings(), {**results(BASE, unlearned), "earlier_erasures": [concept], "earlier_checks": [held]})
+    assert report.passed and "earlier_erasures_accuracy_max" not in {g.gate for g in report.gates}
+    assert {g.gate: g.passed for g in report.gates}["earlier.REQ-N.nudity_rate"] is True
+
+    back = {**held, "unlearned": 0.3}
+    report = evaluate_gates(GateSettings(), {**results(BASE, unlearned), "earlier_erasures": [concept], "earlier_checks": [back]})
+    assert not report.passed and [g.gate for g in report.gates if not g.passed] == ["earlier.REQ-N.nudity_rate"]
+
+    closed = unmeasurable(concept, "a concept erasure cannot be re-measured on a class-conditional model")
+    classes = {"request_id": "REQ-3", "version": 2, "classes": [3]}
+    report = evaluate_gates(GateSettings(), {**results(BASE, unlearned), "earlier_erasures": [concept, classes], "earlier_checks": [closed]})
+    verdicts = {g.gate: (g.value, g.passed) for g in report.gates}
+    assert verdicts["earlier.REQ-N.unmeasurable"] == (None, False) and verdicts["earlier_erasures_accuracy_max"] == (None, False)
+    assert "class-conditional" in report.gates[-1].measures and not report.passed

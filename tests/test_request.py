@@ -7,6 +7,8 @@ import pytest
 from erasediff.errors import ErasediffError
 from erasediff.request import ErasureRequest, load_request
 
+from conftest import merge
+
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 
 
@@ -31,3 +33,16 @@ def test_bad_request_names_the_field(tmp_path: Path, edit: str, field: str) -> N
     with pytest.raises(ErasediffError, match=field.replace(".", r"\.")) as info:
         load_request(path)
     assert "\n" not in str(info.value)
+
+
+def test_concept_request_without_a_forget_side_gate_is_refused() -> None:
+    """Utility gates alone (CLIP score) would promote an erasure nothing proved, and later requests could not re-check it."""
+    from pydantic import ValidationError
+
+    raw = {"request": {"id": "r1", "requester": "a", "reason": "b"}, "target": {"concept": "a style", "prompts": ["x"], "anchors": ["y"]},
+           "base_model": "text-digits", "evaluation": {"text_to_image": {"captions": {"prompts": "c.csv", "clip_model": "clip"}}},
+           "gates": {"clip_score_drop_max": 1.0, "forgotten_accuracy_max": None, "retained_accuracy_drop_max": None, "fid_increase_max": None}}
+    with pytest.raises(ValidationError, match="needs a forget-side gate"):
+        ErasureRequest.model_validate(raw)
+    raw["evaluation"]["text_to_image"]["nudity"] = {"prompts": "i2p.csv"}
+    ErasureRequest.model_validate(merge(raw, {"gates": {"nudity_rate_max": 0.1}}))

@@ -64,7 +64,9 @@ def render_html(facts: dict, images: dict[str, list[Path]]) -> str:
         "<h2>Unlearning settings</h2>" + f"<pre>{html.escape(json.dumps(req['unlearning'], indent=1))}</pre>",
         "<h2>Earlier erasures kept in force</h2>" + (_table([[e["request_id"], e["version"], e.get("classes") or e.get("concept")]
                                                              for e in facts["earlier_erasures"]], ["request", "version", "erased"])
-                                                     if facts["earlier_erasures"] else "<p>none: this is the first erasure of this registered model</p>"),
+                                                     if facts["earlier_erasures"] else "<p>none: this is the first erasure of this registered model</p>")
+        + (_table([[c["request_id"], c["metric"], c["original"], c["unlearned"], c["threshold"]] for c in facts.get("earlier_checks", [])],
+                  ["earlier concept erasure", "re-measured", "base", "unlearned", "threshold"]) if facts.get("earlier_checks") else ""),
         "<h2>Metrics (original vs unlearned)</h2>" + _table([[k, metrics["original"].get(k), v, facts["evaluation"]["delta"].get(k)]
                                                               for k, v in metrics["unlearned"].items()], ["metric", "original", "unlearned", "delta"]),
         "<h2>Protocol of every metric</h2>" + _table([[k, Markup(f"<pre>{html.escape(json.dumps(v, indent=1))}</pre>")]
@@ -132,5 +134,6 @@ This diffusion model was produced by **EraseDiff** unlearning from the base mode
 {chr(10).join(f"- {k}: `{v}`" for k, v in provenance.items())}
 
 The full erasure report (data manifests, Great Expectations results, curves, before/after samples, metric
-protocols) is `{REPORT_HTML}` in the MLflow run that promoted this model.
+protocols) is `report/{REPORT_HTML}` next to this model in the registered version's artifacts, and in the
+MLflow run that promoted it.
 """

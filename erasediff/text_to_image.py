@@ -1,7 +1,5 @@
 """Sampling text-to-image pipelines: one seeded image per prompt row, whatever the batching."""
 
-from pathlib import Path
-
 import torch
 from diffusers import DiffusionPipeline
 from tqdm.auto import tqdm

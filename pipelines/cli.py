@@ -2,7 +2,8 @@
 
     erasediff request submit REQUEST.yaml [--stack S --run-config C]   run the pipeline; a promoted id is refused
     erasediff request status ID [--json]                              queued, running, failed at step, gated out, promoted
-    erasediff request zenml-config REQUEST.yaml                       the ZenML run configuration for `zenml pipeline run`
+    erasediff request zenml-config REQUEST.yaml [--snapshot]          the ZenML run configuration for `zenml pipeline run`
+                                                                      (--snapshot: for `zenml pipeline snapshot run` / REST)
 """
 
 import argparse
@@ -34,9 +35,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _zenml_config(args: argparse.Namespace) -> int:
     from erasediff.request import load_request
-    from pipelines.run_request import zenml_run_config
+    from pipelines.run_request import zenml_run_config, zenml_snapshot_run_config
 
-    yaml.safe_dump(zenml_run_config(load_request(args.request)), sys.stdout, sort_keys=False)
+    config = (zenml_snapshot_run_config if args.snapshot else zenml_run_config)(load_request(args.request))
+    yaml.safe_dump(config, sys.stdout, sort_keys=False)
     return 0
 
 
@@ -56,6 +58,8 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_status)
     p = requests.add_parser("zenml-config", help="print the ZenML run configuration of a request (for zenml pipeline run / snapshots)")
     p.add_argument("request", type=Path)
+    p.add_argument("--snapshot", action="store_true", help="for running a snapshot (zenml pipeline snapshot run, ZenML's REST API): "
+                   "the request as step parameters, since ZenML refuses pipeline parameters there")
     p.set_defaults(func=_zenml_config)
 
 

@@ -5,6 +5,7 @@ report is printed), 2 bad input or a failed step (curation, unlearning, ...), wi
 """
 
 import argparse
+import copy
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,20 @@ def zenml_run_config(request) -> dict:
         "model": {"name": name, "description": f"EraseDiff erasures registered as MLflow model {name}", "tags": ["erasediff"]},
         "settings": {"experiment_tracker": {"experiment_name": request.tracking.experiment, "tags": {"request_id": rid}}},
     }
+
+
+# The steps of pipelines.erasure.erasure_pipeline, each of which takes the request (checked against a snapshot in tests).
+REQUEST_STEPS = ("load_base_model", "curate_sets", "unlearn_model", "evaluate_models", "gate", "promote", "report")
+
+
+def zenml_snapshot_run_config(request) -> dict:
+    """The request as a run configuration for a snapshot (`zenml pipeline snapshot run NAME -c`, or the body's
+    `run_configuration` of ZenML's `POST /api/v1/pipeline_snapshots/{id}/runs`). ZenML refuses pipeline parameters
+    when a server runs a static pipeline, so the request goes to every step as a step parameter. ZenML merges
+    these into the snapshot's key by key: every field is written out, so nothing of the snapshot's request survives."""
+    config = zenml_run_config(request)
+    parameters = config.pop("parameters")
+    return {**config, "steps": {name: {"parameters": copy.deepcopy(parameters)} for name in REQUEST_STEPS}}  # copies: no YAML anchors
 
 
 def prepare_experiment(uri: str, name: str, workdir: Path) -> None:

@@ -20,10 +20,11 @@ from zenml import get_step_context, log_metadata, step
 
 import erasediff
 from erasediff.code_version import code_version
+from erasediff.erasure_checks import write_concept_check
 from erasediff.report import MODEL_CARD, model_card
 from erasediff.request import ErasureRequest
 from erasediff.unlearn_job import MODEL
-from steps.registry import DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
+from steps.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
 
 # What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
 PYFUNCS = {
@@ -69,13 +70,16 @@ def promote(request: dict, unlearned_model: Path, base_model_sha256: str, curati
     card = model_card(request, base_model_sha256, gate_report, datetime.now(timezone.utc).isoformat(timespec="seconds"), provenance,
                       evaluation.get("earlier_erasures", []))
     (folder / MODEL_CARD).write_text(card)
+    if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
+        mlflow.log_artifacts(str(write_concept_check(req, Path(tempfile.mkdtemp(prefix="check-")))), CHECK_ARTIFACT)
     info = mlflow.pyfunc.log_model(
         name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
         pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     client.set_registered_model_alias(name, alias, version.version)
-    promotion = {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}"}
+    promotion = {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}",
+                 "model_id": info.model_id}
     mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
     log_metadata(metadata={"mlflow_registered_model": promotion}, infer_model=True)
     print(f"promoted {name} version {version.version} as @{alias}")

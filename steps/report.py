@@ -1,5 +1,6 @@
-"""Step: the erasure report of the run (HTML and its JSON twin, to MLflow), then the run's verdict: a gated-out
-run ends here as failed with GateRefused, so the runner and `request status` report it as gated out."""
+"""Step: the erasure report of the run (HTML and its JSON twin, logged to the MLflow run and, when promoted, next to
+the registered model in its artifacts), then the run's verdict: a gated-out run ends here as failed with
+GateRefused, so the runner and `request status` report it as gated out."""
 
 import json
 import tempfile
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import mlflow
+from mlflow.tracking import MlflowClient
 from zenml import get_step_context, step
 
 from erasediff.code_version import code_version
@@ -36,7 +38,7 @@ def report(request: dict, base_model_sha256: str, curated_sets: Path, curation_s
     facts = {
         "request": request, "base_model_sha256": base_model_sha256,
         "curation": {"summary": curation_summary, "validation": json.loads((curated_sets / VALIDATION).read_text())},
-        "earlier_erasures": evaluation.get("earlier_erasures", []),
+        "earlier_erasures": evaluation.get("earlier_erasures", []), "earlier_checks": evaluation.get("earlier_checks", []),
         "evaluation": {"metrics": {n: evaluation["models"][n]["metrics"] for n in ("original", "unlearned")},
                        "delta": evaluation["delta"], "protocol": evaluation["protocol"]},
         "gates": gate_report, "outcome": _outcome(promotion, gate_report),
@@ -46,8 +48,11 @@ def report(request: dict, base_model_sha256: str, curated_sets: Path, curation_s
     grids = sorted((evaluation_files / "grids").glob("*.png"))
     images = {"Unlearning curves (loss, lambda_t, cosines)": [unlearned_model / CURVES],
               "Before / after samples (same seeds)": [g for g in grids if g.stem.startswith("all")] or grids[:1]}
-    html_path, json_path = write_report(facts, images, Path(tempfile.mkdtemp(prefix="report-")))
+    folder = Path(tempfile.mkdtemp(prefix="report-"))
+    html_path, json_path = write_report(facts, images, folder)
     log_files([html_path, json_path], REPORT_DIR)
+    if promotion.get("model_id"):  # next to the model: in the registered version's own artifacts
+        MlflowClient().log_model_artifacts(promotion["model_id"], str(folder), REPORT_DIR)
     if not facts["outcome"]["promoted"]:
         raise GateRefused(f"{facts['outcome']['summary'].replace('NOT promoted', 'not promoted')}; the registry is unchanged")
     return facts

@@ -1,5 +1,6 @@
 """Shared fixtures. Telemetry and hub access are off for every test (no network here)."""
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,6 +19,22 @@ from erasediff.model_io import ClassDiffusionModel  # noqa: E402
 from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default  # noqa: E402
 
 PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
+
+
+@contextlib.contextmanager
+def mlflow_tracking(uri: str):
+    """mlflow's global tracking URI for a block: set_tracking_uri also sets $MLFLOW_TRACKING_URI, which later
+    requests in this process must not inherit."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before or "")
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def merge(base: dict, update: dict) -> dict:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import merge
+from conftest import merge, mlflow_tracking
 from test_pipeline import digits_folder, write_request
 
 from erasediff.class_accuracy import class_scores
@@ -80,21 +80,16 @@ def client(work: Path):
 
 
 def test_second_erasure_keeps_the_first_in_force(sequence: dict, client, digits_classifier, tmp_path: Path) -> None:
-    import mlflow
-
     from steps.registry import registered_model_folder
 
     assert sequence["REQ-A"] == 0 and sequence["REQ-B"] == 0
     champion = client.get_model_version_by_alias(MODEL, "champion")
     assert champion.tags["request_id"] == "REQ-B" and champion.tags["base_model"] == CHAMPION
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(client.tracking_uri)  # also sets $MLFLOW_TRACKING_URI: put it back for later tests
-    try:
+    with mlflow_tracking(client.tracking_uri):
         folder = registered_model_folder(CHAMPION, tmp_path)
-    finally:
-        mlflow.set_tracking_uri(before or "")
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
+    beside = folder.parents[1] / "report"  # next to the model, in the registered version's artifacts
+    assert json.loads((beside / "erasure_report.json").read_text())["outcome"]["version"] == int(champion.version)
+    assert (beside / "erasure_report.html").is_file()
     model = load_class_model(folder)
     scores = class_scores(model, digits_classifier, EvalSettings(samples_per_class=20, steps=20), progress=False)
     assert scores[3].accuracy <= 0.2 and scores[5].accuracy <= 0.2, (scores[3].accuracy, scores[5].accuracy)
@@ -137,6 +132,43 @@ def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, w
     assert done.returncode != 0
     d = status("REQ-D", work, capsys)
     assert d["state"] == "failed" and d["detail"].startswith("at step curate_sets: curation failed"), d
+
+
+def test_a_snapshot_run_takes_the_request_as_step_parameters(work: Path, requests: Path, capsys) -> None:
+    """The ticketing path through ZenML's REST API: a named snapshot of the pipeline, run with another request
+    (`erasediff request zenml-config --snapshot`). The snapshot is created on this local store and the run
+    configuration goes through ZenML's own server-side checks and step-parameter merge; starting the run needs a
+    ZenML server with a workload manager; ZenML refuses it on a local store (asserted)."""
+    from zenml.client import Client
+    from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+    from zenml.pipelines.run_utils import validate_run_config_is_runnable_from_server
+    from zenml.utils import pydantic_utils
+
+    from erasediff.request import ErasureRequest, load_request
+    from pipelines.erasure import erasure_pipeline
+    from pipelines.stack import ensure_local_stack
+
+    template = write_request(requests, "REQ-T", **merge(REGISTRY, {"target": {"classes": [6]}, "request": {"legal_basis": "GDPR Art. 17"}}))
+    assert erasediff(["request", "zenml-config", str(template)]) == 0
+    (requests / "REQ-T.zenml.yaml").write_text(capsys.readouterr().out)
+    ensure_local_stack(f"sqlite:///{work / 'mlflow.db'}")
+    snapshot = erasure_pipeline.with_options(config_path=str(requests / "REQ-T.zenml.yaml")).create_snapshot(name="erasure-request")
+    capsys.readouterr()  # ZenML's log lines
+    with pytest.raises(ValueError, match="Can't set pipeline parameters"):  # why the plain run configuration cannot be used here
+        validate_run_config_is_runnable_from_server(PipelineRunConfiguration.from_yaml(str(requests / "REQ-T.zenml.yaml")), is_dynamic=snapshot.is_dynamic)
+
+    ticket = write_request(requests, "REQ-E", **merge(REGISTRY, {"target": {"classes": [7]}, "base_model": CHAMPION}))
+    assert erasediff(["request", "zenml-config", "--snapshot", str(ticket)]) == 0
+    config = PipelineRunConfiguration.model_validate(yaml.safe_load(capsys.readouterr().out))
+    validate_run_config_is_runnable_from_server(config, is_dynamic=snapshot.is_dynamic)
+    assert set(config.steps) == set(snapshot.step_configurations)
+    for name, step in snapshot.step_configurations.items():  # as zen_server.pipeline_execution.utils merges a run's step updates
+        update = config.steps[name].model_dump(exclude={"name"}, exclude_unset=True, exclude_none=True)
+        merged = pydantic_utils.update_model(step.step_config_overrides, update)
+        assert set(merged.parameters) == set(step.config.parameters) == {"request"}, name
+        assert ErasureRequest.model_validate(merged.parameters["request"]) == load_request(ticket), name  # no GDPR left over from REQ-T
+    with pytest.raises(TypeError, match="not connected to a ZenML Server"):
+        Client().trigger_pipeline(snapshot_name_or_id=snapshot.id, run_configuration=config)
 
 
 def test_submitting_a_promoted_request_again_is_refused(sequence: dict, work: Path, requests: Path, capsys) -> None:

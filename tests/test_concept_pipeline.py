@@ -5,6 +5,7 @@ Random weights make the numbers meaningless (the erasure itself is measured in t
 this proves the text-to-image path through ZenML's local orchestrator and the registry.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,15 +17,15 @@ import yaml
 from erasediff.hashing import folder_hash
 from pipelines.run_request import FAILED, PROMOTED, main
 
-from conftest import PROMPTS
+from conftest import PROMPTS, mlflow_tracking
 
 MODEL = "erasediff-tiny-sd"
 
 
-def nudity_request(folder: Path, request_id: str, base: Path) -> Path:
+def nudity_request(folder: Path, request_id: str, base: Path | str, concept: str = "nudity", prompts: tuple[str, ...] = ("nude", "naked", "erotic", "sexual")) -> Path:
     config = {
-        "request": {"id": request_id, "requester": "trust-and-safety@example.com", "reason": "nudity policy (test)"},
-        "target": {"concept": "nudity", "prompts": ["nude", "naked", "erotic", "sexual"], "anchors": ["a photo of a person wearing clothes"]},
+        "request": {"id": request_id, "requester": "trust-and-safety@example.com", "reason": f"{concept} policy (test)"},
+        "target": {"concept": concept, "prompts": list(prompts), "anchors": ["a photo of a person wearing clothes"]},
         "base_model": str(base),
         "data": {"forget": {"generate": {"images_per_prompt": 3, "steps": 2}}, "retain": {"generate": {"images_per_prompt": 12, "steps": 2}}},
         "curation": {"min_forget": 12, "min_retain": 12},
@@ -39,31 +40,69 @@ def nudity_request(folder: Path, request_id: str, base: Path) -> Path:
     return path
 
 
-def test_tiny_sd_nudity_request_is_curated_unlearned_evaluated_gated_and_promoted(tiny_sd_dir: Path, tmp_path: Path, capsys) -> None:
+@pytest.fixture(scope="module")
+def nudity_work(tiny_sd_dir: Path, tmp_path_factory) -> dict:
+    """REQ-tiny-nudity promoted from the tiny pipeline folder (module scope: the sequential test builds on it).
+    Its output is captured in the setup section of the first test that uses it."""
+    folder = tmp_path_factory.mktemp("nudity")
+    base_hash = folder_hash(tiny_sd_dir)
+    rc = main([str(nudity_request(folder, "REQ-tiny-nudity", tiny_sd_dir)), "--workdir", str(folder / "work")])
+    return {"rc": rc, "work": folder / "work", "base_hash": base_hash}
+
+
+def test_tiny_sd_nudity_request_is_curated_unlearned_evaluated_gated_and_promoted(tiny_sd_dir: Path, nudity_work: dict) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    work = tmp_path / "work"
-    base_hash = folder_hash(tiny_sd_dir)
-    rc = main([str(nudity_request(tmp_path, "REQ-tiny-nudity", tiny_sd_dir)), "--workdir", str(work)])
-    out = capsys.readouterr()
-    assert rc == PROMOTED, out.err[-2000:]
-    assert "nudity_rate_max" in out.out
+    work, base_hash = nudity_work["work"], nudity_work["base_hash"]
+    assert nudity_work["rc"] == PROMOTED
 
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     version = client.get_model_version_by_alias(MODEL, "champion")
     assert version.tags["forgotten_concept"] == "nudity" and version.tags["request_id"] == "REQ-tiny-nudity"
+    assert [g["gate"] for g in json.loads(version.tags["gate_report"])["gates"]] == ["nudity_rate_max"]
     run = client.get_run(version.tags["mlflow_run_id"])
     assert "eval.unlearned.nudity_rate" in run.data.metrics and run.data.params["concept"] == "nudity"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "unlearn.lambda_t")] == [1, 2, 3]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "curation")}
     assert "curation/manifest.csv" in artifacts
 
-    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    with mlflow_tracking(f"sqlite:///{work / 'mlflow.db'}"):
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     images = pyfunc.predict(pd.DataFrame({"prompt": ["a photo of a person", "nude"]}), params={"steps": 2})
     assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
     assert folder_hash(tiny_sd_dir) == base_hash
+
+
+def test_a_second_concept_erasure_from_champion_rechecks_the_first(nudity_work: dict, tmp_path: Path) -> None:
+    """REQ-tiny-gore starts from @champion; its evaluation re-runs REQ-tiny-nudity's recorded check (the 4 I2P rows it
+    was measured on, at its own threshold) on both models, gates on it, and reports it; the report lies next to the model."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    work = nudity_work["work"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    first = client.get_model_version_by_alias(MODEL, "champion")
+    check = Path(client.download_artifacts(first.tags["mlflow_run_id"], "erasure_check", str(tmp_path / "check")))
+    assert json.loads((check / "check.json").read_text())["nudity_rate_max"] == 0.5 and len(pd.read_csv(check / "nudity.csv")) == 4
+
+    path = nudity_request(tmp_path, "REQ-tiny-gore", f"models:/{MODEL}@champion", concept="gore", prompts=("gore", "blood", "violence", "a wound"))
+    assert main([str(path), "--workdir", str(work)]) == PROMOTED
+    second = client.get_model_version_by_alias(MODEL, "champion")
+    assert second.tags["request_id"] == "REQ-tiny-gore"
+    gates = {g["gate"]: g for g in json.loads(second.tags["gate_report"])["gates"]}
+    recheck = gates["earlier.REQ-tiny-nudity.nudity_rate"]
+    assert recheck["value"] is not None and recheck["threshold"] == 0.5 and recheck["passed"]
+    run = client.get_run(second.tags["mlflow_run_id"])
+    assert run.data.metrics["eval.unlearned.earlier.REQ-tiny-nudity.nudity_rate"] == recheck["value"]
+    assert "evaluation/earlier/REQ-tiny-nudity/results.json" in {a.path for a in client.list_artifacts(run.info.run_id, "evaluation/earlier/REQ-tiny-nudity")}
+
+    with mlflow_tracking(client.tracking_uri):
+        root = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/{second.version}", dst_path=str(tmp_path / "model")))
+    facts = json.loads((root / "report" / "erasure_report.json").read_text())
+    assert [c["metric"] for c in facts["earlier_checks"]] == ["nudity_rate"] and (root / "report" / "erasure_report.html").is_file()
+    card = next(root.glob("artifacts/*/README.md")).read_text()
+    assert "| REQ-tiny-nudity | 1 | nudity |" in card and "earlier.REQ-tiny-nudity.nudity_rate" in card
 
 
 def test_pipeline_folder_missing_a_component_stops_at_load(tiny_sd_dir: Path, tmp_path: Path, capsys) -> None:

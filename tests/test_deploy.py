@@ -2,7 +2,6 @@
 object schemas and the project's rules, the checker catches what it claims to, the image is pinned and
 non-root, and the ZenML stack scripts register working stacks in a throwaway ZenML store."""
 
-import copy
 import os
 import shutil
 import subprocess

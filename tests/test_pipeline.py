@@ -22,7 +22,7 @@ from erasediff.hashing import folder_hash
 from erasediff.resolve import model_path
 from pipelines.run_request import FAILED, PROMOTED, main
 
-from conftest import merge
+from conftest import merge, mlflow_tracking
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-test"
@@ -106,8 +106,8 @@ def test_champion_generates_and_has_forgotten(promoted: dict, work: Path, digits
     import mlflow
     import pandas as pd
 
-    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    with mlflow_tracking(f"sqlite:///{work / 'mlflow.db'}"):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     classes = [3] * 30 + [0] * 30
     pixels = model.predict(pd.DataFrame({"class": classes}), params={"steps": 20, "seed": 7})
     assert pixels.shape == (60, 16, 16, 1) and pixels.dtype == np.uint8

@@ -76,8 +76,7 @@ def render_html(facts: dict, images: dict[str, list[Path]]) -> str:
         "<h2>Registry</h2>" + _table([[k, v] for k, v in outcome.items() if k != "summary"]),
         "<h2>Provenance</h2>" + _table([[k, v] for k, v in facts["provenance"].items()]),
     ]
-    for title, paths in images.items():
-        sections.append(f"<h2>{html.escape(title)}</h2>" + "".join(_image(p) for p in paths))
+    sections += [f"<h2>{html.escape(title)}</h2>" + "".join(_image(p) for p in paths) for title, paths in images.items() if paths]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Erasure report {html.escape(req["request"]["id"])}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
 

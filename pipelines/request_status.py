@@ -40,6 +40,7 @@ def request_runs(request_id: str) -> list:
 def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
     from mlflow.tracking import MlflowClient
 
+    from erasediff.report import REPORT_HTML
     from pipelines.run_request import failure
     from steps.registry import REQUEST_TAG
 
@@ -50,8 +51,9 @@ def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
         v = versions[0]
         aliases = client.get_model_version(v.name, v.version).aliases
         held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
-        return RequestStatus(request_id, "promoted", f"registered as {v.name} version {v.version}{held}", name,
-                             {"model_name": v.name, "version": int(v.version), "aliases": list(aliases)})
+        report = f"runs:/{v.tags.get('mlflow_run_id') or v.run_id}/report/{REPORT_HTML}"  # also under the version's own report/
+        return RequestStatus(request_id, "promoted", f"registered as {v.name} version {v.version}{held}; report {report}", name,
+                             {"model_name": v.name, "version": int(v.version), "aliases": list(aliases), "report": report})
     if not runs:
         return RequestStatus(request_id, "unknown", "no pipeline run and no registered version carries this request id")
     run, status = runs[0], runs[0].status.value

@@ -14,6 +14,7 @@ from zenml import get_step_context, step
 from erasediff.code_version import code_version
 from erasediff.errors import GateRefused
 from erasediff.report import write_report
+from erasediff.request_evaluation import EARLIER
 from erasediff.unlearn_job import CURVES
 from steps.curate import VALIDATION
 from steps.tracking import log_files
@@ -47,7 +48,8 @@ def report(request: dict, base_model_sha256: str, curated_sets: Path, curation_s
     }
     grids = sorted((evaluation_files / "grids").glob("*.png"))
     images = {"Unlearning curves (loss, lambda_t, cosines)": [unlearned_model / CURVES],
-              "Before / after samples (same seeds)": [g for g in grids if g.stem.startswith("all")] or grids[:1]}
+              "Before / after samples (same seeds)": [g for g in grids if g.stem.startswith("all")] or grids[:1],
+              "Earlier concept erasures re-checked (base / this version)": sorted((evaluation_files / EARLIER).glob("*/grids/*.png"))}
     folder = Path(tempfile.mkdtemp(prefix="report-"))
     html_path, json_path = write_report(facts, images, folder)
     log_files([html_path, json_path], REPORT_DIR)

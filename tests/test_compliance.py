@@ -113,10 +113,13 @@ def test_undoing_an_earlier_erasure_is_gated_out(sequence: dict, client, work: P
     assert {g["gate"]: g["passed"] for g in report["gates"]}["earlier_erasures_accuracy_max"] is False
 
 
-def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, work: Path, requests: Path, capsys) -> None:
+def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, client, work: Path, requests: Path, capsys) -> None:
     a, b = status("REQ-A", work, capsys), status("REQ-B", work, capsys)
     assert (a["state"], a["registry"]["version"], a["registry"]["aliases"]) == ("promoted", 1, [])
     assert (b["state"], b["registry"]["version"], b["registry"]["aliases"]) == ("promoted", 2, ["champion"])
+    report = b["registry"]["report"]  # runs:/RUN/report/erasure_report.html, downloadable with the MLflow CLI or client
+    run_id, path = report.removeprefix("runs:/").split("/", 1)
+    assert path == "report/erasure_report.html" and path in {f.path for f in client.list_artifacts(run_id, "report")}
     assert status("REQ-NEVER", work, capsys)["rc"] == 1
 
     # A ticketing system's path: ZenML's own CLI with the request as run configuration (fails at curation: too few images).

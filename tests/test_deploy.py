@@ -157,8 +157,12 @@ def test_stack_scripts_register_both_gpu_stacks(tmp_path: Path) -> None:
     for script in ("shared-components.sh", "k8s-gpu-stack.sh", "kubeflow-gpu-stack.sh"):
         done = subprocess.run(["bash", str(DEPLOY / "zenml" / script)], cwd=ROOT, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{script}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-    report = subprocess.run([sys.executable, "-c", STACK_REPORT], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
-    stacks = yaml.safe_load(report.splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", STACK_REPORT], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = done.stdout
+    stacks, server = (yaml.safe_load(line) for line in report.splitlines()[-2:])
+    # Snapshots (the ticketing path) run from a ZenML server only on stock flavors: k8s-gpu, not kubeflow-gpu.
+    assert server["k8s-gpu"] == "runnable" and "custom flavor" in server["kubeflow-gpu"], server
     assert stacks["k8s-gpu"]["orchestrator"] == ["kubernetes", {"kubernetes_context": "gpu-cluster", "kubernetes_namespace": "erasediff"}]
     assert stacks["kubeflow-gpu"]["orchestrator"][0] == "kubeflow_gpu"
     for stack in stacks.values():
@@ -173,9 +177,18 @@ def test_stack_scripts_register_both_gpu_stacks(tmp_path: Path) -> None:
 STACK_REPORT = """
 import json
 from zenml.client import Client
-out = {}
+from zenml.pipelines.run_utils import validate_stack_is_runnable_from_server
+from zenml.utils import source_utils
+source_utils.set_custom_source_root(".")  # python -c has no main file to find flavor sources from
+out, server = {}, {}
 for name in ("k8s-gpu", "kubeflow-gpu"):
     stack = Client().get_stack(name)
     out[name] = {str(t.value): [c[0].flavor_name, c[0].configuration] for t, c in stack.components.items()}
+    try:
+        validate_stack_is_runnable_from_server(Client().zen_store, stack)
+        server[name] = "runnable"
+    except ValueError as exc:
+        server[name] = str(exc)
 print(json.dumps(out))
+print(json.dumps(server))
 """

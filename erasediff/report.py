@@ -116,7 +116,7 @@ This diffusion model was produced by **EraseDiff** unlearning from the base mode
 | legal basis | {info.get('legal_basis') or ''} |
 | erased | {erased} |
 
-## Earlier erasures kept in force (re-checked by the earlier_erasures gate)
+## Earlier erasures kept in force (re-measured on this version; their gates are in the table below)
 
 | request | version | erased |
 |---|---:|---|

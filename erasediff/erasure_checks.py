@@ -7,7 +7,6 @@ rows with its base and its unlearned pipeline; the unlearned values must stay wi
 """
 
 import csv
-import json
 from pathlib import Path
 
 from pydantic import Field
@@ -86,12 +85,10 @@ def recheck_concept(check: ConceptCheck, base: Path, unlearned: Path, out: Path,
                               nudity=check.nudity, classes=check.classes)
     metrics = evaluate_prompt_pair(base, unlearned, config, out, progress)["models"]
     return [{"request_id": check.request_id, "concept": check.concept, "metric": metric, "threshold": limit,
-             "original": metrics["original"]["metrics"].get(metric), "unlearned": metrics["unlearned"]["metrics"].get(metric),
-             "results": str(out / "results.json")}
+             "original": metrics["original"]["metrics"].get(metric), "unlearned": metrics["unlearned"]["metrics"].get(metric)}
             for metric, limit in check.thresholds().items()]
 
 
 def unmeasurable(erasure: dict, why: str) -> dict:
-    """A re-check row for an earlier erasure that cannot be measured on this model: its gate fails closed."""
-    return {"request_id": erasure["request_id"], "concept": erasure.get("concept") or json.dumps(erasure.get("classes")),
-            "metric": "unmeasurable", "threshold": 0.0, "original": None, "unlearned": None, "why": why}
+    """A re-check row for an earlier concept erasure that cannot be measured on this model: its gate fails closed."""
+    return {"request_id": erasure["request_id"], "concept": erasure["concept"], "metric": "unmeasurable", "threshold": 0.0, "original": None, "unlearned": None, "why": why}

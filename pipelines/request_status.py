@@ -42,7 +42,8 @@ def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
 
     from erasediff.report import REPORT_HTML
     from pipelines.run_request import failure
-    from steps.registry import REQUEST_TAG
+    from steps.registry import REQUEST_TAG, version_run
+    from steps.report import REPORT_DIR
 
     runs = request_runs(request_id)
     name = runs[0].name if runs else None
@@ -51,7 +52,7 @@ def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
         v = versions[0]
         aliases = client.get_model_version(v.name, v.version).aliases
         held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
-        report = f"runs:/{v.tags.get('mlflow_run_id') or v.run_id}/report/{REPORT_HTML}"  # also under the version's own report/
+        report = f"runs:/{version_run(v)}/{REPORT_DIR}/{REPORT_HTML}"  # also under the version's own report/
         return RequestStatus(request_id, "promoted", f"registered as {v.name} version {v.version}{held}; report {report}", name,
                              {"model_name": v.name, "version": int(v.version), "aliases": list(aliases), "report": report})
     if not runs:

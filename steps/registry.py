@@ -33,6 +33,11 @@ def promoted_version(client: MlflowClient, model_name: str, request_id: str) -> 
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
+def version_run(version: ModelVersion) -> str:
+    """The MLflow run that promoted a version (recorded as a tag; the version's own run_id otherwise)."""
+    return version.tags.get("mlflow_run_id") or version.run_id
+
+
 def earlier_erasures(client: MlflowClient, model_name: str, request_id: str) -> list[dict]:
     """Every other request promoted into `model_name` (its version, and its classes or concept): erasures a new
     version must keep in force."""
@@ -43,7 +48,7 @@ def earlier_erasures(client: MlflowClient, model_name: str, request_id: str) -> 
             return []
         raise
     found = [v for v in versions if v.tags.get(REQUEST_TAG) and v.tags[REQUEST_TAG] != request_id]
-    return [{"request_id": v.tags[REQUEST_TAG], "version": int(v.version), "run_id": v.tags.get("mlflow_run_id") or v.run_id,
+    return [{"request_id": v.tags[REQUEST_TAG], "version": int(v.version), "run_id": version_run(v),
              **({"classes": json.loads(v.tags["forgotten_classes"])} if "forgotten_classes" in v.tags else {"concept": v.tags.get("forgotten_concept")})}
             for v in sorted(found, key=lambda v: int(v.version))]
 

@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def direct(request_path: Path, out: Path) -> None:
     """The pipeline's compute, called straight from the library."""
-    from erasediff.evaluate import evaluate_pair
-    from erasediff.gates import evaluate_gates
-    from erasediff.hashing import folder_hash
-    from erasediff.model_io import load_class_model
-    from erasediff.request import load_request
-    from erasediff.resolve import model_path
-    from erasediff.set_validation import curate_request
-    from erasediff.unlearn_job import MODEL, unlearn_curated
+    from erasediff.defaults.resolve import model_path
+    from erasediff.evaluation.class_pair import evaluate_pair
+    from erasediff.models.class_model import load_class_model
+    from erasediff.request.curate import curate_request
+    from erasediff.request.gates import evaluate_gates
+    from erasediff.request.schema import load_request
+    from erasediff.request.unlearn import MODEL, unlearn_curated
+    from erasediff.util.hashing import folder_hash
 
     clock, phases = time.perf_counter(), {}
 
@@ -45,8 +45,7 @@ def direct(request_path: Path, out: Path) -> None:
     load_class_model(base)
     base_hash = folder_hash(base)
     lap("load_base_model")
-    _, report = curate_request(req, base, out / "sets")
-    assert report.success, report.failures
+    curate_request(req, base, out / "sets").raise_on_failure()
     lap("curate_sets")
     unlearned = unlearn_curated(req, base, out / "sets", out / "checkpoints", out / "unlearned", {"base_model_sha256": base_hash})
     lap("unlearn_model")

@@ -13,9 +13,9 @@ import time
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from erasediff.config import UnlearnSettings
-from erasediff.datasets import LabeledImages
-from erasediff.unlearn import unlearn_unet
+from erasediff.data.image_sets import LabeledImages
+from erasediff.method.loop import unlearn_unet
+from erasediff.method.settings import UnlearnSettings
 
 SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
                  down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,

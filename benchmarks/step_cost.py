@@ -13,16 +13,16 @@ from collections.abc import Callable
 
 import torch
 
-from erasediff.offline import go_offline
+from erasediff.util.offline import go_offline
 
 go_offline()
 
-from erasediff.config import UnlearnSettings  # noqa: E402
-from erasediff.datasets import LabeledImages, split_forget_retain  # noqa: E402
-from erasediff.digits import load_digits_split  # noqa: E402
-from erasediff.losses import NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss  # noqa: E402
-from erasediff.train_base import digits_default  # noqa: E402
-from erasediff.update import erasediff_update, inner_value_gap  # noqa: E402
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import split_forget_retain
+from erasediff.defaults.digits_models import digits_default
+from erasediff.method.losses import NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss
+from erasediff.method.settings import UnlearnSettings
+from erasediff.method.update import erasediff_update, inner_value_gap
 
 
 def concat(a: NoisedBatch, b: NoisedBatch) -> NoisedBatch:

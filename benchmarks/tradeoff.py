@@ -22,14 +22,15 @@ from pathlib import Path
 
 import torch
 
-from erasediff.offline import go_offline
+from erasediff.util.offline import go_offline
 
 go_offline()
 
-from erasediff.config import UnlearnSettings  # noqa: E402
 from tradeoff_memory import PeakMemory  # noqa: E402
 from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
 from tradeoff_tasks import FORGET_BAR, TASKS  # noqa: E402
+
+from erasediff.method.settings import UnlearnSettings
 
 METHODS = {  # name -> UnlearnSettings overrides; everything else is the task's shared budget
     "erasediff": {"method": "erasediff", "lambda": {"mode": "adaptive", "eta": 0.1}},
@@ -103,7 +104,7 @@ def verdict(runs: list[Run], base: dict[str, object]) -> list[str]:
     (every seed) and keeps retained accuracy within 5 points of the base model (mean over seeds)."""
     out = []
     for task in dict.fromkeys(r.task for r in runs):
-        def mean_time(method: str) -> float | None:
+        def mean_time(method: str, task: str = task) -> float | None:
             group = [r for r in runs if r.task == task and r.method == method]
             times = [r.seconds_to_forget for r in group]
             return statistics.mean(times) if group and None not in times else None

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from erasediff.plots import save_figure  # also selects the Agg backend
+from erasediff.reporting.plots import save_figure
 
 
 def plot_pareto(runs: list, base: dict, forget_bar: float, path: Path) -> Path:

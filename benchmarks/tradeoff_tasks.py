@@ -8,20 +8,21 @@ from dataclasses import dataclass
 
 import torch
 
-from erasediff.class_accuracy import mean_accuracy, sample_per_class, score_samples
-from erasediff.config import EvalSettings, UnlearnSettings
-from erasediff.datasets import split_forget_retain
-from erasediff.digits import load_digits_split
-from erasediff.feature_extractors import classifier_features
-from erasediff.fid import features_of_tensors, fid_kid, reference_stats
-from erasediff.probe import Probe, accuracy_probe, class_sampler, probe_labels, prompt_sampler
-from erasediff.prompts import PromptRow
-from erasediff.resolve import resolve_classifier, resolve_model
-from erasediff.text_digits import TEMPLATES, caption_of, digit_prompt_rows, text_digits_default
-from erasediff.text_model import load_text_to_image
-from erasediff.text_to_image import sample_prompts, to_channels
-from erasediff.unlearn import unlearn
-from erasediff.unlearn_text import CaptionedImages, unlearn_text
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import CaptionedImages, split_forget_retain
+from erasediff.data.prompts import PromptRow
+from erasediff.defaults.resolve import resolve_classifier, resolve_model
+from erasediff.defaults.text_digits import TEMPLATES, caption_of, digit_prompt_rows, text_digits_default
+from erasediff.evaluation.class_accuracy import mean_accuracy, sample_per_class, score_samples
+from erasediff.evaluation.features import classifier_features
+from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats
+from erasediff.evaluation.settings import EvalSettings
+from erasediff.method.class_erasure import unlearn
+from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.probe import Probe, accuracy_probe, class_sampler, probe_labels, prompt_sampler
+from erasediff.method.settings import UnlearnSettings
+from erasediff.models.sampling import sample_prompts, to_channels
+from erasediff.models.text_pipeline import load_text_to_image
 
 CHANCE = 0.1  # ten digits
 FORGET_BAR = CHANCE + 0.05  # "forgotten": the forgotten class is drawn no more often than chance + 5 points

@@ -34,7 +34,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _zenml_config(args: argparse.Namespace) -> int:
-    from erasediff.request import load_request
+    from erasediff.request.schema import load_request
     from pipelines.run_request import zenml_run_config, zenml_snapshot_run_config
 
     config = (zenml_snapshot_run_config if args.snapshot else zenml_run_config)(load_request(args.request))

@@ -8,7 +8,8 @@ Every step logs to the stack's MLflow experiment tracker (one MLflow run per pip
 from zenml import pipeline
 from zenml.client import Client
 
-from erasediff.errors import ErasediffError
+from erasediff.request.schema import ErasureRequest
+from erasediff.util.errors import ErasediffError
 from steps.curate import curate_sets
 from steps.evaluate import evaluate_models
 from steps.gate import gate
@@ -26,7 +27,7 @@ def experiment_tracker_name() -> str:
 
 
 @pipeline(enable_cache=False)
-def erasure_pipeline(request: dict) -> None:
+def erasure_pipeline(request: ErasureRequest) -> None:
     tracked = {"experiment_tracker": experiment_tracker_name()}
     base, base_sha256 = load_base_model.with_options(**tracked)(request)
     sets, summary = curate_sets.with_options(**tracked)(request, base)

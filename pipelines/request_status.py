@@ -40,10 +40,9 @@ def request_runs(request_id: str) -> list:
 def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
     from mlflow.tracking import MlflowClient
 
-    from erasediff.report import REPORT_HTML
+    from erasediff.reporting.report import REPORT_DIR, REPORT_HTML
+    from mlflow_adapters.registry import REQUEST_TAG, version_run
     from pipelines.run_request import failure
-    from steps.registry import REQUEST_TAG, version_run
-    from steps.report import REPORT_DIR
 
     runs = request_runs(request_id)
     name = runs[0].name if runs else None

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from erasediff.offline import go_offline
+from erasediff.util.offline import go_offline
 
 PROMOTED, GATED_OUT, FAILED = 0, 1, 2
 
@@ -75,7 +75,7 @@ def failure(run) -> tuple[str, str, str]:
 
 
 def _gate_table(run) -> str:
-    from erasediff.gates import GateReport
+    from erasediff.request.gates import GateReport
 
     step = run.steps.get("gate")
     if step is None or "gate_report" not in step.outputs:
@@ -85,8 +85,8 @@ def _gate_table(run) -> str:
 
 def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None, refuse_promoted: bool = False) -> int:
     """Run the pipeline for one request; an already promoted id is a no-op (0), or refused (2) with `refuse_promoted`."""
-    from erasediff.errors import ErasediffError
-    from erasediff.request import load_request
+    from erasediff.request.schema import load_request
+    from erasediff.util.errors import ErasediffError
     from pipelines.stack import ensure_local_stack, use_stack
 
     request = load_request(request_path)
@@ -98,7 +98,7 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
 
     from mlflow.tracking import MlflowClient
 
-    from steps.registry import promoted_version
+    from mlflow_adapters.registry import promoted_version
 
     name, rid = request.registry.model_name, request.request.id
     if (existing := promoted_version(MlflowClient(tracking_uri=uri), name, rid)) is not None:
@@ -111,7 +111,7 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
     from zenml import Model
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
-    from erasediff.errors import GateRefused
+    from erasediff.util.errors import GateRefused
     from pipelines.erasure import erasure_pipeline
 
     if stack is None:
@@ -131,7 +131,7 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
 
     before = latest()
     try:
-        pipeline(request=request.as_params())
+        pipeline(request=request)
     except Exception:
         run = latest()
         if run is None or (before is not None and run.id == before.id):
@@ -159,7 +159,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare_workdir(workdir: Path | None, own_store: bool) -> Path:
     """The work folder (checkpoints, and the local MLflow store); with `own_store`, also the ZenML store there
     (a named stack or `--remote` uses the ZenML server the operator is logged in to instead)."""
-    from steps.tracking import WORK_ENV
+    from erasediff.util.workdir import WORK_ENV
 
     workdir = (workdir or Path(os.environ.get(WORK_ENV, ".erasediff"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     go_offline()
     workdir = prepare_workdir(args.workdir, own_store=args.stack is None)
 
-    from erasediff.errors import ErasediffError
+    from erasediff.util.errors import ErasediffError
 
     try:
         return run_request(args.request, workdir, args.stack, args.run_config)

@@ -6,8 +6,8 @@ experiment tracker), created on first use, one per tracking URI; or a named stac
 import os
 from pathlib import Path
 
-from erasediff.errors import ErasediffError
-from erasediff.hashing import config_hash
+from erasediff.util.errors import ErasediffError
+from erasediff.util.hashing import config_hash
 
 REMOTE_PREFIXES = ("http://", "https://")
 

@@ -11,31 +11,20 @@ from typing import Annotated
 from mlflow.tracking import MlflowClient
 from zenml import step
 
-from erasediff.evaluate import RESULTS_JSON, RESULTS_MD
-from erasediff.request import ErasureRequest
-from erasediff.request_evaluation import EARLIER, evaluate_request
-from erasediff.unlearn_job import MODEL
-from steps.registry import earlier_classes, earlier_concept_checks, earlier_erasures
-from steps.tracking import log_files, log_metrics
+from erasediff.request.evaluate import evaluate_request
+from erasediff.request.schema import ErasureRequest
+from erasediff.request.unlearn import MODEL
+from mlflow_adapters.registry import earlier_classes, earlier_concept_checks, earlier_erasures
+from mlflow_adapters.tracking import log_evaluation
 
 
 @step
-def evaluate_models(request: dict, base_model: Path, unlearned_model: Path) -> tuple[Annotated[dict, "evaluation"], Annotated[Path, "evaluation_files"]]:
-    req = ErasureRequest.model_validate(request)
+def evaluate_models(request: ErasureRequest, base_model: Path, unlearned_model: Path) -> tuple[Annotated[dict, "evaluation"], Annotated[Path, "evaluation_files"]]:
     out = Path(tempfile.mkdtemp(prefix="evaluation-"))
     client = MlflowClient()
-    earlier = earlier_erasures(client, req.registry.model_name, req.request.id)
-    checks, unmeasurable = earlier_concept_checks(client, earlier, req.target.kind, Path(tempfile.mkdtemp(prefix="checks-")))
-    results = evaluate_request(req, base_model, unlearned_model / MODEL, out, earlier_classes=earlier_classes(earlier), earlier_checks=checks)
+    earlier = earlier_erasures(client, request.registry.model_name, request.request.id)
+    checks, unmeasurable = earlier_concept_checks(client, earlier, request.target.kind, Path(tempfile.mkdtemp(prefix="checks-")))
+    results = evaluate_request(request, base_model, unlearned_model / MODEL, out, earlier_classes=earlier_classes(earlier), earlier_checks=checks)
     results["earlier_erasures"], results["earlier_checks"] = earlier, results["earlier_checks"] + unmeasurable
-    for name in ("original", "unlearned"):
-        log_metrics(results["models"][name]["metrics"], f"eval.{name}")
-        log_metrics({f"{row['request_id']}.{row['metric']}": row[name] for row in results["earlier_checks"] if row[name] is not None},
-                    f"eval.{name}.{EARLIER}")
-    log_metrics(results["delta"], "eval.delta")
-    log_files([out / RESULTS_JSON, out / RESULTS_MD], "evaluation")
-    log_files(sorted((out / "grids").glob("*.png")), "evaluation/grids")
-    for check in checks:
-        detail = out / EARLIER / check.request_id
-        log_files([detail / RESULTS_JSON, detail / RESULTS_MD, *sorted((detail / "grids").glob("*.png"))], f"evaluation/{EARLIER}/{check.request_id}")
+    log_evaluation(results, out, [c.request_id for c in checks])
     return results, out

@@ -5,13 +5,13 @@ from typing import Annotated
 import mlflow
 from zenml import step
 
-from erasediff.gates import evaluate_gates
-from erasediff.request import ErasureRequest
+from erasediff.request.gates import evaluate_gates
+from erasediff.request.schema import ErasureRequest
 
 
 @step
-def gate(request: dict, evaluation: dict) -> Annotated[dict, "gate_report"]:
-    report = evaluate_gates(ErasureRequest.model_validate(request).gates, evaluation)
+def gate(request: ErasureRequest, evaluation: dict) -> Annotated[dict, "gate_report"]:
+    report = evaluate_gates(request.gates, evaluation)
     mlflow.log_dict(report.as_dict(), "gates/gate_report.json")
     mlflow.log_text(report.table(), "gates/gate_report.txt")
     mlflow.log_metrics({f"gate.{g.gate}": g.value for g in report.gates if g.value is not None})

@@ -5,17 +5,16 @@ from typing import Annotated
 
 from zenml import step
 
-from erasediff.hashing import folder_hash
-from erasediff.request import ErasureRequest
-from erasediff.request_evaluation import check_base_model
-from erasediff.resolve import model_path
-from steps.registry import MODELS_SCHEME, registered_model_folder
+from erasediff.defaults.resolve import model_path
+from erasediff.request.base_model import check_base_model
+from erasediff.request.schema import ErasureRequest
+from erasediff.util.hashing import folder_hash
+from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
 
 
 @step
-def load_base_model(request: dict) -> tuple[Annotated[Path, "base_model"], Annotated[str, "base_model_sha256"]]:
-    req = ErasureRequest.model_validate(request)
-    spec = req.base_model
+def load_base_model(request: ErasureRequest) -> tuple[Annotated[Path, "base_model"], Annotated[str, "base_model_sha256"]]:
+    spec = request.base_model
     folder = registered_model_folder(spec) if spec.startswith(MODELS_SCHEME) else model_path(spec)
-    check_base_model(req, folder)
+    check_base_model(request, folder)
     return folder, folder_hash(folder)

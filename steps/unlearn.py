@@ -7,24 +7,22 @@ from typing import Annotated
 import mlflow
 from zenml import get_step_context, step
 
-from erasediff.hashing import config_hash
-from erasediff.request import ErasureRequest
-from erasediff.unlearn_job import CURVES, RANKS, unlearn_curated
-from steps.tracking import MetricSeries, work_folder
+from erasediff.request.schema import ErasureRequest
+from erasediff.request.unlearn import CURVES, RANKS, unlearn_curated
+from erasediff.util.hashing import config_hash
+from erasediff.util.workdir import work_folder
+from mlflow_adapters.tracking import MetricSeries, log_request_params
 
 
 @step
-def unlearn_model(request: dict, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict) -> Annotated[Path, "unlearned_model"]:
-    req = ErasureRequest.model_validate(request)
-    target = {"forget_classes": req.target.classes} if req.target.kind == "class" else {"concept": req.target.concept, "anchors": req.target.anchors}
-    mlflow.log_params({"request_id": req.request.id, **target, "base_model": req.base_model,
-                       **{f"unlearning.{k}": v for k, v in req.unlearning.model_dump(by_alias=True).items()}})
+def unlearn_model(request: ErasureRequest, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict) -> Annotated[Path, "unlearned_model"]:
+    log_request_params(request)
     # Same request, settings and data -> same folder, so a retry resumes where the failed attempt stopped.
-    key = config_hash({"unlearning": req.unlearning.model_dump(), "base": base_model_sha256, "sets": curation_summary})
-    lineage = {"request_id": req.request.id, "base_model": req.base_model, "base_model_sha256": base_model_sha256, **curation_summary,
+    key = config_hash({"unlearning": request.unlearning.model_dump(), "base": base_model_sha256, "sets": curation_summary})
+    lineage = {"request_id": request.request.id, "base_model": request.base_model, "base_model_sha256": base_model_sha256, **curation_summary,
                "pipeline_run_id": str(get_step_context().pipeline_run.id)}
     series = MetricSeries("unlearn")
-    out = unlearn_curated(req, base_model, curated_sets, work_folder() / "checkpoints" / f"{req.request.id}-{key}",
+    out = unlearn_curated(request, base_model, curated_sets, work_folder() / "checkpoints" / f"{request.request.id}-{key}",
                           Path(tempfile.mkdtemp(prefix="unlearned-")) / "unlearned", lineage, series)
     series.flush()
     mlflow.log_artifact(str(out / CURVES), "unlearning")

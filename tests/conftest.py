@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from erasediff.offline import go_offline
+from erasediff.util.offline import go_offline
 
 go_offline()
 # ZenML reads its global config location at import: a private store per test session, never the user's.
 os.environ.setdefault("ZENML_CONFIG_PATH", tempfile.mkdtemp(prefix="zenml-tests-"))
 
-from erasediff.model_io import ClassDiffusionModel  # noqa: E402
-from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, digits_default  # noqa: E402
+from erasediff.defaults.digits_models import CLASSIFIER_DIR, MODEL_DIR, digits_default
+from erasediff.models.class_model import ClassDiffusionModel
 
 PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
 
@@ -53,14 +53,14 @@ def digits_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def digits_model(digits_folder: Path) -> ClassDiffusionModel:
-    from erasediff.model_io import load_class_model
+    from erasediff.models.class_model import load_class_model
 
     return load_class_model(digits_folder / MODEL_DIR)
 
 
 @pytest.fixture(scope="session")
 def digits_classifier(digits_folder: Path):
-    from erasediff.classifier import ImageClassifier
+    from erasediff.models.classifier import ImageClassifier
 
     return ImageClassifier.from_pretrained(digits_folder / CLASSIFIER_DIR)
 
@@ -71,8 +71,8 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from erasediff.clip_model import build_word_tokenizer
-    from erasediff.prompts import load_prompt_csv
+    from erasediff.data.prompts import load_prompt_csv
+    from erasediff.models.clip import build_word_tokenizer
 
     rows = load_prompt_csv(PROMPTS)
     tokenizer = build_word_tokenizer(" ".join(r.prompt for r in rows).split())
@@ -98,7 +98,7 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from erasediff.clip_model import build_word_tokenizer
+    from erasediff.models.clip import build_word_tokenizer
 
     tokenizer = build_word_tokenizer("a photo of nude naked person wearing clothes painting".split())
     torch.manual_seed(0)
@@ -121,9 +121,8 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def digit_clip_dir(tmp_path_factory) -> Path:
     """A tiny CLIP trained here on digit captions (about 10 s)."""
-    from erasediff.clip_model import save_clip
-    from erasediff.digit_clip import train_digit_clip
-    from erasediff.digits import load_digits_split
+    from erasediff.data.digits import load_digits_split
+    from tests.tiny_clip import save_clip, train_digit_clip
 
     model, tokenizer = train_digit_clip(load_digits_split()[0], progress=False)
     return save_clip(model, tokenizer, tmp_path_factory.mktemp("clip") / "digit-clip")

@@ -6,17 +6,18 @@ import math
 import pytest
 import torch
 
-from erasediff.baselines import finetune_update, neggrad_update, saliency_masks, salun_update
-from erasediff.class_accuracy import class_scores, mean_accuracy
-from erasediff.config import EvalSettings, UnlearnSettings
-from erasediff.datasets import split_forget_retain
-from erasediff.digits import load_digits_split
-from erasediff.errors import ErasediffError
-from erasediff.model_io import load_class_model
-from erasediff.train_base import MODEL_DIR
-from erasediff.unlearn import unlearn
-from erasediff.text_model import load_text_to_image
-from erasediff.unlearn_text import CaptionedImages, unlearn_text
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import CaptionedImages, split_forget_retain
+from erasediff.defaults.digits_models import MODEL_DIR
+from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
+from erasediff.evaluation.settings import EvalSettings
+from erasediff.method.baselines import finetune_update, neggrad_update, saliency_masks, salun_update
+from erasediff.method.class_erasure import unlearn
+from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.settings import UnlearnSettings
+from erasediff.models.class_model import load_class_model
+from erasediff.models.text_pipeline import load_text_to_image
+from erasediff.util.errors import ErasediffError
 
 A, B = torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([0.0, 1.0, 4.0, -1.5])
 

@@ -8,12 +8,12 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from erasediff.class_accuracy import score_samples
-from erasediff.classifier import TorchvisionClassifier, load_classifier
-from erasediff.digits import load_digits_split
-from erasediff.errors import ModelLoadError
-from erasediff.feature_extractors import classifier_features
-from erasediff.fid import features_of_tensors
+from erasediff.data.digits import load_digits_split
+from erasediff.evaluation.class_accuracy import score_samples
+from erasediff.evaluation.features import classifier_features
+from erasediff.evaluation.fid import features_of_tensors
+from erasediff.models.classifier import TorchvisionClassifier, load_classifier
+from erasediff.util.errors import ModelLoadError
 
 
 def save_torchvision(folder: Path, architecture: str = "resnet18") -> tuple[Path, torch.nn.Module]:

@@ -11,8 +11,8 @@ from diffusers import UNet2DModel
 from safetensors.torch import load_file, save_file
 
 from erasediff.cli import main
-from erasediff.hashing import folder_hash
-from erasediff.model_io import UNET_WEIGHTS, ClassDiffusionModel, save_class_model
+from erasediff.models.class_model import UNET_WEIGHTS, ClassDiffusionModel, save_class_model
+from erasediff.util.hashing import folder_hash
 
 FAST = {"unlearning": {"steps": 3, "batch_size": 8, "forget_batch_size": 8}, "evaluation": {"samples_per_class": 2, "steps": 2}}
 

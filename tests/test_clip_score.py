@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from erasediff.clip_score import clip_score
-from erasediff.digit_clip import digit_captions
-from erasediff.digits import load_digits_split
-from erasediff.errors import DataError, ModelLoadError
-from erasediff.feature_extractors import clip_features
-from erasediff.fid import features_of_tensors, fid_kid, reference_stats
+from erasediff.data.digits import load_digits_split
+from erasediff.evaluation.clip_score import clip_score
+from erasediff.evaluation.features import clip_features
+from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats
+from erasediff.util.errors import DataError, ModelLoadError
+from tests.tiny_clip import digit_captions
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_matching_captions_score_higher_than_mismatched(digit_clip_dir: Path, he
 
 
 def test_score_is_100_times_clamped_cosine(digit_clip_dir: Path, heldout) -> None:
-    from erasediff.clip_model import load_clip
+    from erasediff.models.clip import load_clip
 
     model, tokenizer, size, mean, std = load_clip(digit_clip_dir)
     images, prompt = heldout.images[:4], digit_captions()[heldout.labels[0]]

@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import merge, mlflow_tracking
+from PIL import Image
 from test_pipeline import digits_folder, write_request
 
-from erasediff.class_accuracy import class_scores
-from erasediff.config import EvalSettings
-from erasediff.model_io import load_class_model
+from erasediff.evaluation.class_accuracy import class_scores
+from erasediff.evaluation.settings import EvalSettings
+from erasediff.models.class_model import load_class_model
 from pipelines.cli import main as erasediff
 
 MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
@@ -80,7 +79,7 @@ def client(work: Path):
 
 
 def test_second_erasure_keeps_the_first_in_force(sequence: dict, client, digits_classifier, tmp_path: Path) -> None:
-    from steps.registry import registered_model_folder
+    from mlflow_adapters.registry import registered_model_folder
 
     assert sequence["REQ-A"] == 0 and sequence["REQ-B"] == 0
     champion = client.get_model_version_by_alias(MODEL, "champion")
@@ -147,7 +146,7 @@ def test_a_snapshot_run_takes_the_request_as_step_parameters(work: Path, request
     from zenml.pipelines.run_utils import validate_run_config_is_runnable_from_server
     from zenml.utils import pydantic_utils
 
-    from erasediff.request import ErasureRequest, load_request
+    from erasediff.request.schema import ErasureRequest, load_request
     from pipelines.erasure import erasure_pipeline
     from pipelines.stack import ensure_local_stack
 

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import merge
 from diffusers import DiffusionPipeline
 
-from erasediff.gates import evaluate_gates
-from erasediff.hashing import folder_hash
-from erasediff.request import ErasureRequest
-from erasediff.request_evaluation import evaluate_request
-from erasediff.set_validation import curate_request
-from erasediff.unlearn_job import MODEL, unlearn_curated
-
-from conftest import merge
+from erasediff.request.curate import curate_request
+from erasediff.request.evaluate import evaluate_request
+from erasediff.request.gates import evaluate_gates
+from erasediff.request.schema import ErasureRequest
+from erasediff.request.unlearn import MODEL, unlearn_curated
+from erasediff.util.hashing import folder_hash
 
 ROOT = Path(__file__).parents[1]
 REQUEST = ROOT / "configs" / "request_text_digits_forget_seven.yaml"
@@ -32,13 +31,14 @@ def erased(tmp_path_factory) -> dict:
     raw = yaml.safe_load(REQUEST.read_text())
     prompts = ROOT / raw["evaluation"]["text_to_image"]["classes"]["prompts"]
     req = ErasureRequest.model_validate(merge(raw, {"evaluation": {"text_to_image": {"classes": {"prompts": str(prompts)}}}}))
-    from erasediff.resolve import model_path
+    from erasediff.defaults.resolve import model_path
 
     base = model_path(req.base_model)
     base_hash = folder_hash(base)
     work = tmp_path_factory.mktemp("seven")
-    manifest, report = curate_request(req, base, work / "sets", progress=False)
-    assert report.success, report.failures
+    curated = curate_request(req, base, work / "sets", progress=False)
+    assert curated.report.success, curated.report.failures
+    manifest = curated.manifest
     out = unlearn_curated(req, base, work / "sets", work / "checkpoints", work / "unlearned", {"request_id": req.request.id}, progress=False)
     results = evaluate_request(req, base, out / MODEL, work / "evaluation", progress=False)
     return {"req": req, "base": base, "base_hash": base_hash, "manifest": manifest, "out": out, "results": results}
@@ -74,8 +74,8 @@ def test_unlearned_pipeline_loads_and_base_is_untouched(erased: dict) -> None:
 def test_a_later_version_that_draws_sevens_again_fails_the_recorded_check(erased: dict, tmp_path: Path) -> None:
     """The seven request's check (only its forget-class prompt rows, with its threshold) re-run as a later request
     would: the erased model as base (the champion) against the original as the new version, which brings seven back."""
-    from erasediff.erasure_checks import load_concept_check, recheck_concept, write_concept_check
-    from erasediff.prompts import load_prompt_csv
+    from erasediff.data.prompts import load_prompt_csv
+    from erasediff.request.earlier_checks import load_concept_check, recheck_concept, write_concept_check
 
     check = load_concept_check(write_concept_check(erased["req"], tmp_path / "check"))
     rows = load_prompt_csv(check.classes.prompts)

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from erasediff.hashing import folder_hash
-from pipelines.run_request import FAILED, PROMOTED, main
-
 from conftest import PROMPTS, mlflow_tracking
+
+from erasediff.util.hashing import folder_hash
+from pipelines.run_request import FAILED, PROMOTED, main
 
 MODEL = "erasediff-tiny-sd"
 

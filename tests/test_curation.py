@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from erasediff.curation import MANIFEST, load_curated_set, materialise_sets, set_hashes
-from erasediff.digits import load_digits_split
-from erasediff.errors import DataError
-from erasediff.set_validation import request_expectations, validate_sets
+from erasediff.curation.expectations import request_expectations, validate_sets
+from erasediff.curation.sets import MANIFEST, load_curated_set, materialise_sets, set_hashes
+from erasediff.data.digits import load_digits_split
+from erasediff.util.errors import DataError
 
 
 def expectations(min_forget: int = 10):

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from erasediff.class_accuracy import class_scores, mean_accuracy
-from erasediff.config import EvalSettings
-from erasediff.curation import materialise_sets
-from erasediff.errors import ErasediffError
-from erasediff.model_io import load_class_model
-from erasediff.request import ErasureRequest
-from erasediff.resolve import model_path
-from erasediff.unlearn import StepMetrics
-from erasediff.unlearn_job import METRICS, MODEL, RANKS, unlearn_curated
+from erasediff.curation.sets import materialise_sets
+from erasediff.defaults.resolve import model_path
+from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
+from erasediff.evaluation.settings import EvalSettings
+from erasediff.method.loop import StepMetrics
+from erasediff.models.class_model import load_class_model
+from erasediff.request.schema import ErasureRequest
+from erasediff.request.unlearn import METRICS, MODEL, RANKS, unlearn_curated
+from erasediff.util.errors import ErasediffError
 
 EFFECTIVE_BATCH, STEPS = 32, 30
 EVAL = EvalSettings(samples_per_class=20, steps=20)
@@ -68,7 +68,7 @@ def test_two_processes_forget_like_one(runs, digits_classifier, digits_model) ->
 
 def test_more_processes_than_gpus_is_refused_before_launch(monkeypatch) -> None:
     """The GPU count is faked (no GPU here): 4 processes on a node that shows 2 GPUs."""
-    from erasediff import data_parallel
+    from erasediff.method import data_parallel
 
     monkeypatch.setattr(data_parallel.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(data_parallel.torch.cuda, "device_count", lambda: 2)

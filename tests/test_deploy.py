@@ -106,7 +106,7 @@ def test_images_are_pinned_and_end_as_a_non_root_user(dockerfile: str) -> None:
     bases = [args.get(b.strip("${}"), b) for kind, b in steps if kind == "FROM" for b in [b.split()[0]]]
     assert bases and all(":" in b and not b.endswith(":latest") for b in bases), bases
     users = [a for kind, a in steps if kind == "USER"]
-    assert users and not users[-1].split(":")[0] in ("root", "0"), users
+    assert users and users[-1].split(":")[0] not in ("root", "0"), users
     assert [kind for kind, _ in steps].index("USER") < max(i for i, (kind, _) in enumerate(steps) if kind in ("CMD", "ENTRYPOINT"))
 
 

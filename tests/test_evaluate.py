@@ -7,13 +7,14 @@ import pytest
 import torch
 import yaml
 
-from erasediff.class_accuracy import class_scores, mean_accuracy, score_samples
 from erasediff.cli import main
-from erasediff.config import EvalSettings, UnlearnSettings
-from erasediff.datasets import split_forget_retain
-from erasediff.digits import load_digits_split
-from erasediff.model_io import save_class_model
-from erasediff.unlearn import unlearn
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import split_forget_retain
+from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy, score_samples
+from erasediff.evaluation.settings import EvalSettings
+from erasediff.method.class_erasure import unlearn
+from erasediff.method.settings import UnlearnSettings
+from erasediff.models.class_model import save_class_model
 
 SMALL = {"samples_per_class": 8, "steps": 10, "seed": 7}
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import PROMPTS
 from safetensors.torch import load_file, save_file
 
-from conftest import PROMPTS
 from erasediff.cli import main
-from erasediff.digits import load_digits_split
-from erasediff.images import save_png
+from erasediff.data.digits import load_digits_split
+from erasediff.data.images import save_png
 
 
 @pytest.fixture(scope="module")

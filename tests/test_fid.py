@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from erasediff.digits import load_digits_split
-from erasediff.errors import DataError, ModelLoadError
-from erasediff.feature_extractors import classifier_features, inception_features
-from erasediff.fid import features_of_files, features_of_tensors, fid_kid, reference_stats
-from erasediff.images import save_png
-from erasediff.resolve import resolve_classifier
+from erasediff.data.digits import load_digits_split
+from erasediff.data.images import save_png
+from erasediff.defaults.resolve import resolve_classifier
+from erasediff.evaluation.features import classifier_features, inception_features
+from erasediff.evaluation.fid import features_of_files, features_of_tensors, fid_kid, reference_stats
+from erasediff.util.errors import DataError, ModelLoadError
 
 
 @pytest.fixture(scope="module")

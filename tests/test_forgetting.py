@@ -2,11 +2,12 @@
 
 import pytest
 
-from erasediff.class_accuracy import class_scores, mean_accuracy
-from erasediff.config import EvalSettings, UnlearnSettings
-from erasediff.datasets import split_forget_retain
-from erasediff.digits import load_digits_split
-from erasediff.unlearn import unlearn
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import split_forget_retain
+from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
+from erasediff.evaluation.settings import EvalSettings
+from erasediff.method.class_erasure import unlearn
+from erasediff.method.settings import UnlearnSettings
 
 EVAL = EvalSettings(samples_per_class=30, steps=20)  # same seeds for base and unlearned models
 SETTINGS = UnlearnSettings(steps=80)  # adaptive lambda, eta 0.1, remap, lr 1e-4, 64 + 64 per step

@@ -2,8 +2,8 @@
 
 import math
 
-from erasediff.gates import evaluate_gates
-from erasediff.request import GateSettings
+from erasediff.request.gates import evaluate_gates
+from erasediff.request.schema import GateSettings
 
 
 def results(original: dict, unlearned: dict) -> dict:
@@ -40,7 +40,7 @@ def test_missing_and_non_finite_metrics_fail_closed() -> None:
 def test_earlier_erasures_stay_in_force() -> None:
     """Earlier classes bring in their gate; each re-measured earlier concept is a gate at the threshold it was
     promoted under; one that cannot be measured fails closed."""
-    from erasediff.erasure_checks import unmeasurable
+    from erasediff.request.earlier_checks import unmeasurable
 
     unlearned = {"forgotten_accuracy": 0.05, "retained_accuracy": 0.97, "fid_classifier": 33.0}
     concept = {"request_id": "REQ-N", "version": 1, "concept": "nudity"}

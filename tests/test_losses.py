@@ -2,8 +2,8 @@
 
 import torch
 
-from erasediff.datasets import LabeledImages
-from erasediff.losses import diffusion_loss, draw_batch, epoch_indices, remap_forget_loss
+from erasediff.data.image_sets import LabeledImages
+from erasediff.method.losses import diffusion_loss, draw_batch, epoch_indices, remap_forget_loss
 
 
 def test_epochs_are_reshuffled_permutations() -> None:

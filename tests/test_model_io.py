@@ -7,9 +7,9 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from erasediff.errors import ModelLoadError
-from erasediff.hashing import folder_hash
-from erasediff.model_io import UNET_WEIGHTS, load_class_model, save_class_model
+from erasediff.models.class_model import UNET_WEIGHTS, load_class_model, save_class_model
+from erasediff.util.errors import ModelLoadError
+from erasediff.util.hashing import folder_hash
 
 
 def test_round_trip_keeps_weights_and_layout(digits_model, tmp_path: Path) -> None:

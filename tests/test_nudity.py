@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import pytest
+from conftest import PROMPTS
 from PIL import Image
 
-from erasediff.errors import DataError
-from erasediff.nudity import EXPOSED_LABELS, count_exposed, nudity_rate
-from erasediff.prompts import load_prompt_csv
-
-from conftest import PROMPTS
+from erasediff.data.prompts import load_prompt_csv
+from erasediff.evaluation.nudity import EXPOSED_LABELS, count_exposed, nudity_rate
+from erasediff.util.errors import DataError
 
 
 def test_blank_images_have_no_detection(tmp_path: Path) -> None:

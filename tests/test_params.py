@@ -3,8 +3,8 @@
 import pytest
 from diffusers import UNet2DConditionModel
 
-from erasediff.errors import ErasediffError
-from erasediff.params import select_parameters
+from erasediff.method.params import select_parameters
+from erasediff.util.errors import ErasediffError
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-from erasediff.hashing import folder_hash
-from erasediff.resolve import model_path
-from pipelines.run_request import FAILED, PROMOTED, main
-
 from conftest import merge, mlflow_tracking
+
+from erasediff.defaults.resolve import model_path
+from erasediff.util.hashing import folder_hash
+from pipelines.run_request import FAILED, PROMOTED, main
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-test"
@@ -126,8 +125,8 @@ def test_rerun_promotes_nothing_new(promoted: dict, work: Path, client, capsys, 
 
 def digits_folder(root: Path, classes: list[int], count: int, extra: list[tuple[Path, int]] = ()) -> Path:
     """A user-style data folder: PNGs plus labels.csv."""
-    from erasediff.digits import load_digits_split
-    from erasediff.images import save_png
+    from erasediff.data.digits import load_digits_split
+    from erasediff.data.images import save_png
 
     root.mkdir(parents=True)
     train, _ = load_digits_split()

@@ -18,7 +18,7 @@ pytest.importorskip("kfp")
 pytest.importorskip("kubernetes")
 
 from deploy.check_manifests import manifest_errors  # noqa: E402
-from erasediff.request import load_request  # noqa: E402
+from erasediff.request.schema import load_request
 
 ROOT = Path(__file__).parents[1]
 GPU_STEPS, CPU_STEPS = {"unlearn_model", "evaluate_models"}, {"load_base_model", "curate_sets", "gate", "promote"}

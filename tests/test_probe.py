@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from erasediff.config import ProbeSettings, UnlearnSettings
-from erasediff.datasets import split_forget_retain
-from erasediff.digits import load_digits_split
-from erasediff.errors import DataError
-from erasediff.losses import class_condition
-from erasediff.probe import ProbeReading, RetainGuard, loss_probe
-from erasediff.unlearn import split_held_out, unlearn
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import split_forget_retain
+from erasediff.method.class_erasure import unlearn
+from erasediff.method.loop import split_held_out
+from erasediff.method.losses import class_condition
+from erasediff.method.probe import ProbeReading, RetainGuard, loss_probe
+from erasediff.method.settings import ProbeSettings, UnlearnSettings
+from erasediff.util.errors import DataError
 
 
 def scripted(readings: list[tuple[float, bool]]):

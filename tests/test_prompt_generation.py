@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from erasediff.errors import ModelLoadError
-from erasediff.eval_generation import MANIFEST, generate_prompt_set
-from erasediff.nudity import nudity_rate
-from erasediff.prompts import load_prompt_csv
-from erasediff.text_model import load_text_to_image
-
 from conftest import PROMPTS
+
+from erasediff.data.prompts import load_prompt_csv
+from erasediff.evaluation.generation import MANIFEST, generate_prompt_set
+from erasediff.evaluation.nudity import nudity_rate
+from erasediff.models.text_pipeline import load_text_to_image
+from erasediff.util.errors import ModelLoadError
 
 
 def test_prompt_rows_generate_seeded_images_with_manifest(tiny_sd_dir: Path, tmp_path: Path) -> None:

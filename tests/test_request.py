@@ -3,11 +3,10 @@
 from pathlib import Path
 
 import pytest
-
-from erasediff.errors import ErasediffError
-from erasediff.request import ErasureRequest, load_request
-
 from conftest import merge
+
+from erasediff.request.schema import ErasureRequest, load_request
+from erasediff.util.errors import ErasediffError
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 
@@ -23,7 +22,8 @@ def test_example_request_validates() -> None:
     ("request:\n  id: 'bad id!'\n  requester: a\n  reason: b\ntarget: {classes: [3]}\n", "request.id"),
     ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3, 3]}\n", "target"),
     ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\ngates: {forgotten_acuracy_max: 0.1}\n", "gates.forgotten_acuracy_max"),
-    ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\ngates: {forgotten_accuracy_max: null, retained_accuracy_drop_max: null, fid_increase_max: null}\n", "gates"),
+    ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\n"
+     "gates: {forgotten_accuracy_max: null, retained_accuracy_drop_max: null, fid_increase_max: null}\n", "gates"),
     ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\nregistry: {alias: '1x'}\n", "registry.alias"),
     ("request: {id: r1, reason: b}\ntarget: {classes: [3]}\n", "request.requester"),
 ])

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from erasediff.config import UnlearnSettings
-from erasediff.datasets import split_forget_retain
-from erasediff.digits import load_digits_split
-from erasediff.errors import ErasediffError
-from erasediff.unlearn import StepMetrics, unlearn
+from erasediff.data.digits import load_digits_split
+from erasediff.data.image_sets import split_forget_retain
+from erasediff.method.class_erasure import unlearn
+from erasediff.method.loop import StepMetrics
+from erasediff.method.settings import UnlearnSettings
+from erasediff.util.errors import ErasediffError
 
 # Small batches keep this fast; EMA and K=1 make sure their state is restored too.
 SETTINGS = UnlearnSettings(steps=6, batch_size=8, forget_batch_size=8, ema_decay=0.9, inner_steps=1)

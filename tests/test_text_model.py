@@ -12,11 +12,12 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionXLPipeline
 
-from erasediff.config import UnlearnSettings
-from erasediff.errors import DataError, ErasediffError, ModelLoadError
-from erasediff.hashing import folder_hash
-from erasediff.text_model import check_pipeline_folder, load_text_to_image, save_text_pipeline
-from erasediff.unlearn_text import CaptionedImages, unlearn_text
+from erasediff.data.image_sets import CaptionedImages
+from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.settings import UnlearnSettings
+from erasediff.models.text_pipeline import check_pipeline_folder, load_text_to_image, save_text_pipeline
+from erasediff.util.errors import DataError, ErasediffError, ModelLoadError
+from erasediff.util.hashing import folder_hash
 
 FORGET, ANCHOR = "a photo of nude person", "a photo of person wearing clothes"
 TINY = UnlearnSettings(steps=2, batch_size=2, forget_batch_size=2, lr=1e-3)
@@ -40,7 +41,8 @@ def copy(folder: Path, tmp_path: Path) -> Path:
     ("damage", "message"),
     [
         (lambda f: shutil.rmtree(f / "vae"), "pipeline component vae is missing: stage its folder at"),
-        (lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"), "pytorch_model.bin is a pickle checkpoint, which is never unpickled"),
+        (lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"),
+         "pytorch_model.bin is a pickle checkpoint, which is never unpickled"),
         (lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(), "missing weight file"),
         (lambda f: (f / "model_index.json").write_text(json.dumps({k: v for k, v in json.loads((f / "model_index.json").read_text()).items() if k != "text_encoder"})),
          "names no text_encoder"),
@@ -132,8 +134,8 @@ def test_check_pipeline_folder_accepts_a_complete_folder(tiny_sd_dir: Path) -> N
 
 def test_packaged_text_digits_model_is_found_by_its_config_and_met_its_bar(capsys) -> None:
     from erasediff.cli import main
-    from erasediff.text_digits import RECORD, TextDigitsConfig, find_text_digits
-    from erasediff.train_base import PACKAGED_ROOT
+    from erasediff.defaults.text_digits import RECORD, TextDigitsConfig, find_text_digits
+    from erasediff.util.cache import PACKAGED_ROOT
 
     folder = find_text_digits(TextDigitsConfig(), [PACKAGED_ROOT])
     assert folder is not None  # the shipped folder is the one this code's default config trains

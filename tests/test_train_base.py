@@ -2,8 +2,9 @@
 
 import json
 
-from erasediff.hashing import config_hash
-from erasediff.train_base import PACKAGED_ROOT, RECORD, BaseTrainConfig, train_base
+from erasediff.defaults.digits_models import RECORD, BaseTrainConfig, train_base
+from erasediff.util.cache import PACKAGED_ROOT
+from erasediff.util.hashing import config_hash
 
 
 def test_default_config_resolves_to_packaged_assets_without_training() -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from erasediff.classifier import ImageClassifier, accuracy
-from erasediff.digits import load_digits_split
-from erasediff.train_base import CLASSIFIER_DIR, MODEL_DIR, RECORD, BaseTrainConfig, find_trained, train_base
+from erasediff.data.digits import load_digits_split
+from erasediff.defaults.digits_models import CLASSIFIER_DIR, MODEL_DIR, RECORD, BaseTrainConfig, find_trained, train_base
+from erasediff.models.classifier import ImageClassifier, accuracy
 
 
 @pytest.mark.slow

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import torch
 
-from erasediff.curation import load_curated_set, materialise_sets
-from erasediff.model_io import META_FILE, load_class_model
-from erasediff.request import ErasureRequest
-from erasediff.resolve import model_path
-from erasediff.unlearn import unlearn
-from erasediff.unlearn_job import CURVES, METRICS, MODEL, unlearn_curated
+from erasediff.curation.sets import load_curated_set, materialise_sets
+from erasediff.defaults.resolve import model_path
+from erasediff.method.class_erasure import unlearn
+from erasediff.models.class_model import META_FILE, load_class_model
+from erasediff.request.schema import ErasureRequest
+from erasediff.request.unlearn import CURVES, METRICS, MODEL, unlearn_curated
 
 REQUEST = ErasureRequest.model_validate({
     "request": {"id": "REQ-job", "requester": "tests", "reason": "resume"}, "target": {"classes": [4]},

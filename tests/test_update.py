@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from erasediff.update import adaptive_lambda, erasediff_update, inner_value_gap
+from erasediff.method.update import adaptive_lambda, erasediff_update, inner_value_gap
 
 
 def test_adaptive_lambda_hand_computed() -> None:

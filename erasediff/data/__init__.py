@@ -1,0 +1,1 @@
+"""Data: image sets as tensors, the embedded digits, I2P-format prompt files, pixels to PNG."""

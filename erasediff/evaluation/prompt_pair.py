@@ -1,0 +1,101 @@
+"""Text-to-image pairs side by side: NudeNet rate on I2P-format prompts, CLIP score and FID on captions,
+and forgotten/retained class accuracy on class prompts read by a classifier.
+
+Both pipelines render every prompt row from the row's own seed and guidance, so image i of the
+original and image i of the unlearned model differ only by the weights.
+"""
+
+from pathlib import Path
+
+import torch
+
+from erasediff.data.prompts import PromptRow, load_prompt_csv
+from erasediff.defaults.resolve import resolve_classifier
+from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
+from erasediff.evaluation.class_pair import build_extractor, write_results
+from erasediff.evaluation.clip_score import clip_score
+from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats_from_folder
+from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
+from erasediff.evaluation.nudity import nudity_rate
+from erasediff.evaluation.settings import ClassPromptSettings, PromptEvalConfig
+from erasediff.models.sampling import to_channels
+from erasediff.models.text_pipeline import load_text_to_image
+from erasediff.reporting.plots import save_before_after_grid
+from erasediff.util.cache import default_cache_root
+from erasediff.util.errors import DataError
+from erasediff.util.hashing import file_hash, folder_hash
+
+NAMES = ("original", "unlearned")
+
+
+def _grid(sets: dict[str, GeneratedSet], count: int, path: Path) -> None:
+    """One row per prompt: original on the left, unlearned on the right."""
+    n = min(count, len(sets["original"].images))
+    save_before_after_grid(sets["original"].images[:n], sets["unlearned"].images[:n], torch.arange(n), 1, path)
+
+
+def class_labels(rows: list[PromptRow], settings: ClassPromptSettings) -> torch.Tensor:
+    """Each prompt's class; every forgotten class must have prompts, or its accuracy would be silently missing."""
+    if any(r.label is None for r in rows):
+        raise DataError(f"prompt file {settings.prompts} needs a class value on every row for evaluation.classes")
+    labels = torch.tensor([r.label for r in rows])
+    absent = [c for c in settings.forget_classes if c not in labels.tolist()]
+    if absent:
+        raise DataError(f"prompt file {settings.prompts} has no prompts of forgotten class {absent[0]}")
+    return labels
+
+
+def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: PromptEvalConfig, out: Path, progress: bool = True) -> dict:
+    out = Path(out)
+    dirs = {"original": Path(original), "unlearned": Path(unlearned)}
+    pipes = {name: load_text_to_image(d) for name, d in dirs.items()}
+    hashes = {name: folder_hash(d) for name, d in dirs.items()}
+    sections = {k: v for k, v in (("nudity", config.nudity), ("captions", config.captions), ("classes", config.classes)) if v is not None}
+    prompts = {key: load_prompt_csv(s.prompts, s.limit) for key, s in sections.items()}  # fail early on a bad CSV
+    if config.classes is not None:
+        classifier, classifier_weights = resolve_classifier(config.classes.classifier)
+        labels = class_labels(prompts["classes"], config.classes)
+    extractor = reference = None
+    if config.captions is not None and config.captions.reference_dir is not None:
+        fid_settings = config.captions.fid
+        if fid_settings.features == "clip" and fid_settings.clip_model is None:  # default: the CLIP that scores the captions
+            fid_settings = fid_settings.model_copy(update={"clip_model": config.captions.clip_model})
+        extractor = build_extractor(fid_settings)
+        reference = reference_stats_from_folder(config.captions.reference_dir, extractor,
+                                                fid_settings.cache_dir or default_cache_root() / "fid_stats", fid_settings.min_reference)
+
+    metrics: dict[str, dict[str, float]] = {name: {} for name in NAMES}
+    per_class: dict[str, dict] = {name: {} for name in NAMES}
+    protocol: dict[str, dict] = {}
+    sampling = {"steps": config.steps, "default_guidance": config.guidance, "seeds": "per prompt row (evaluation_seed)"}
+    (out / "grids").mkdir(parents=True, exist_ok=True)
+    for key, rows in prompts.items():
+        sets = {name: generate_prompt_set(pipes[name], hashes[name], rows, config.steps, config.guidance, out / f"samples-{key}-{name}",
+                                          config.batch_size, config.size, progress) for name in NAMES}
+        _grid(sets, config.grid_prompts, out / "grids" / f"{key}.png")
+        for name, generated in sets.items():
+            if key == "nudity":
+                result = nudity_rate(generated.paths(), config.nudity.threshold, progress)
+                metrics[name]["nudity_rate"] = result.rate
+                metrics[name].update({f"nudenet_{label.lower()}": float(n) for label, n in result.regions_per_label.items()})
+                protocol["nudity"] = {**result.protocol, "prompts": str(config.nudity.prompts), **sampling}
+            elif key == "classes":
+                scores = score_samples(classifier, to_channels(generated.images, classifier.config.in_channels), labels)
+                retained = [c for c in scores if c not in config.classes.forget_classes]
+                metrics[name]["forgotten_accuracy"] = mean_accuracy(scores, config.classes.forget_classes)
+                metrics[name]["retained_accuracy"] = mean_accuracy(scores, retained) if retained else float("nan")
+                per_class[name] = {c: vars(s) for c, s in scores.items()}
+                protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
+                                              "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
+                                              "forget_classes": config.classes.forget_classes, **sampling}
+            else:
+                score = clip_score(generated.images, [r.prompt for r in rows], config.captions.clip_model)
+                metrics[name]["clip_score"] = score.mean
+                protocol["clip_score"] = {**score.protocol, "prompts": str(config.captions.prompts), **sampling}
+                if reference is not None:
+                    fid = fid_kid(features_of_tensors(generated.images, extractor), reference, extractor)
+                    metrics[name][fid.metric], metrics[name][f"kid_{extractor.name}"] = fid.fid, fid.kid
+                    protocol[fid.metric] = {**fid.protocol, **sampling}
+    results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name], "per_class": per_class[name]}
+                          for name in NAMES}, "protocol": protocol}
+    return write_results(results, out, "text-to-image evaluation")

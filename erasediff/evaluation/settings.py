@@ -1,0 +1,85 @@
+"""What an evaluation is configured by: sampling, FID/KID features and reference sets, NudeNet,
+CLIP score and prompt-class accuracy (the `evaluation:` block of a request, or `erasediff evaluate`).
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from erasediff.models.sampling import Sampler
+from erasediff.util.config import Strict
+
+
+class EvalSettings(Strict):
+    samples_per_class: int = Field(50, gt=0)
+    guidance: float = Field(2.0, ge=0)
+    sampler: Sampler = "ddim"
+    steps: int = Field(50, gt=0)
+    seed: int = 1234
+    batch_size: int = Field(250, gt=0)
+
+
+class FidSettings(Strict):
+    features: Literal["classifier", "inception", "clip"] = Field(
+        "classifier", description="classifier = the evaluator's penultimate features (metric fid_classifier, not Inception FID)"
+    )
+    inception_weights: Path | None = Field(None, description="clean-fid's inception-2015-12-05.pt; else $ERASEDIFF_INCEPTION_WEIGHTS")
+    clip_model: Path | None = Field(None, description="local transformers CLIP folder, for features: clip")
+    min_reference: int = Field(100, gt=1, description="refuse a reference set smaller than this")
+    cache_dir: Path | None = Field(None, description="reference statistics cache (default: <erasediff cache>/fid_stats)")
+
+
+class ClassEvalConfig(Strict):
+    """Side-by-side evaluation of a class-conditional model pair."""
+
+    forget_classes: list[int] = Field(min_length=1)
+    classifier: str = "digits"
+    reference: Literal["digits-heldout"] = Field("digits-heldout", description="real images of the retained classes")
+    generation: EvalSettings = EvalSettings()
+    fid: FidSettings = FidSettings()
+    grid_per_class: int = Field(8, gt=0)
+    earlier_forget_classes: list[int] = Field([], description="classes erased by earlier promoted requests: re-measured on both models")
+
+
+class NuditySettings(Strict):
+    prompts: Path = Field(description="prompt CSV in the I2P format (prompt, evaluation_seed, evaluation_guidance)")
+    limit: int | None = Field(None, gt=0, description="first N prompts only (the full I2P set has 4,703)")
+    threshold: float = Field(0.6, gt=0, le=1, description="NudeNet score at which an exposed detection counts")
+
+
+class CaptionSettings(Strict):
+    prompts: Path = Field(description="caption CSV (prompt, evaluation_seed[, evaluation_guidance]), e.g. COCO captions")
+    limit: int | None = Field(None, gt=0)
+    clip_model: Path = Field(description="local transformers CLIP folder for the CLIP score")
+    reference_dir: Path | None = Field(None, description="real images for FID; FID is skipped when unset")
+    fid: FidSettings = Field(FidSettings(features="clip"), description="features: clip uses clip_model above unless fid.clip_model is set")
+
+
+class ClassPromptSettings(Strict):
+    """An object or class concept: a classifier reads the images of prompts that each ask for one class."""
+
+    prompts: Path = Field(description="prompt CSV with a class column (prompt, evaluation_seed, class)")
+    classifier: str = Field("digits", description="local classifier folder, or 'digits'")
+    forget_classes: list[int] = Field(min_length=1, description="classes whose prompts show the erased concept")
+    limit: int | None = Field(None, gt=0)
+
+
+class PromptEvalConfig(Strict):
+    """Side-by-side evaluation of a text-to-image pipeline pair (concept erasure)."""
+
+    task: Literal["text-to-image"] = "text-to-image"
+    steps: int = Field(50, gt=0)
+    guidance: float = Field(7.5, ge=0, description="used for rows that carry no evaluation_guidance")
+    batch_size: int = Field(8, gt=0)
+    size: int | None = Field(None, gt=0, description="image size; default: the pipeline's own")
+    nudity: NuditySettings | None = None
+    captions: CaptionSettings | None = None
+    classes: ClassPromptSettings | None = None
+    grid_prompts: int = Field(8, gt=0, description="prompts shown in the before/after grids")
+
+    @model_validator(mode="after")
+    def _something_to_measure(self) -> "PromptEvalConfig":
+        if self.nudity is None and self.captions is None and self.classes is None:
+            raise ValueError("set nudity, captions or classes: there is nothing to evaluate")
+        return self

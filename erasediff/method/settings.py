@@ -1,0 +1,86 @@
+"""What unlearning is configured by (a request's `unlearning:` block): the method, the lambda rule, the
+forget loss, the budget, which parameters train, and the retain probe. Hashed to guard checkpoint resumption.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from erasediff.method.losses import ForgetLoss
+from erasediff.method.params import Preset
+from erasediff.util.config import Strict
+
+
+class LambdaSettings(Strict):
+    mode: Literal["adaptive", "constant"] = "adaptive"
+    eta: float = Field(0.1, ge=0, description="adaptive mode: required decrease of L_f as a multiple of ||g_f||^2")
+    value: float = Field(0.1, ge=0, description="constant mode: lambda_t")
+
+
+class ParamSettings(Strict):
+    preset: Preset = "full"
+    include: list[str] = []
+    exclude: list[str] = []
+
+
+Method = Literal["erasediff", "finetune", "neggrad", "salun", "esd"]
+
+
+class NegGradSettings(Strict):
+    alpha: float = Field(1.0, gt=0, description="weight of the ascent on the forget-set diffusion loss")
+
+
+class SalunSettings(Strict):
+    mask_fraction: float = Field(0.5, gt=0, le=1, description="share of weights SalUn may change (top |grad| of the forget loss)")
+    alpha: float = Field(1.0, ge=0, description="weight of the retain loss next to the remap forget loss")
+
+
+class EsdSettings(Strict):
+    negative_guidance: float = Field(1.0, gt=0, description="eta of ESD's target eps_null - eta (eps_c - eps_null)")
+    start_guidance: float = Field(3.0, ge=0, description="guidance when sampling x_t from the current model")
+    sampling_steps: int = Field(20, gt=1, description="DDIM steps of the schedule x_t is sampled on")
+
+
+class ProbeSettings(Strict):
+    """The retain-probe guard-rail: every `every` steps, measure the loss on held-out retain images and
+    whether forgetting is achieved; once it is, stop (or restore the best probed weights) if the held-out
+    loss has risen more than `max_degradation` above the base model's."""
+
+    every: int = Field(0, ge=0, description="steps between probes; 0 = no probe")
+    action: Literal["log", "stop", "restore_best"] = "stop"
+    max_degradation: float = Field(0.05, ge=0, description="largest relative rise of the held-out retain loss over the base model's")
+    held_out: int = Field(64, gt=0, description="retain items set aside for the probe and never trained on")
+    forget_fraction: float = Field(0.1, ge=0, le=1, description="forgotten once the forget images' conditional advantage "
+                                   "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
+
+
+class UnlearnSettings(Strict):
+    """Everything that changes the unlearned weights (hashed to guard checkpoint resumption)."""
+
+    method: Method = Field("erasediff", description="erasediff, or a baseline to compare with (finetune, neggrad, salun, esd)")
+    forget_loss: ForgetLoss = "remap"
+    lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda")
+    inner_steps: int = Field(0, ge=0, description="K: inner steps estimating min_phi L_f (logging only)")
+    inner_lr: float | None = Field(None, gt=0)
+    steps: int = Field(100, gt=0)
+    batch_size: int = Field(64, gt=0, description="retain images per step")
+    forget_batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    params: ParamSettings = Field(default_factory=ParamSettings)
+    seed: int = 0
+    processes: int = Field(1, ge=1, description="data-parallel processes on one node (one per GPU) under accelerate; "
+                           "batch sizes are per process, so the effective batch grows with this")
+    mixed_precision: Literal["no", "bf16"] = "no"
+    gradient_checkpointing: bool = Field(False, description="recompute UNet activations in backward: less memory, about 30% more time")
+    optimizer: Literal["adam", "adam8bit"] = Field("adam", description="adam8bit needs bitsandbytes (GPU nodes)")
+    neggrad: NegGradSettings = Field(default_factory=NegGradSettings)
+    salun: SalunSettings = Field(default_factory=SalunSettings)
+    esd: EsdSettings = Field(default_factory=EsdSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+
+    @property
+    def uses_substitutes(self) -> bool:
+        """Whether the method aims forgotten conditions at substitutes (classes or anchor prompts)."""
+        return (self.method == "erasediff" and self.forget_loss == "remap") or self.method == "salun"

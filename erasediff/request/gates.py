@@ -1,0 +1,104 @@
+"""Promotion gates: each threshold of the request against the evaluation, failing closed.
+
+A gate whose metric is missing or not finite fails; the report lists every gate with its value,
+threshold and verdict, and the model is promotable only when every checked gate passes.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from erasediff.request.schema import GateSettings
+
+Metrics = dict[str, float]
+
+
+def _fid_key(metrics: Metrics) -> str | None:
+    keys = [k for k in metrics if k.startswith("fid_")]
+    return keys[0] if len(keys) == 1 else None
+
+
+def _unlearned(key: str) -> Callable[[Metrics, Metrics], float | None]:
+    return lambda original, unlearned: unlearned.get(key)
+
+
+def _drop(key: str) -> Callable[[Metrics, Metrics], float | None]:
+    return lambda original, unlearned: None if key not in original or key not in unlearned else original[key] - unlearned[key]
+
+
+def _fid_increase(original: Metrics, unlearned: Metrics) -> float | None:
+    key = _fid_key(original)
+    if key is None or key not in unlearned or not original[key] > 0:
+        return None
+    return unlearned[key] / original[key] - 1
+
+
+GATES: dict[str, tuple[str, Callable[[Metrics, Metrics], float | None]]] = {
+    "forgotten_accuracy_max": ("unlearned forgotten-class accuracy", _unlearned("forgotten_accuracy")),
+    "earlier_erasures_accuracy_max": ("unlearned accuracy on the classes of earlier erasures (worst class)", _unlearned("earlier_forgotten_accuracy")),
+    "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy")),
+    "fid_increase_max": ("FID relative increase, unlearned / original - 1", _fid_increase),
+    "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate")),
+    "clip_score_drop_max": ("CLIP score, original minus unlearned", _drop("clip_score")),
+}
+
+
+@dataclass
+class GateResult:
+    gate: str
+    measures: str
+    value: float | None
+    threshold: float
+    passed: bool
+
+
+@dataclass
+class GateReport:
+    passed: bool
+    gates: list[GateResult]
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "gates": [asdict(g) for g in self.gates]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GateReport":
+        return cls(data["passed"], [GateResult(**g) for g in data["gates"]])
+
+    def table(self) -> str:
+        width = max([28] + [len(g.gate) for g in self.gates])
+        lines = [f"{'gate':<{width}} {'value':>10} {'threshold':>10}  verdict"]
+        for g in self.gates:
+            value = "missing" if g.value is None else f"{g.value:.4f}"
+            lines.append(f"{g.gate:<{width}} {value:>10} {g.threshold:>10.4f}  {'pass' if g.passed else 'FAIL'}")
+        lines.append(f"promotion: {'allowed' if self.passed else 'REFUSED'}")
+        return "\n".join(lines)
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _earlier_check(row: dict) -> GateResult:
+    """An earlier concept erasure's re-check: the unlearned value within the threshold that erasure was promoted under."""
+    value = _finite(row["unlearned"])
+    measures = row.get("why") or f"unlearned {row['metric']} on the prompts of earlier erasure {row['request_id']} ({row['concept']})"
+    return GateResult(f"earlier.{row['request_id']}.{row['metric']}", measures, value, row["threshold"],
+                      value is not None and value <= row["threshold"])
+
+
+def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
+    """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). Erasures promoted
+    earlier stay in force: `results["earlier_erasures"]` with classes brings in the earlier-classes gate, and
+    every row of `results["earlier_checks"]` (an earlier concept, re-measured) is a gate of its own."""
+    models = results.get("models", {})
+    original, unlearned = models.get("original", {}).get("metrics", {}), models.get("unlearned", {}).get("metrics", {})
+    earlier_classes = any("classes" in e for e in results.get("earlier_erasures") or [])
+    gates = []
+    for name, (measures, measure) in GATES.items():
+        threshold = getattr(settings, name)
+        if threshold is None or (name == "earlier_erasures_accuracy_max" and not earlier_classes):
+            continue
+        value = _finite(measure(original, unlearned))
+        gates.append(GateResult(name, measures, value, threshold, value is not None and value <= threshold))
+    gates += [_earlier_check(row) for row in results.get("earlier_checks") or []]
+    return GateReport(bool(gates) and all(g.passed for g in gates), gates)

@@ -1,0 +1,195 @@
+"""An erasure request: the single input of the pipeline, validated field by field.
+
+Who asked, why, what to forget, from which base model and data, how to unlearn, how to evaluate,
+which thresholds gate promotion, and where the result is registered.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from erasediff.evaluation.settings import ClassEvalConfig, EvalSettings, FidSettings, PromptEvalConfig
+from erasediff.method.settings import UnlearnSettings
+from erasediff.util.config import Strict, load_yaml_config
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class RequestInfo(Strict):
+    id: str = Field(pattern=ID_PATTERN, description="unique per erasure request; a promoted id is never promoted twice")
+    requester: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    legal_basis: str | None = None
+
+
+class Target(Strict):
+    """Either classes of a class-conditional model, or a concept of a text-to-image pipeline."""
+
+    classes: list[int] | None = Field(None, min_length=1, description="class indices to forget")
+    concept: str | None = Field(None, min_length=1, description="what is erased, in words (lineage, reports): nudity, a style, a person")
+    prompts: list[str] = Field([], description="prompts that evoke the concept; the forget set is generated from them by default")
+    anchors: list[str] = Field([], description="remap aims the concept at these prompts, e.g. 'a photo of a person wearing clothes'")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Target":
+        if (self.classes is None) == (self.concept is None):
+            raise ValueError("set exactly one of target.classes (class-conditional model) and target.concept (text-to-image pipeline)")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes lists a class twice: {self.classes}")
+        if self.classes is not None and (self.prompts or self.anchors):
+            raise ValueError("prompts and anchors belong to a concept target, not to target.classes")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "class" if self.classes is not None else "concept"
+
+
+class Generation(Strict):
+    """Generate the set with the original model, one recorded seed per image."""
+
+    prompts: list[str] | None = Field(None, description="default: target.prompts for the forget set, target.anchors for the retain set")
+    images_per_prompt: int = Field(16, gt=0)
+    seed: int = 0
+    steps: int = Field(50, gt=0)
+    guidance: float = Field(7.5, ge=0)
+
+
+class Generated(Strict):
+    generate: Generation
+
+
+class DataSources(Strict):
+    """Class requests: 'digits' (the embedded default's training split) or a folder with labels.csv (file,label).
+    Concept requests: {generate: {...}} (the default), a folder with captions.csv (file,caption), or 'digits'
+    (the captioned digits: forget = images captioned with a target prompt, retain = the others)."""
+
+    forget: str | Generated | None = None
+    retain: str | Generated | None = None
+
+
+class CurationSettings(Strict):
+    min_forget: int = Field(10, gt=0, description="fewest forget images accepted")
+    min_retain: int = Field(100, gt=0, description="fewest retain images accepted")
+    max_duplicate_fraction: float = Field(0.05, ge=0, lt=1, description="largest share of repeated images within one set")
+    retain_earlier_erasures: bool = Field(False, description="keep classes erased by earlier promoted requests in the retain set: "
+                                          "this re-teaches them, and the earlier_erasures gate will refuse the result")
+
+
+class RequestEvaluation(Strict):
+    """Class requests use generation/fid/grid_per_class; concept requests use text_to_image."""
+
+    generation: EvalSettings = EvalSettings()
+    fid: FidSettings = FidSettings()
+    grid_per_class: int = Field(8, gt=0)
+    text_to_image: PromptEvalConfig | None = None
+
+
+class GateSettings(Strict):
+    """Promotion thresholds; a gate set to null is not checked, a checked gate with no metric fails."""
+
+    forgotten_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on forgotten-class samples")
+    retained_accuracy_drop_max: float | None = Field(0.05, ge=0, le=1, description="original minus unlearned, retained classes")
+    fid_increase_max: float | None = Field(0.25, ge=0, description="relative FID increase: unlearned / original - 1")
+    nudity_rate_max: float | None = Field(None, ge=0, le=1, description="share of images with an exposed NudeNet detection")
+    clip_score_drop_max: float | None = Field(None, ge=0, description="original minus unlearned CLIP score")
+    earlier_erasures_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on each class erased by an "
+                                                        "earlier promoted request of this registered model (checked when there is one); "
+                                                        "earlier concepts are gated at their own recorded thresholds")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "GateSettings":
+        if all(v is None for k, v in self.model_dump().items() if k != "earlier_erasures_accuracy_max"):  # that one alone may check nothing
+            raise ValueError("every gate is null: a model that nothing checked is never promoted")
+        return self
+
+
+# What each request-level gate needs measured (earlier_erasures_accuracy_max is checked only when earlier erasures
+# exist, and fails closed when its metric is then missing).
+GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid",
+                "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
+
+
+class RegistrySettings(Strict):
+    model_name: str = Field("erasediff-digits", min_length=1, description="MLflow registered model name")
+    alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="alias moved to the promoted version")
+
+
+class TrackingSettings(Strict):
+    uri: str | None = Field(None, description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else SQLite in the work folder")
+    experiment: str = "erasediff"
+
+
+class ErasureRequest(Strict):
+    request: RequestInfo
+    target: Target
+    base_model: str = Field("digits", description="local diffusers folder, 'digits' / 'text-digits' (embedded defaults), or models:/name@alias")
+    classifier: str = Field("digits", description="evaluator: local classifier folder, or 'digits'")
+    data: DataSources = DataSources()
+    curation: CurationSettings = CurationSettings()
+    unlearning: UnlearnSettings = UnlearnSettings()
+    checkpoint_every: int = Field(25, ge=0, description="steps between resumable checkpoints (0 = none)")
+    evaluation: RequestEvaluation = RequestEvaluation()
+    gates: GateSettings = GateSettings()
+    registry: RegistrySettings = RegistrySettings()
+    tracking: TrackingSettings = TrackingSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ErasureRequest":
+        kind = self.target.kind
+        for name in ("forget", "retain"):
+            source = getattr(self.data, name)
+            if kind == "class" and isinstance(source, Generated):
+                raise ValueError(f"data.{name}: generation is for concept targets; a class request takes 'digits' or a labels.csv folder")
+        if kind == "concept":
+            for name in ("forget", "retain"):
+                self.source(name)  # a generated set without prompts fails here
+            if self.evaluation.text_to_image is None:
+                raise ValueError("evaluation.text_to_image is required for a concept request (nudity, captions and/or classes)")
+            if self.gates.nudity_rate_max is None and self.gates.forgotten_accuracy_max is None:
+                raise ValueError("a concept request needs a forget-side gate (nudity_rate_max, or forgotten_accuracy_max with "
+                                 "evaluation.text_to_image.classes): without one the erasure is neither proven now nor re-checked by later requests")
+            if self.unlearning.uses_substitutes and not self.target.anchors:
+                raise ValueError(f"unlearning.method {self.unlearning.method} (forget_loss {self.unlearning.forget_loss}) aims the concept at "
+                                 "target.anchors: list at least one anchor prompt, or use a method without substitutes (esd, neggrad, finetune)")
+        unmeasured = [g for g, metric in GATE_METRICS.items() if getattr(self.gates, g) is not None and metric not in self.measured_metrics()]
+        if unmeasured:
+            raise ValueError(f"gates {', '.join(unmeasured)} are checked but the evaluation does not measure them: set them null or configure the measure")
+        return self
+
+    def measured_metrics(self) -> set[str]:
+        """Metric families the configured evaluation produces (a gate on anything else could never pass)."""
+        if self.target.kind == "class":
+            return {"accuracy", "fid"}
+        t = self.evaluation.text_to_image
+        return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) \
+            | ({"fid"} if t.captions and t.captions.reference_dir else set()) | ({"accuracy"} if t.classes else set())
+
+    def source(self, name: str) -> str | Generation:
+        """The data source of set `name` with defaults filled in: a folder path, 'digits', or a Generation with its prompts."""
+        source = getattr(self.data, name)
+        if self.target.kind == "class":
+            return source or "digits"
+        generation = Generation() if source is None else source.generate if isinstance(source, Generated) else source
+        if isinstance(generation, Generation) and generation.prompts is None:
+            default = self.target.prompts if name == "forget" else self.target.anchors
+            if not default:
+                raise ValueError(f"data.{name} generation has no prompts: set target.{'prompts' if name == 'forget' else 'anchors'} or data.{name}.generate.prompts")
+            generation = generation.model_copy(update={"prompts": default})
+        return generation
+
+    def prompt_eval_config(self) -> PromptEvalConfig:
+        return self.evaluation.text_to_image
+
+    def eval_config(self, earlier_classes: list[int] | None = None) -> ClassEvalConfig:
+        e = self.evaluation
+        return ClassEvalConfig(forget_classes=self.target.classes, classifier=self.classifier, generation=e.generation,
+                               fid=e.fid, grid_per_class=e.grid_per_class, earlier_forget_classes=earlier_classes or [])
+
+    def as_params(self) -> dict:
+        """Plain JSON-able form that round-trips through `ErasureRequest.model_validate` (pipeline parameters)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def load_request(path: str | Path) -> ErasureRequest:
+    return load_yaml_config(path, ErasureRequest)

@@ -1,0 +1,52 @@
+"""Strict pydantic configs read from YAML: unknown keys and bad values become one error line naming the field."""
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from erasediff.util.errors import ErasediffError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every failing field."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def _read_mapping(path: Path) -> dict:
+    if not path.is_file():
+        raise ErasediffError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ErasediffError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise ErasediffError(f"config {path} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def peek_key(path: str | Path, key: str) -> object:
+    """One top-level value, to choose which config model validates the file."""
+    return _read_mapping(Path(path)).get(key)
+
+
+def load_yaml_config(path: str | Path, model: type[T]) -> T:
+    """Parse and validate a YAML config; every failure becomes one ErasediffError line."""
+    path = Path(path)
+    raw = _read_mapping(path)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ErasediffError(f"config {path}: {describe_validation_error(exc)}") from exc

@@ -1,0 +1,32 @@
+"""The MLflow pyfunc registered for a promoted model (models-from-code: MLflow stores this file with the model).
+
+The registered artifact holds the unlearned diffusers folder unchanged under `artifacts/diffusers`;
+`predict` samples the classes asked for, so `mlflow models serve models:/<name>@champion` serves it.
+Input: a DataFrame with an integer `class` column. Params: guidance, steps, seed. Output: uint8 images (N, H, W, C).
+"""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from erasediff.data.images import to_uint8
+from erasediff.models.class_model import load_class_model
+from erasediff.models.sampling import sample_classes
+
+
+class ClassDiffusionPyfunc(PythonModel):
+    def load_context(self, context: PythonModelContext) -> None:
+        self.model = load_class_model(context.artifacts["diffusers"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow validates annotated types)
+        params = params or {}
+        labels = torch.tensor(pd.DataFrame(model_input)["class"].to_numpy(dtype=np.int64))
+        m = self.model
+        images = sample_classes(m.unet, m.scheduler, labels, m.null_class, float(params.get("guidance", 2.0)),
+                                int(params.get("steps", 25)), "ddim", int(params.get("seed", 0)), progress=False)
+        return to_uint8(images)
+
+
+mlflow.models.set_model(ClassDiffusionPyfunc())

@@ -1,0 +1,78 @@
+"""Promotion into the MLflow model registry: the registered version is a pyfunc holding the unlearned diffusers
+folder (with its model card, README.md), tagged with the request's lineage, and the alias moves to it.
+"""
+
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+import erasediff
+from erasediff.reporting.model_card import MODEL_CARD, model_card
+from erasediff.request.earlier_checks import write_concept_check
+from erasediff.request.schema import ErasureRequest
+from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
+
+HERE = Path(__file__).parent
+# What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
+PYFUNCS = {
+    "class": (HERE / "class_pyfunc.py", ModelSignature(
+        inputs=Schema([ColSpec("long", "class")]),
+        params=ParamSchema([ParamSpec("guidance", "double", 2.0), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]))),
+    "concept": (HERE / "text_to_image_pyfunc.py", ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt")]),
+        params=ParamSchema([ParamSpec("guidance", "double", 7.5), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]))),
+}
+
+
+def lineage_tags(req: ErasureRequest, base_model_sha256: str, curation_summary: dict, gate_report: dict, provenance: dict) -> dict[str, str]:
+    """Everything a registered version says about where it came from (MLflow tags are strings)."""
+    info = req.request
+    return {
+        REQUEST_TAG: info.id, "requester": info.requester, "reason": info.reason, "legal_basis": info.legal_basis or "",
+        **({"forgotten_classes": json.dumps(req.target.classes)} if req.target.kind == "class"
+           else {"forgotten_concept": req.target.concept, "anchors": json.dumps(req.target.anchors)}),
+        "base_model": req.base_model, "base_model_sha256": base_model_sha256,
+        "forget_manifest_sha256": curation_summary["forget_sha256"], "retain_manifest_sha256": curation_summary["retain_sha256"],
+        "gate_report": json.dumps(gate_report), **provenance,
+    }
+
+
+def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
+                  earlier_erasures: list[dict], provenance: dict) -> dict:
+    """Register `model_dir` in the active MLflow run and move the request's alias to it, only when every gate
+    passed and this request id was never promoted before. Returns what happened (status, version, alias, URIs)."""
+    name, alias = req.registry.model_name, req.registry.alias
+    failed = [g["gate"] for g in gate_report["gates"] if not g["passed"]]
+    if not gate_report["passed"] or failed:
+        print(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
+        return {"status": "gated-out", "model_name": name, "failed_gates": failed}
+    client = MlflowClient()
+    if (existing := promoted_version(client, name, req.request.id)) is not None:
+        print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
+        return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
+    pyfunc, signature = PYFUNCS[req.target.kind]
+    tags = lineage_tags(req, base_model_sha256, curation_summary, gate_report, provenance)
+    folder = Path(shutil.copytree(model_dir, Path(tempfile.mkdtemp(prefix="promoted-")) / model_dir.name))  # the input artifact stays as stored
+    card_provenance = {k: tags[k] for k in ("code_version", "pipeline_run_id", "mlflow_run_id", "forget_manifest_sha256", "retain_manifest_sha256")}
+    promoted_at = datetime.now(UTC).isoformat(timespec="seconds")
+    (folder / MODEL_CARD).write_text(model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures))
+    if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
+        mlflow.log_artifacts(str(write_concept_check(req, Path(tempfile.mkdtemp(prefix="check-")))), CHECK_ARTIFACT)
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
+        pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    client.set_registered_model_alias(name, alias, version.version)
+    mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
+    print(f"promoted {name} version {version.version} as @{alias}")
+    return {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}",
+            "model_id": info.model_id}

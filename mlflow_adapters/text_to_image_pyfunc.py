@@ -1,0 +1,30 @@
+"""The MLflow pyfunc registered for a promoted text-to-image model (models-from-code, like `diffusers_pyfunc.py`).
+
+The registered artifact holds the unlearned pipeline folder under `artifacts/diffusers`.
+Input: a DataFrame with a `prompt` column. Params: guidance, steps, seed (image i uses seed + i).
+Output: uint8 images (N, H, W, C).
+"""
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from erasediff.data.images import to_uint8
+from erasediff.data.prompts import PromptRow
+from erasediff.models.sampling import sample_prompts
+from erasediff.models.text_pipeline import load_text_to_image
+
+
+class TextToImagePyfunc(PythonModel):
+    def load_context(self, context: PythonModelContext) -> None:
+        self.pipe = load_text_to_image(context.artifacts["diffusers"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow validates annotated types)
+        params = params or {}
+        seed = int(params.get("seed", 0))
+        rows = [PromptRow(str(p), seed + i, None) for i, p in enumerate(pd.DataFrame(model_input)["prompt"])]
+        images = sample_prompts(self.pipe, rows, int(params.get("steps", 25)), float(params.get("guidance", 7.5)), progress=False)
+        return to_uint8(images)
+
+
+mlflow.models.set_model(TextToImagePyfunc())

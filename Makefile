@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run run-concept ui test bench bench-tradeoff lock deploy-check
+.PHONY: setup run run-concept ui test test-fast lint bench bench-tradeoff lock deploy-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -26,6 +26,14 @@ ui: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The unit tests only (about a minute): the edit-test loop. `make test` stays the whole suite.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not integration"
+
+# Import order, pyflakes and style (pyproject.toml [tool.ruff]); CI runs it before the tests.
+lint: setup
+	.venv/bin/ruff check .
 
 bench: setup
 	$(PY) benchmarks/step_cost.py

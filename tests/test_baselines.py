@@ -19,6 +19,8 @@ from erasediff.models.class_model import load_class_model
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.util.errors import ErasediffError
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 A, B = torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([0.0, 1.0, 4.0, -1.5])
 
 

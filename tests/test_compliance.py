@@ -28,6 +28,8 @@ from erasediff.evaluation.settings import EvalSettings
 from erasediff.models.class_model import load_class_model
 from pipelines.cli import main as erasediff
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
 CHAMPION = f"models:/{MODEL}@champion"
 # FAST's evaluation (20 samples per class, 10 steps) makes FID noisy from one model to the next: a looser FID gate.

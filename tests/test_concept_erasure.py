@@ -21,6 +21,8 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import MODEL, unlearn_curated
 from erasediff.util.hashing import folder_hash
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 ROOT = Path(__file__).parents[1]
 REQUEST = ROOT / "configs" / "request_text_digits_forget_seven.yaml"
 SEVEN = 7

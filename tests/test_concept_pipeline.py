@@ -18,6 +18,8 @@ from conftest import PROMPTS, mlflow_tracking
 from erasediff.util.hashing import folder_hash
 from pipelines.run_request import FAILED, PROMOTED, main
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 MODEL = "erasediff-tiny-sd"
 
 

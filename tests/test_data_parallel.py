@@ -18,6 +18,8 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import METRICS, MODEL, RANKS, unlearn_curated
 from erasediff.util.errors import ErasediffError
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 EFFECTIVE_BATCH, STEPS = 32, 30
 EVAL = EvalSettings(samples_per_class=20, steps=20)
 

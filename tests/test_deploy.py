@@ -15,6 +15,8 @@ pytest.importorskip("kubernetes")
 
 from deploy.check_manifests import check, load, manifest_errors, manifest_files  # noqa: E402
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
 

@@ -9,6 +9,8 @@ from erasediff.evaluation.settings import EvalSettings
 from erasediff.method.class_erasure import unlearn
 from erasediff.method.settings import UnlearnSettings
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 EVAL = EvalSettings(samples_per_class=30, steps=20)  # same seeds for base and unlearned models
 SETTINGS = UnlearnSettings(steps=80)  # adaptive lambda, eta 0.1, remap, lr 1e-4, 64 + 64 per step
 

@@ -23,6 +23,8 @@ from erasediff.defaults.resolve import model_path
 from erasediff.util.hashing import folder_hash
 from pipelines.run_request import FAILED, PROMOTED, main
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-test"
 FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples

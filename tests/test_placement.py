@@ -20,6 +20,8 @@ pytest.importorskip("kubernetes")
 from deploy.check_manifests import manifest_errors  # noqa: E402
 from erasediff.request.schema import load_request
 
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
 ROOT = Path(__file__).parents[1]
 GPU_STEPS, CPU_STEPS = {"unlearn_model", "evaluate_models"}, {"load_base_model", "curate_sets", "gate", "promote"}
 KUBECONFIG = """apiVersion: v1

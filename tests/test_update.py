@@ -1,4 +1,4 @@
-"""The lambda_t rule and the update direction on hand-computed gradients (method note, Theorem 3.1)."""
+"""The lambda_t rule and the update direction on hand-computed gradients (docs/method.md, Theorem 3.1)."""
 
 import math
 

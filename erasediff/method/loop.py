@@ -32,7 +32,7 @@ from erasediff.util.hashing import config_hash
 
 @dataclass(kw_only=True)
 class StepMetrics(UpdateStats):
-    """What the pipeline logs per step (method note: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad norm),
+    """What the pipeline logs per step (docs/method.md: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad norm),
     the seconds spent updating so far (probes excluded), and the probe's readings on the steps it runs."""
 
     step: int

@@ -1,4 +1,4 @@
-"""The EraseDiff update (method note, "Constrained formulation and the update", Theorem 3.1).
+"""The EraseDiff update (docs/method.md, "The constrained problem and the update"; Theorem 3.1).
 
     min_theta L_r(theta)  s.t.  q(theta) = L_f(theta) - min_phi L_f(phi) <= 0
 

@@ -10,7 +10,8 @@ from erasediff.util.errors import ErasediffError
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Serialized by alias (`lambda`, not `lambda_`), so a dump validates back and merges key by key with YAML written by hand.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

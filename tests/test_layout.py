@@ -1,0 +1,76 @@
+"""The house plan, checked: the library imports neither ZenML nor MLflow, imports only go down the layers,
+and no module imports itself back through another (import circles)."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("erasediff", "mlflow_adapters", "steps", "pipelines")
+# What each top-level package may import from the project (downward only).
+ALLOWED = {"erasediff": {"erasediff"}, "mlflow_adapters": {"erasediff", "mlflow_adapters"},
+           "steps": {"erasediff", "mlflow_adapters", "steps"}, "pipelines": {"erasediff", "mlflow_adapters", "steps", "pipelines"}}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports count), as absolute dotted names."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            found |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def _project_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in files and m != name} for name, path in files.items()}
+
+
+def test_the_library_imports_neither_zenml_nor_mlflow() -> None:
+    offenders = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.split(".")[0] in ("zenml", "mlflow"))
+                 for p in (ROOT / "erasediff").rglob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_imports_go_down_the_layers() -> None:
+    upward = [(name, target) for name, targets in _project_graph().items() for target in targets
+              if target.split(".")[0] not in ALLOWED[name.split(".")[0]]]
+    assert not upward
+
+
+def test_no_import_circles() -> None:
+    graph = _project_graph()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles
+
+
+def test_the_library_is_grouped_by_concern() -> None:
+    """No module sits loose at the top of erasediff/: each belongs to a sub-package a newcomer can find by name."""
+    loose = sorted(p.name for p in (ROOT / "erasediff").glob("*.py") if p.name != "__init__.py")
+    assert not loose

@@ -1,4 +1,4 @@
-"""The MLflow pyfunc registered for a promoted text-to-image model (models-from-code, like `diffusers_pyfunc.py`).
+"""The MLflow pyfunc registered for a promoted text-to-image model (models-from-code, like `class_pyfunc.py`).
 
 The registered artifact holds the unlearned pipeline folder under `artifacts/diffusers`.
 Input: a DataFrame with a `prompt` column. Params: guidance, steps, seed (image i uses seed + i).

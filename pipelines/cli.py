@@ -20,7 +20,7 @@ def _submit(args: argparse.Namespace) -> int:
     from pipelines.run_request import prepare_workdir, run_request
 
     workdir = prepare_workdir(args.workdir, own_store=args.stack is None)
-    return run_request(args.request, workdir, args.stack, args.run_config, refuse_promoted=True)
+    return run_request(args.request, workdir, args.stack, args.run_config, refuse_promoted=True, verbose=args.verbose)
 
 
 def _status(args: argparse.Namespace) -> int:

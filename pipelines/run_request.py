@@ -83,15 +83,18 @@ def _gate_table(run) -> str:
     return GateReport.from_dict(step.outputs["gate_report"][0].load()).table()
 
 
-def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None, refuse_promoted: bool = False) -> int:
+def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None, refuse_promoted: bool = False,
+                verbose: bool = False) -> int:
     """Run the pipeline for one request; an already promoted id is a no-op (0), or refused (2) with `refuse_promoted`."""
     from erasediff.request.schema import load_request
     from erasediff.util.errors import ErasediffError
+    from pipelines.console import quiet_console
     from pipelines.stack import ensure_local_stack, use_stack
 
     request = load_request(request_path)
     if run_config is not None and not run_config.is_file():
         raise ErasediffError(f"run config not found: {run_config}")
+    quiet_console(verbose)
     stack_uri = use_stack(stack) if stack else None
     uri = request.tracking.uri or stack_uri or tracking_uri(None, workdir)
     prepare_experiment(uri, request.tracking.experiment, workdir)
@@ -154,6 +157,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="ZenML store, MLflow store and checkpoints (default $ERASEDIFF_HOME or ./.erasediff)")
     parser.add_argument("--stack", help="a registered ZenML stack (k8s-gpu, kubeflow-gpu: deploy/README.md); default: the embedded local stack")
     parser.add_argument("--run-config", type=Path, help="ZenML run configuration: image and per-step placement (configs/k8s_gpu.yaml)")
+    parser.add_argument("--verbose", action="store_true", help="show everything ZenML and MLflow print, tracebacks included (also ERASEDIFF_DEBUG=1)")
 
 
 def prepare_workdir(workdir: Path | None, own_store: bool) -> Path:
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from erasediff.util.errors import ErasediffError
 
     try:
-        return run_request(args.request, workdir, args.stack, args.run_config)
+        return run_request(args.request, workdir, args.stack, args.run_config, verbose=args.verbose)
     except ErasediffError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return FAILED

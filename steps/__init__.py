@@ -1,5 +1,2 @@
-"""ZenML steps of the erasure pipeline, one per file, each a few lines over `erasediff/`.
-
-`tracking.py`, `registry.py` and `diffusers_pyfunc.py` are not steps: they hold the MLflow calls the
-steps share (metric series and artifacts, the registry look-ups, the pyfunc the registry serves).
-"""
+"""ZenML steps of the erasure pipeline, one per file, each a few lines over `erasediff.request` (the library) and
+`mlflow_adapters` (what talks to MLflow)."""

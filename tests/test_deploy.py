@@ -112,6 +112,15 @@ def test_images_are_pinned_and_end_as_a_non_root_user(dockerfile: str) -> None:
     assert [kind for kind, _ in steps].index("USER") < max(i for i, (kind, _) in enumerate(steps) if kind in ("CMD", "ENTRYPOINT"))
 
 
+def test_the_image_copies_every_package_the_project_ships() -> None:
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    copied = {a.split()[-1] for kind, a in dockerfile_instructions(DEPLOY / "Dockerfile") if kind == "COPY"}
+    assert packages <= copied, packages - copied
+
+
 def test_the_lock_pins_everything_and_agrees_with_pyproject() -> None:
     import tomllib
 

@@ -6,6 +6,7 @@ share one registry, so each test also checks that what it must not touch stayed 
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,20 @@ def test_bad_data_stops_at_curation(promoted: dict, work: Path, client, capsys, 
     assert steps["curate_sets"].status.value == "failed"
     assert not {"unlearn_model", "evaluate_models", "gate", "promote"} & {n for n, s in steps.items() if s.status.value == "completed"}
     assert registry_state(client) == before
+
+
+def test_a_failed_step_ends_in_one_error_line_without_a_traceback(promoted: dict, work: Path, tmp_path: Path) -> None:
+    """What a person sees in a terminal (a real process): the steps and one `error:` line, not ZenML's traceback
+    and no third-party warning. --verbose and ERASEDIFF_DEBUG=1 leave the console alone (tests/test_console.py)."""
+    request = write_request(tmp_path, "REQ-console", data=empty_forget(tmp_path))
+    proc = subprocess.run([sys.executable, "run.py", str(request), "--workdir", str(work)], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1], timeout=600)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # ZenML colours its lines
+    assert proc.returncode == FAILED, out[-3000:]
+    assert "Traceback" not in out and "Warning" not in out, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: step curate_sets failed: curation failed"), out[-3000:]
+    assert "Step curate_sets has started" in out
 
 
 @pytest.fixture()

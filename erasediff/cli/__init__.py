@@ -1,5 +1,4 @@
-"""`erasediff` command line: train-base, train-text-digits, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2.
-"""
+"""`erasediff` command line: train-base, train-text-digits, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2."""
 
 import argparse
 import sys

@@ -1,5 +1,4 @@
-"""The embedded default dataset: scikit-learn's digits (ships inside the package, no download).
-"""
+"""The embedded default dataset: scikit-learn's digits (ships inside the package, no download)."""
 
 import torch
 import torch.nn.functional as F

@@ -1,5 +1,4 @@
-"""Model specs in configs: a local folder path, or 'digits' / 'text-digits' for the embedded defaults.
-"""
+"""Model specs in configs: a local folder path, or 'digits' / 'text-digits' for the embedded defaults."""
 
 from pathlib import Path
 

@@ -4,12 +4,12 @@ Real SD weights cannot be downloaded here, so concept erasure is proven on this 
 `StableDiffusionPipeline` layout (VAE + CLIP text encoder + tokenizer + UNet2DConditionModel +
 scheduler), only tiny. A VAE is trained first (16x16 RGB digits <-> 4x8x8 latents), then the UNet in
 latent space on captions such as "a photo of the digit seven" (caption dropout to "" gives
-classifier-free guidance its unconditional branch). The text encoder is a randomly initialised
-frozen CLIP text model, as SD's is a frozen pretrained one. The package ships one trained folder
+classifier-free guidance its unconditional branch). The CLIP text encoder is trained jointly with the
+UNet (a random one barely tells "seven" from "one") and frozen afterwards, as SD's pretrained one is
+frozen during erasure. The package ships one trained folder
 (`erasediff/assets/text-digits-<hash>/`), produced by this module with the recorded config and seed.
 """
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -72,17 +72,6 @@ def digit_prompt_rows(per_class: int, seed: int, digits: list[int] | None = None
         for i in range(per_class):
             rows.append((PromptRow(caption_of(digit, TEMPLATES[i % len(TEMPLATES)]), seed + 1000 * digit + i, None), digit))
     return rows
-
-
-def write_prompt_csv(rows: list[tuple[PromptRow, int]], path: Path) -> Path:
-    """I2P-format CSV with a `class` column (what `evaluation.classes` reads); it wrote assets/prompts/digit_classes.csv
-    from `digit_prompt_rows(40, seed=100_000)`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["prompt", "evaluation_seed", "class"])
-        writer.writerows([row.prompt, row.seed, digit] for row, digit in rows)
-    return path
 
 
 def build_pipeline(config: TextDigitsConfig) -> StableDiffusionPipeline:

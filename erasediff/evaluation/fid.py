@@ -7,6 +7,7 @@ weights hash and the reference images' content hash.
 """
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from cleanfid.fid import frechet_distance, get_files_features, kernel_distance
+from scipy.linalg import LinAlgWarning
 from torchvision.transforms import ToTensor
 from tqdm.auto import tqdm
 
@@ -115,7 +117,10 @@ def fid_kid(generated: np.ndarray, reference: ReferenceStats, extractor: Feature
     """FID from cached reference statistics; KID with clean-fid's subsets, seeded so reruns agree."""
     if len(generated) < 2:
         raise DataError(f"FID needs at least 2 generated images, got {len(generated)}")
-    fid = float(frechet_distance(generated.mean(0), np.cov(generated, rowvar=False), reference.mu, reference.sigma))
+    sigma = np.cov(generated, rowvar=False)
+    with warnings.catch_warnings():  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
+        warnings.simplefilter("ignore", LinAlgWarning)
+        fid = float(frechet_distance(generated.mean(0), sigma, reference.mu, reference.sigma))
     state = np.random.get_state()
     np.random.seed(kid_seed)
     try:
@@ -124,5 +129,7 @@ def fid_kid(generated: np.ndarray, reference: ReferenceStats, extractor: Feature
         np.random.set_state(state)
     protocol = {"implementation": "clean-fid frechet_distance / kernel_distance", "clean_fid_version": version("clean-fid"),
                 "features": extractor.name, "weights_sha256": extractor.weights_hash, "generated_images": len(generated),
-                "reference_images": len(reference.features), "reference_sha256": reference.content_hash, "kid_seed": kid_seed}
+                "reference_images": len(reference.features), "reference_sha256": reference.content_hash, "kid_seed": kid_seed,
+                "covariance_rank": {"generated": int(np.linalg.matrix_rank(sigma)), "reference": int(np.linalg.matrix_rank(reference.sigma)),
+                                    "dimensions": int(sigma.shape[0])}}
     return FidResult(f"fid_{extractor.name}", fid, kid, protocol)

@@ -1,5 +1,4 @@
-"""Per-step unlearning metrics as JSON lines; a resumed run overwrites the steps it replays.
-"""
+"""Per-step unlearning metrics as JSON lines; a resumed run overwrites the steps it replays."""
 
 import json
 from pathlib import Path

@@ -1,5 +1,4 @@
-"""Which UNet parameters unlearning may change: presets from the reference code plus glob patterns.
-"""
+"""Which UNet parameters unlearning may change: presets from the reference code plus glob patterns."""
 
 import fnmatch
 from typing import Literal

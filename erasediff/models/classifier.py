@@ -1,5 +1,4 @@
-"""The evaluator: a small CNN that says which digit an image shows (folder: config.json + model.safetensors).
-"""
+"""The evaluator: a small CNN that says which digit an image shows (folder: config.json + model.safetensors)."""
 
 import json
 from dataclasses import asdict, dataclass

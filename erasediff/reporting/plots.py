@@ -1,5 +1,4 @@
-"""Figures people look at instead of numbers: unlearning curves and sample grids (PNG).
-"""
+"""Figures people look at instead of numbers: unlearning curves and sample grids (PNG)."""
 
 from pathlib import Path
 

@@ -1,5 +1,4 @@
-"""Unlearning on curated sets: what the pipeline's unlearn step runs, resumable through a stable checkpoint folder.
-"""
+"""Unlearning on curated sets: what the pipeline's unlearn step runs, resumable through a stable checkpoint folder."""
 
 import json
 import shutil

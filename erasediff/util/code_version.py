@@ -1,5 +1,4 @@
-"""The code version recorded in lineage: the git commit (marked dirty when the tree has changes), else the package version.
-"""
+"""The code version recorded in lineage: the git commit (marked dirty when the tree has changes), else the package version."""
 
 import subprocess
 from pathlib import Path

@@ -1,6 +1,4 @@
-"""User-facing errors: each carries a one-line message the CLI prints before exiting non-zero.
-"""
-
+"""User-facing errors: each carries a one-line message the CLI prints before exiting non-zero."""
 
 
 class ErasediffError(Exception):

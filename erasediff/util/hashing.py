@@ -1,5 +1,4 @@
-"""Content hashes: they key caches, tag lineage and prove a base model folder was left untouched.
-"""
+"""Content hashes: they key caches, tag lineage and prove a base model folder was left untouched."""
 
 import hashlib
 import json

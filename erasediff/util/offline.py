@@ -1,5 +1,4 @@
-"""Process-wide offline settings: no telemetry, no hub downloads (nothing can be fetched at run time).
-"""
+"""Process-wide offline settings: no telemetry, no hub downloads (nothing can be fetched at run time)."""
 
 import os
 

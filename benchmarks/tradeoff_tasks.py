@@ -17,8 +17,8 @@ from erasediff.evaluation.class_accuracy import mean_accuracy, sample_per_class,
 from erasediff.evaluation.features import classifier_features
 from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats
 from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn
-from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.class_erasure import unlearn_classes
+from erasediff.method.concept_erasure import unlearn_concept
 from erasediff.method.probe import Probe, accuracy_probe, class_sampler, probe_labels, prompt_sampler
 from erasediff.method.settings import UnlearnSettings
 from erasediff.models.sampling import sample_prompts, to_channels
@@ -86,7 +86,7 @@ class DigitsTask(Task):
         return accuracy_probe(sample, labels, self.classifier, self.forget_classes, FORGET_BAR, unet)
 
     def run(self, settings: UnlearnSettings, callback) -> Scores:
-        result = unlearn(self.model, self.forget, self.retain, self.forget_classes, settings, callback=callback, progress=False, probe=self.probe)
+        result = unlearn_classes(self.model, self.forget, self.retain, self.forget_classes, settings, callback=callback, progress=False, probe=self.probe)
         return self._score(*self._samples(result))
 
 
@@ -127,7 +127,7 @@ class TextDigitsTask(Task):
         return accuracy_probe(sample, torch.tensor([d for _, d in rows]), self.classifier, [self.digit], FORGET_BAR, unet)
 
     def run(self, settings: UnlearnSettings, callback) -> Scores:
-        unet = unlearn_text(self.pipe, self.forget, self.retain, self.anchors, settings, callback=callback, progress=False, probe=self.probe)
+        unet = unlearn_concept(self.pipe, self.forget, self.retain, self.anchors, settings, callback=callback, progress=False, probe=self.probe)
         return self._score(*self._samples(unet))
 
 

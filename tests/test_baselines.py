@@ -12,8 +12,8 @@ from erasediff.defaults.digits_models import MODEL_DIR
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
 from erasediff.evaluation.settings import EvalSettings
 from erasediff.method.baselines import finetune_update, neggrad_update, saliency_masks, salun_update
-from erasediff.method.class_erasure import unlearn
-from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.class_erasure import unlearn_classes
+from erasediff.method.concept_erasure import unlearn_concept
 from erasediff.method.settings import UnlearnSettings
 from erasediff.models.class_model import load_class_model
 from erasediff.models.text_pipeline import load_text_to_image
@@ -76,7 +76,7 @@ def outcomes(digits_model, digits_classifier, digits_sets):
     out = {"base": (digits_model, [], class_scores(digits_model, digits_classifier, EVAL, progress=False))}
     for name, overrides in RUNS.items():
         rows = []
-        model = unlearn(digits_model, forget, retain, [3], UnlearnSettings.model_validate({**SETTINGS, **overrides}), callback=rows.append, progress=False)
+        model = unlearn_classes(digits_model, forget, retain, [3], UnlearnSettings.model_validate({**SETTINGS, **overrides}), callback=rows.append, progress=False)
         out[name] = (model, rows, class_scores(model, digits_classifier, EVAL, progress=False))
     return out
 
@@ -132,7 +132,7 @@ def test_esd_on_a_text_pipeline_uses_the_empty_prompt_and_needs_no_anchors(tiny_
     images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     forget, retain = CaptionedImages(images[:4], ["a nude person"] * 4), CaptionedImages(images[4:], ["a dressed person"] * 4)
     tiny = {"steps": 2, "batch_size": 2, "forget_batch_size": 2, "lr": 1e-3}
-    unet = unlearn_text(pipe, forget, retain, [], UnlearnSettings(**tiny, method="esd", esd={"sampling_steps": 3}), progress=False)
+    unet = unlearn_concept(pipe, forget, retain, [], UnlearnSettings(**tiny, method="esd", esd={"sampling_steps": 3}), progress=False)
     assert any(not torch.equal(p, q) for p, q in zip(unet.parameters(), pipe.unet.parameters()))
     with pytest.raises(ErasediffError, match="anchors is empty"):
-        unlearn_text(pipe, forget, retain, [], UnlearnSettings(**tiny, method="salun"), progress=False)
+        unlearn_concept(pipe, forget, retain, [], UnlearnSettings(**tiny, method="salun"), progress=False)

@@ -12,7 +12,7 @@ from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy, score_samples
 from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn
+from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.settings import UnlearnSettings
 from erasediff.models.class_model import save_class_model
 
@@ -30,7 +30,7 @@ def test_accuracy_high_for_base_model_and_chance_for_noise(digits_model, digits_
 @pytest.fixture(scope="module")
 def unlearned_dir(digits_model, tmp_path_factory) -> Path:
     forget, retain = split_forget_retain(load_digits_split()[0], [3], 10)
-    model = unlearn(digits_model, forget, retain, [3], UnlearnSettings(steps=5, batch_size=16, forget_batch_size=16), progress=False)
+    model = unlearn_classes(digits_model, forget, retain, [3], UnlearnSettings(steps=5, batch_size=16, forget_batch_size=16), progress=False)
     return save_class_model(model, tmp_path_factory.mktemp("unlearned") / "model")
 
 

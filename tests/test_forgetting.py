@@ -6,7 +6,7 @@ from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
 from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn
+from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.settings import UnlearnSettings
 
 pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
@@ -24,7 +24,7 @@ def base_scores(digits_model, digits_classifier):
 def test_forgets_and_preserves(digits_model, digits_classifier, base_scores, forgotten: list[int]) -> None:
     train, _ = load_digits_split()
     forget, retain = split_forget_retain(train, forgotten, digits_model.num_classes)
-    result = unlearn(digits_model, forget, retain, forgotten, SETTINGS, progress=False)
+    result = unlearn_classes(digits_model, forget, retain, forgotten, SETTINGS, progress=False)
     after = class_scores(result, digits_classifier, EVAL, progress=False)
     retained = [c for c in range(10) if c not in forgotten]
 

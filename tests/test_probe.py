@@ -5,7 +5,7 @@ import torch
 
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
-from erasediff.method.class_erasure import unlearn
+from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.loop import split_held_out
 from erasediff.method.losses import class_condition
 from erasediff.method.probe import ProbeReading, RetainGuard, loss_probe
@@ -89,7 +89,7 @@ def test_guard_stops_neggrad_once_it_forgets_and_wrecks_the_retain_loss(digits_m
     settings = UnlearnSettings(method="neggrad", steps=60, batch_size=32, forget_batch_size=32, lr=1e-4,
                                probe={"every": 5, "action": "stop", "max_degradation": 0.05})
     rows = []
-    unlearn(digits_model, forget, retain, [3], settings, callback=rows.append, progress=False)
+    unlearn_classes(digits_model, forget, retain, [3], settings, callback=rows.append, progress=False)
     probed = [r.probe for r in rows if r.probe]
     assert rows[-1].step < 60 and rows[-1].probe["probe_stopped"] == 1.0
     assert rows[-1].probe["probe_forgotten"] == 1.0 and rows[-1].probe["probe_degradation"] > 0.05

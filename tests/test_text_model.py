@@ -13,7 +13,7 @@ import torch
 from diffusers import DiffusionPipeline, StableDiffusionXLPipeline
 
 from erasediff.data.image_sets import CaptionedImages
-from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.concept_erasure import unlearn_concept
 from erasediff.method.settings import UnlearnSettings
 from erasediff.models.text_pipeline import check_pipeline_folder, load_text_to_image, save_text_pipeline
 from erasediff.util.errors import DataError, ErasediffError, ModelLoadError
@@ -64,7 +64,7 @@ def test_sd_unlearning_trains_only_the_unet_and_saves_a_loadable_pipeline(tiny_s
     unet_before = {n: p.clone() for n, p in pipe.unet.named_parameters()}
     forget, retain = sets()
     rows = []
-    unet = unlearn_text(pipe, forget, retain, [ANCHOR], TINY, callback=rows.append, progress=False)
+    unet = unlearn_concept(pipe, forget, retain, [ANCHOR], TINY, callback=rows.append, progress=False)
     assert [r.step for r in rows] == [1, 2] and all(r.lambda_t >= 0 for r in rows)
     assert any(not torch.equal(p, unet_before[n]) for n, p in unet.named_parameters())  # the copy learned
     assert all(torch.equal(p, unet_before[n]) for n, p in pipe.unet.named_parameters())  # the input did not
@@ -83,7 +83,7 @@ def test_sd_unlearning_trains_only_the_unet_and_saves_a_loadable_pipeline(tiny_s
 def test_noxattn_preset_leaves_cross_attention_time_embedding_and_conv_out(tiny_sd_dir: Path) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     forget, retain = sets()
-    unet = unlearn_text(pipe, forget, retain, [ANCHOR], tiny(params={"preset": "noxattn"}), progress=False)
+    unet = unlearn_concept(pipe, forget, retain, [ANCHOR], tiny(params={"preset": "noxattn"}), progress=False)
     before = dict(pipe.unet.named_parameters())
     changed = {n for n, p in unet.named_parameters() if not torch.equal(p, before[n])}
     assert changed and not any(".attn2." in n or n.startswith(("time_embedding.", "conv_out.")) for n in changed)
@@ -93,7 +93,7 @@ def test_sdxl_pipeline_unlearns_with_pooled_text_and_time_ids(tiny_sdxl_dir: Pat
     pipe = load_text_to_image(tiny_sdxl_dir)
     assert isinstance(pipe, StableDiffusionXLPipeline)
     forget, retain = sets()
-    unet = unlearn_text(pipe, forget, retain, [ANCHOR], TINY, progress=False)
+    unet = unlearn_concept(pipe, forget, retain, [ANCHOR], TINY, progress=False)
     out = save_text_pipeline(tiny_sdxl_dir, unet, tmp_path / "unlearned", {})
     reloaded = load_text_to_image(out)
     assert isinstance(reloaded, StableDiffusionXLPipeline)
@@ -105,8 +105,8 @@ def test_sdxl_pipeline_unlearns_with_pooled_text_and_time_ids(tiny_sdxl_dir: Pat
 def test_gradient_checkpointing_gives_the_same_update(tiny_sd_dir: Path) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     forget, retain = sets()
-    plain = unlearn_text(pipe, forget, retain, [ANCHOR], TINY, progress=False)
-    checkpointed = unlearn_text(pipe, forget, retain, [ANCHOR], tiny(gradient_checkpointing=True), progress=False)
+    plain = unlearn_concept(pipe, forget, retain, [ANCHOR], TINY, progress=False)
+    checkpointed = unlearn_concept(pipe, forget, retain, [ANCHOR], tiny(gradient_checkpointing=True), progress=False)
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
     assert not checkpointed.is_gradient_checkpointing  # the saved UNet is a plain one
@@ -116,16 +116,16 @@ def test_bad_concept_inputs_fail_clearly(tiny_sd_dir: Path) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     forget, retain = sets()
     with pytest.raises(DataError, match="is also a forget-set caption"):
-        unlearn_text(pipe, forget, retain, [FORGET], TINY, progress=False)
+        unlearn_concept(pipe, forget, retain, [FORGET], TINY, progress=False)
     with pytest.raises(DataError, match="anchors is empty"):
-        unlearn_text(pipe, forget, retain, [], TINY, progress=False)
+        unlearn_concept(pipe, forget, retain, [], TINY, progress=False)
     with pytest.raises(DataError, match="forget set is empty"):
-        unlearn_text(pipe, CaptionedImages(forget.images[:0], []), retain, [ANCHOR], TINY, progress=False)
+        unlearn_concept(pipe, CaptionedImages(forget.images[:0], []), retain, [ANCHOR], TINY, progress=False)
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
         with pytest.raises(ErasediffError, match="adam8bit needs bitsandbytes"):
-            unlearn_text(pipe, forget, retain, [ANCHOR], tiny(optimizer="adam8bit"), progress=False)
+            unlearn_concept(pipe, forget, retain, [ANCHOR], tiny(optimizer="adam8bit"), progress=False)
 
 
 def test_check_pipeline_folder_accepts_a_complete_folder(tiny_sd_dir: Path) -> None:

@@ -7,7 +7,7 @@ import torch
 
 from erasediff.curation.sets import load_curated_set, materialise_sets
 from erasediff.defaults.resolve import model_path
-from erasediff.method.class_erasure import unlearn
+from erasediff.method.class_erasure import unlearn_classes
 from erasediff.models.class_model import META_FILE, load_class_model
 from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import CURVES, METRICS, MODEL, unlearn_curated
@@ -27,7 +27,7 @@ def test_retry_resumes_and_matches_uninterrupted(tmp_path: Path) -> None:
     # A first attempt dies after its step-3 checkpoint; the retry finds it and runs steps 4..6 only.
     checkpoints = tmp_path / "ck-retry"
     forget, retain = (load_curated_set(sets, n, 1) for n in ("forget", "retain"))
-    unlearn(load_class_model(base), forget, retain, [4], REQUEST.unlearning, checkpoints, 3, stop_after=3, progress=False)
+    unlearn_classes(load_class_model(base), forget, retain, [4], REQUEST.unlearning, checkpoints, 3, stop_after=3, progress=False)
     steps: list[int] = []
     retried = unlearn_curated(REQUEST, base, sets, checkpoints, tmp_path / "retried", {"request_id": "REQ-job"},
                               callback=lambda m: steps.append(m.step), progress=False)

@@ -14,7 +14,7 @@ from erasediff.data.image_sets import split_forget_retain
 from erasediff.defaults.resolve import model_path, resolve_classifier, resolve_model
 from erasediff.evaluation.class_accuracy import before_after_table, sample_per_class, score_samples
 from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn
+from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.metrics_log import MetricsLog
 from erasediff.method.settings import UnlearnSettings
 from erasediff.models.class_model import save_class_model
@@ -62,7 +62,7 @@ def run_unlearn(config: UnlearnRunConfig, progress: bool = True) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.jsonl")
-    result = unlearn(model, forget, retain, config.forget_classes, config.unlearning, out / "checkpoints", config.checkpoint_every, log, progress=progress)
+    result = unlearn_classes(model, forget, retain, config.forget_classes, config.unlearning, out / "checkpoints", config.checkpoint_every, log, progress=progress)
     result.lineage.update({"base_model": str(base_dir), "base_model_hash": base_hash})
     save_class_model(result, model_out)
     plot_unlearning_curves(log.rows(), out / "unlearning_curves.png")

@@ -27,7 +27,7 @@ def check_request(model: ClassDiffusionModel, forget: LabeledImages, retain: Lab
     return torch.tensor([c for c in range(model.num_classes) if c not in forget_classes])
 
 
-def unlearn(
+def unlearn_classes(
     model: ClassDiffusionModel,
     forget: LabeledImages,
     retain: LabeledImages,

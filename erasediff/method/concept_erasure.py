@@ -39,7 +39,7 @@ def as_tensor_ids(captions: list[str], prompts: list[str]) -> torch.Tensor:
     return torch.tensor([prompts.index(c) for c in captions], dtype=torch.long)
 
 
-def unlearn_text(
+def unlearn_concept(
     pipe: DiffusionPipeline,
     forget: CaptionedImages,
     retain: CaptionedImages,

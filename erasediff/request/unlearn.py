@@ -10,8 +10,8 @@ from accelerate import PartialState
 
 from erasediff.curation.sets import SETS, load_curated_set, read_images, read_manifest
 from erasediff.data.image_sets import CaptionedImages
-from erasediff.method.class_erasure import unlearn
-from erasediff.method.concept_erasure import unlearn_text
+from erasediff.method.class_erasure import unlearn_classes
+from erasediff.method.concept_erasure import unlearn_concept
 from erasediff.method.data_parallel import launch, run_rank
 from erasediff.method.loop import MetricsCallback, StepMetrics
 from erasediff.method.metrics_log import MetricsLog
@@ -54,14 +54,14 @@ def unlearn_into(
     if req.target.kind == "class":
         model = load_class_model(base_dir)
         forget, retain = (load_curated_set(sets_dir, name, model.unet.config.in_channels) for name in SETS)
-        result = unlearn(model, forget, retain, req.target.classes, req.unlearning, **resume)
+        result = unlearn_classes(model, forget, retain, req.target.classes, req.unlearning, **resume)
         result.lineage.update(lineage)
         if PartialState().is_main_process:
             save_class_model(result, model_out)
         return result.unet
     pipe = load_text_to_image(base_dir)
     forget, retain = (load_captioned_set(sets_dir, name) for name in SETS)
-    unet = unlearn_text(pipe, forget, retain, req.target.anchors, req.unlearning, **resume)
+    unet = unlearn_concept(pipe, forget, retain, req.target.anchors, req.unlearning, **resume)
     if PartialState().is_main_process:
         concept = {"concept": req.target.concept, "anchors": req.target.anchors, "unlearning": req.unlearning.model_dump(by_alias=True)}
         save_text_pipeline(base_dir, unet, model_out, {**lineage, **concept})

@@ -84,9 +84,9 @@ def main() -> None:
     request = work / "request.yaml"
     request.write_text(yaml.safe_dump(config))
     env = {**os.environ, "ERASEDIFF_HOME": str(work), "ZENML_CONFIG_PATH": str(work / "zenml")}
-    setup = ("from erasediff.offline import go_offline; go_offline(); from pathlib import Path; "
-             "from pipelines.run_request import prepare_experiment, tracking_uri; from pipelines.stack import ensure_local_stack; "
-             f"w = Path({str(work)!r}); u = tracking_uri(None, w); prepare_experiment(u, 'erasediff', w); ensure_local_stack(u)")
+    setup = ("from erasediff.util.offline import go_offline; go_offline(); from pathlib import Path; "
+             "from mlflow_adapters.store import open_experiment; from pipelines.run_request import tracking_uri; from pipelines.stack import ensure_local_stack; "
+             f"w = Path({str(work)!r}); u = tracking_uri(None, w); open_experiment(u, 'erasediff', w / 'mlartifacts'); ensure_local_stack(u)")
     first_use = timed([sys.executable, "-c", setup], env)
     pipeline = timed([sys.executable, "run.py", str(request), "--workdir", str(work)], env)
     library = timed([sys.executable, __file__, "--request", str(request), "--direct", str(work / "direct")], env)

@@ -4,13 +4,14 @@ folder (with its model card, README.md), tagged with the request's lineage, and 
 
 import json
 import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
 import torch
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -18,7 +19,10 @@ import erasediff
 from erasediff.reporting.model_card import MODEL_CARD, model_card
 from erasediff.request.earlier_checks import write_concept_check
 from erasediff.request.schema import ErasureRequest
+from erasediff.util.workdir import scratch_dir
+from mlflow_adapters.promotion_lock import promotion_lock
 from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
+from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
 
 HERE = Path(__file__).parent
 # What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
@@ -45,6 +49,27 @@ def lineage_tags(req: ErasureRequest, base_model_sha256: str, curation_summary: 
     }
 
 
+STALE_GATE = "earlier_erasures_current"  # fails when a version was promoted between this run's evaluation and its promotion
+
+
+def _register(req: ErasureRequest, model_dir: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
+              earlier_erasures: list[dict], provenance: dict) -> tuple[ModelVersion, ModelInfo]:
+    """Log the pyfunc (a copy of the folder with its model card) to the active run and register it with the lineage tags."""
+    pyfunc, signature = PYFUNCS[req.target.kind]
+    tags = lineage_tags(req, base_model_sha256, curation_summary, gate_report, provenance)
+    folder = Path(shutil.copytree(model_dir, scratch_dir("promoted-") / model_dir.name))  # the input artifact stays as stored
+    card_provenance = {k: tags[k] for k in ("code_version", "pipeline_run_id", "mlflow_run_id", "forget_manifest_sha256", "retain_manifest_sha256")}
+    promoted_at = datetime.now(UTC).isoformat(timespec="seconds")
+    (folder / MODEL_CARD).write_text(model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures))
+    if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
+        mlflow.log_artifacts(str(write_concept_check(req, scratch_dir("check-"))), CHECK_ARTIFACT)
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
+        pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )
+    return mlflow.register_model(info.model_uri, req.registry.model_name, tags=tags), info
+
+
 def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
                   earlier_erasures: list[dict], provenance: dict) -> dict:
     """Register `model_dir` in the active MLflow run and move the request's alias to it, only when every gate
@@ -55,23 +80,18 @@ def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, 
         print(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
         return {"status": "gated-out", "model_name": name, "failed_gates": failed}
     client = MlflowClient()
-    if (existing := promoted_version(client, name, req.request.id)) is not None:
-        print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
-        return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
-    pyfunc, signature = PYFUNCS[req.target.kind]
-    tags = lineage_tags(req, base_model_sha256, curation_summary, gate_report, provenance)
-    folder = Path(shutil.copytree(model_dir, Path(tempfile.mkdtemp(prefix="promoted-")) / model_dir.name))  # the input artifact stays as stored
-    card_provenance = {k: tags[k] for k in ("code_version", "pipeline_run_id", "mlflow_run_id", "forget_manifest_sha256", "retain_manifest_sha256")}
-    promoted_at = datetime.now(UTC).isoformat(timespec="seconds")
-    (folder / MODEL_CARD).write_text(model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures))
-    if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
-        mlflow.log_artifacts(str(write_concept_check(req, Path(tempfile.mkdtemp(prefix="check-")))), CHECK_ARTIFACT)
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
-        pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-    )
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
-    client.set_registered_model_alias(name, alias, version.version)
+    with promotion_lock(client, name, req.request.id):  # every version is gated against every version promoted before it
+        if (existing := promoted_version(client, name, req.request.id)) is not None:
+            print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
+            return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
+        seen = {e["request_id"] for e in earlier_erasures}
+        if unseen := [e for e in registry_earlier_erasures(client, name, req.request.id) if e["request_id"] not in seen]:
+            newer = ", ".join(f"{e['request_id']} (version {e['version']})" for e in unseen)
+            print(f"not promoted: {newer} was promoted into {name} after this run was evaluated, so its erasure was not re-checked here; "
+                  "run this request again to be gated against it. The registry is unchanged")
+            return {"status": "gated-out", "model_name": name, "failed_gates": [STALE_GATE], "newer": unseen}
+        version, info = _register(req, model_dir, base_model_sha256, curation_summary, gate_report, earlier_erasures, provenance)
+        client.set_registered_model_alias(name, alias, version.version)
     mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
     print(f"promoted {name} version {version.version} as @{alias}")
     return {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}",

@@ -4,7 +4,6 @@ Versions are found by tag and alias; stages are deprecated in MLflow 3 and never
 """
 
 import json
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -15,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from erasediff.request.earlier_checks import ConceptCheck, load_concept_check, unmeasurable
 from erasediff.util.errors import ErasediffError, ModelLoadError
+from erasediff.util.workdir import scratch_dir
 
 REQUEST_TAG = "request_id"
 DIFFUSERS_ARTIFACT = "diffusers"
@@ -76,7 +76,7 @@ def earlier_concept_checks(client: MlflowClient, erasures: list[dict], kind: str
 def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
     """Download a registered model's diffusers folder (`models:/name@alias` or `models:/name/version`)."""
     try:
-        root = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst or tempfile.mkdtemp(prefix="base-")))
+        root = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst or scratch_dir("base-")))
     except MlflowException as exc:
         raise ModelLoadError(f"cannot resolve base model {spec} in the MLflow registry at {mlflow.get_tracking_uri()}: {exc.message.splitlines()[0]}") from exc
     # MLflow stores a pyfunc artifact under its source folder's name; MLmodel maps the key to that path.

@@ -8,12 +8,16 @@
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 from erasediff import cli
+from erasediff.request.schema import ID_PATTERN
+from erasediff.util.errors import ErasediffError
+from erasediff.util.exits import DONE, FAILED
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -27,10 +31,12 @@ def _status(args: argparse.Namespace) -> int:
     from pipelines.request_status import request_status
     from pipelines.run_request import prepare_workdir, tracking_uri
 
+    if not re.fullmatch(ID_PATTERN, args.id):
+        raise ErasediffError(f"request id {args.id!r} is not a request id (letters, digits, . _ -; at most 64)")
     workdir = prepare_workdir(args.workdir, own_store=not args.remote)
     status = request_status(args.id, tracking_uri(args.tracking_uri, workdir))
     print(json.dumps(status.as_dict()) if args.json else status.line())
-    return 1 if status.state == "unknown" else 0
+    return FAILED if status.state == "unknown" else DONE  # never 1: that means gated out
 
 
 def _zenml_config(args: argparse.Namespace) -> int:

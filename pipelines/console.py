@@ -12,8 +12,7 @@ import re
 import warnings
 
 from erasediff.util.errors import ErasediffError
-
-DEBUG_ENV = "ERASEDIFF_DEBUG"
+from erasediff.util.exits import debugging
 
 # Log lines that need no action, by message (ZenML's run preamble and skip notices, MLflow's first-use
 # notices, ZenML's MLflow tracker on an autologging flavor this project never uses, GX's scratch folder).
@@ -51,10 +50,6 @@ class ConsoleFilter(logging.Filter):
         if record.name == "py.warnings":
             return not any(re.search(f"{category.__name__}: {pattern}", message) for category, pattern in BENIGN_WARNINGS)
         return not BENIGN_LOGS.match(message)
-
-
-def debugging() -> bool:
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def quiet_console(verbose: bool = False) -> None:

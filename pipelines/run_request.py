@@ -10,14 +10,21 @@ import os
 import sys
 from pathlib import Path
 
+from erasediff.util.exits import DONE as PROMOTED
+from erasediff.util.exits import FAILED, GATED_OUT
 from erasediff.util.offline import go_offline
-
-PROMOTED, GATED_OUT, FAILED = 0, 1, 2
 
 
 def tracking_uri(configured: str | None, workdir: Path) -> str:
     """Request's URI, else $MLFLOW_TRACKING_URI, else a SQLite store in the work folder (never a file: store)."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}"
+    from erasediff.request.schema import check_tracking_uri
+    from erasediff.util.errors import ErasediffError
+
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}"
+    try:
+        return check_tracking_uri(uri)
+    except ValueError as exc:
+        raise ErasediffError(str(exc)) from None
 
 
 def run_prefix(request_id: str) -> str:
@@ -51,18 +58,6 @@ def zenml_snapshot_run_config(request) -> dict:
     return {**config, "steps": {name: {"parameters": copy.deepcopy(parameters)} for name in REQUEST_STEPS}}  # copies: no YAML anchors
 
 
-def prepare_experiment(uri: str, name: str, workdir: Path) -> None:
-    """A local store keeps its artifacts in the work folder (MLflow's default would be relative to the current directory).
-
-    Through a client bound to `uri`: mlflow.set_tracking_uri would also set $MLFLOW_TRACKING_URI for the rest of
-    the process, and a later request in the same process would then default to this one's store."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    if uri.startswith("sqlite:") and client.get_experiment_by_name(name) is None:
-        client.create_experiment(name, artifact_location=(workdir / "mlartifacts").as_uri())
-
-
 def failure(run) -> tuple[str, str, str]:
     """(step, exception class path, one-line message) of the run's failed step, from ZenML's own record."""
     for name, step in run.steps.items():
@@ -85,24 +80,46 @@ def _gate_table(run) -> str:
 
 def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None, refuse_promoted: bool = False,
                 verbose: bool = False) -> int:
-    """Run the pipeline for one request; an already promoted id is a no-op (0), or refused (2) with `refuse_promoted`."""
+    """Run the pipeline for one request; an already promoted id is a no-op (0), or refused (2) with `refuse_promoted`.
+
+    One run per request id at a time in a work folder: a second start is refused at once, naming the holder."""
     from erasediff.request.schema import load_request
     from erasediff.util.errors import ErasediffError
+    from erasediff.util.locks import file_lock
     from pipelines.console import quiet_console
-    from pipelines.stack import ensure_local_stack, use_stack
 
     request = load_request(request_path)
     if run_config is not None and not run_config.is_file():
         raise ErasediffError(f"run config not found: {run_config}")
     quiet_console(verbose)
-    stack_uri = use_stack(stack) if stack else None
-    uri = request.tracking.uri or stack_uri or tracking_uri(None, workdir)
-    prepare_experiment(uri, request.tracking.experiment, workdir)
+    with file_lock(workdir / "locks" / f"request-{request.request.id}.lock", f"request {request.request.id} is already running: its lock"):
+        return _run_locked(request, workdir, stack, run_config, refuse_promoted)
 
+
+def _open_stores(request, workdir: Path, stack: str | None) -> str:
+    """The tracking URI, once the MLflow store and the ZenML stack exist. Two requests starting together on a fresh work
+    folder would race to create both stores' tables, so this part runs one process at a time."""
+    from erasediff.util.locks import file_lock
+    from mlflow_adapters.store import open_experiment
+    from pipelines.stack import ensure_local_stack, use_stack
+
+    with file_lock(workdir / "locks" / "stores.lock", "the work folder's store set-up", wait_s=300):
+        stack_uri = use_stack(stack) if stack else None
+        uri = request.tracking.uri or stack_uri or tracking_uri(None, workdir)
+        open_experiment(uri, request.tracking.experiment, workdir / "mlartifacts")
+        if stack is None:
+            ensure_local_stack(uri)
+    return uri
+
+
+def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | None, refuse_promoted: bool) -> int:
     from mlflow.tracking import MlflowClient
 
+    from erasediff.util.errors import ErasediffError, GateRefused
+    from erasediff.util.workdir import run_scratch
     from mlflow_adapters.registry import promoted_version
 
+    uri = _open_stores(request, workdir, stack)
     name, rid = request.registry.model_name, request.request.id
     if (existing := promoted_version(MlflowClient(tracking_uri=uri), name, rid)) is not None:
         message = f"request {rid} is already promoted as {name} version {existing.version} (models:/{name}/{existing.version}); use a new request id to erase again"
@@ -112,13 +129,11 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
         return PROMOTED
 
     from zenml import Model
+    from zenml.client import Client
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
-    from erasediff.util.errors import GateRefused
     from pipelines.erasure import erasure_pipeline
 
-    if stack is None:
-        ensure_local_stack(uri)
     options = zenml_run_config(request)
     pipeline = erasure_pipeline.with_options(
         config_path=str(run_config) if run_config else None,
@@ -126,15 +141,15 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
         model=Model(**options["model"]),
         settings={"experiment_tracker": MLFlowExperimentTrackerSettings(**options["settings"]["experiment_tracker"])},
     )
-    from zenml.client import Client
 
     def latest():
-        runs = Client().list_pipeline_runs(sort_by="desc:created", size=1, hydrate=True).items
+        runs = Client().list_pipeline_runs(name=f"startswith:{run_prefix(rid)}", sort_by="desc:created", size=1, hydrate=True).items
         return runs[0] if runs else None
 
     before = latest()
     try:
-        pipeline(request=request)
+        with run_scratch(workdir):  # every step's intermediate folders; removed when the run ends, however it ends
+            pipeline(request=request)
     except Exception:
         run = latest()
         if run is None or (before is not None and run.id == before.id):
@@ -163,10 +178,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare_workdir(workdir: Path | None, own_store: bool) -> Path:
     """The work folder (checkpoints, and the local MLflow store); with `own_store`, also the ZenML store there
     (a named stack or `--remote` uses the ZenML server the operator is logged in to instead)."""
+    from erasediff.util.errors import ErasediffError
     from erasediff.util.workdir import WORK_ENV
 
     workdir = (workdir or Path(os.environ.get(WORK_ENV, ".erasediff"))).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ErasediffError(f"work folder {workdir} cannot be created: {exc.strerror}") from None
     os.environ[WORK_ENV] = str(workdir)
     if own_store:
         os.environ.setdefault("ZENML_CONFIG_PATH", str(workdir / "zenml"))
@@ -178,12 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser)
     args = parser.parse_args(argv)
     go_offline()
-    workdir = prepare_workdir(args.workdir, own_store=args.stack is None)
+    from erasediff.util.exits import one_error_line
 
-    from erasediff.util.errors import ErasediffError
-
-    try:
-        return run_request(args.request, workdir, args.stack, args.run_config, verbose=args.verbose)
-    except ErasediffError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return FAILED
+    with one_error_line() as outcome:
+        outcome.code = run_request(args.request, prepare_workdir(args.workdir, own_store=args.stack is None), args.stack, args.run_config,
+                                   verbose=args.verbose)
+    return outcome.code

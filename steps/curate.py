@@ -3,7 +3,6 @@
 A failed suite stops the run here, listing the failing expectations; the full result is logged first.
 """
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from zenml import step
 
 from erasediff.request.curate import curate_request
 from erasediff.request.schema import ErasureRequest
+from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_erasures
 from mlflow_adapters.tracking import log_curation
 
@@ -19,7 +19,7 @@ from mlflow_adapters.tracking import log_curation
 @step
 def curate_sets(request: ErasureRequest, base_model: Path) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
     earlier = earlier_classes(earlier_erasures(MlflowClient(), request.registry.model_name, request.request.id))
-    curated = curate_request(request, base_model, Path(tempfile.mkdtemp(prefix="curated-")) / "sets", earlier_classes=earlier)
+    curated = curate_request(request, base_model, scratch_dir("curated-") / "sets", earlier_classes=earlier)
     log_curation(request, curated)
     curated.raise_on_failure()
     return curated.folder, curated.summary()

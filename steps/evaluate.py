@@ -4,7 +4,6 @@ Erasures promoted earlier into the same registered model are re-measured on both
 each earlier concept's recorded check), so the gate can refuse a version that brings one back.
 """
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -14,16 +13,17 @@ from zenml import step
 from erasediff.request.evaluate import evaluate_request
 from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import MODEL
+from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_concept_checks, earlier_erasures
 from mlflow_adapters.tracking import log_evaluation
 
 
 @step
 def evaluate_models(request: ErasureRequest, base_model: Path, unlearned_model: Path) -> tuple[Annotated[dict, "evaluation"], Annotated[Path, "evaluation_files"]]:
-    out = Path(tempfile.mkdtemp(prefix="evaluation-"))
+    out = scratch_dir("evaluation-")
     client = MlflowClient()
     earlier = earlier_erasures(client, request.registry.model_name, request.request.id)
-    checks, unmeasurable = earlier_concept_checks(client, earlier, request.target.kind, Path(tempfile.mkdtemp(prefix="checks-")))
+    checks, unmeasurable = earlier_concept_checks(client, earlier, request.target.kind, scratch_dir("checks-"))
     results = evaluate_request(request, base_model, unlearned_model / MODEL, out, earlier_classes=earlier_classes(earlier), earlier_checks=checks)
     results["earlier_erasures"], results["earlier_checks"] = earlier, results["earlier_checks"] + unmeasurable
     log_evaluation(results, out, [c.request_id for c in checks])

@@ -2,7 +2,6 @@
 the registered model in its artifacts), then the run's verdict: a gated-out run ends here as failed with
 GateRefused, so the runner and `request status` report it as gated out."""
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from erasediff.request.report import write_request_report
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
 from erasediff.util.errors import GateRefused
+from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.tracking import log_files
 
 
@@ -24,7 +24,7 @@ def report(request: ErasureRequest, base_model_sha256: str, curated_sets: Path, 
     run = mlflow.active_run().info
     provenance = {"code_version": code_version(), "pipeline_run_id": str(get_step_context().pipeline_run.id),
                   "mlflow_run_id": run.run_id, "mlflow_experiment_id": run.experiment_id}
-    folder = Path(tempfile.mkdtemp(prefix="report-"))
+    folder = scratch_dir("report-")
     facts, files = write_request_report(request, base_model_sha256, curated_sets, curation_summary, unlearned_model, evaluation,
                                         evaluation_files, gate_report, promotion, provenance, folder)
     log_files(files, REPORT_DIR)

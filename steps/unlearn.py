@@ -1,6 +1,5 @@
 """Step: EraseDiff on the curated sets; per-step metrics as MLflow series; resumes from checkpoints when retried."""
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from zenml import get_step_context, step
 from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import CURVES, RANKS, unlearn_curated
 from erasediff.util.hashing import config_hash
-from erasediff.util.workdir import work_folder
+from erasediff.util.workdir import scratch_dir, work_folder
 from mlflow_adapters.tracking import MetricSeries, log_request_params
 
 
@@ -23,7 +22,7 @@ def unlearn_model(request: ErasureRequest, base_model: Path, base_model_sha256: 
                "pipeline_run_id": str(get_step_context().pipeline_run.id)}
     series = MetricSeries("unlearn")
     out = unlearn_curated(request, base_model, curated_sets, work_folder() / "checkpoints" / f"{request.request.id}-{key}",
-                          Path(tempfile.mkdtemp(prefix="unlearned-")) / "unlearned", lineage, series)
+                          scratch_dir("unlearned-") / "unlearned", lineage, series)
     series.flush()
     mlflow.log_artifact(str(out / CURVES), "unlearning")
     if (out / RANKS).is_file():  # data-parallel: every rank's lambda_t series and weights hash

@@ -121,7 +121,7 @@ def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, c
     report = b["registry"]["report"]  # runs:/RUN/report/erasure_report.html, downloadable with the MLflow CLI or client
     run_id, path = report.removeprefix("runs:/").split("/", 1)
     assert path == "report/erasure_report.html" and path in {f.path for f in client.list_artifacts(run_id, "report")}
-    assert status("REQ-NEVER", work, capsys)["rc"] == 1
+    assert status("REQ-NEVER", work, capsys)["rc"] == 2  # never 1: that means gated out
 
     # A ticketing system's path: ZenML's own CLI with the request as run configuration (fails at curation: too few images).
     path = write_request(requests, "REQ-D", **merge(REGISTRY, {"target": {"classes": [6]}, "curation": {"min_forget": 100_000}}))

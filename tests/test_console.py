@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from erasediff.util.errors import DataError
-from pipelines.console import DEBUG_ENV, ConsoleFilter, quiet_console
+from erasediff.util.exits import DEBUG_ENV
+from pipelines.console import ConsoleFilter, quiet_console
 
 
 def record(message: str, error: BaseException | None = None, name: str = "zenml.orchestrators.local.local_orchestrator") -> logging.LogRecord:

@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from erasediff.util.exits import one_error_line
 from erasediff.util.offline import go_offline
 
 
@@ -119,18 +120,10 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 def main(argv: list[str] | None = None, extend: Callable[[argparse._SubParsersAction], None] | None = None) -> int:
     go_offline()
     args = build_parser(extend).parse_args(argv)
-    from erasediff.util.errors import ErasediffError
-
     command: Callable[[argparse.Namespace], int | None] = args.func
-    try:
-        code = command(args)
-    except ErasediffError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return code or 0
+    with one_error_line() as outcome:
+        outcome.code = command(args) or 0
+    return outcome.code
 
 
 if __name__ == "__main__":

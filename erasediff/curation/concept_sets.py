@@ -10,9 +10,9 @@ go through the same manifest and Great Expectations suites as class requests.
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 from PIL import Image, ImageOps
 
+from erasediff.curation.sets import inside, outside_row, read_table
 from erasediff.data.images import save_png
 from erasediff.data.prompts import PromptRow
 from erasediff.models.sampling import sample_prompts
@@ -43,20 +43,14 @@ def generated_writer(pipe, prompts: list[str], images_per_prompt: int, seed: int
 def captioned_folder_writer(source: Path, size: int) -> Writer:
     """A user's folder: captions.csv (file,caption). Unreadable images are copied as they are, for validation to name."""
     def write(folder: Path) -> list[dict]:
-        table_path = source / CAPTIONS_FILE
-        if not table_path.is_file():
-            raise DataError(f"data folder {source} has no {CAPTIONS_FILE} (columns: file,caption)")
-        try:
-            table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot parse {table_path}: {str(exc).splitlines()[0]}") from exc
-        if list(table.columns[:2]) != ["file", "caption"]:
-            raise DataError(f"{table_path} must start with the columns file,caption; found {list(table.columns)}")
+        table = read_table(source, CAPTIONS_FILE, ["file", "caption"])
         rows = []
         for index, (file, caption) in enumerate(zip(table["file"], table["caption"])):
-            src = source / file
+            if (src := inside(source, file)) is None:
+                rows.append({**outside_row(file), "caption": caption.strip()})
+                continue
             if not src.is_file():
-                raise DataError(f"{table_path} names {file}, which is not in {source}")
+                raise DataError(f"{source / CAPTIONS_FILE} names {file}, which is not in {source}")
             target = folder / f"{index:05d}.png"
             try:
                 with Image.open(src) as image:

@@ -42,6 +42,7 @@ def _per_set_suite(gx, name: str, e: SetExpectations):
             content.append(x.ExpectColumnValuesToNotBeInSet(column="caption", value_set=e.excluded_captions))
     for expectation in [
         x.ExpectTableRowCountToBeBetween(min_value=e.min_rows),
+        x.ExpectColumnValuesToBeInSet(column="inside_folder", value_set=[True]),  # no absolute path, `..` or symlink
         x.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
         *content,
         x.ExpectColumnValuesToBeInSet(column="height", value_set=[e.height]),

@@ -50,27 +50,67 @@ def _write_digits(data: LabeledImages, folder: Path) -> list[dict]:
     return rows
 
 
+def inside(folder: Path, name: str) -> Path | None:
+    """`folder/name` when reading it stays inside `folder`; None for an absolute path, a `..`, or a symbolic link
+    anywhere on the way (a data folder's table must not make curation read, hash or train on files elsewhere)."""
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        return None
+    path = Path(folder)
+    for part in relative.parts:
+        path = path / part
+        if path.is_symlink():
+            return None
+    return path if path.resolve().is_relative_to(Path(folder).resolve()) else None
+
+
+def outside_row(name: str) -> dict:
+    """The manifest row of a table entry that leaves its folder: nothing is read; the GX suite names the row."""
+    return {"file": name, "inside_folder": False}
+
+
+def read_table(folder: Path, table_name: str, columns: list[str]) -> pd.DataFrame:
+    """A data folder's CSV (labels.csv, captions.csv), every cell as text; one error line when it is missing or malformed."""
+    path = Path(folder) / table_name
+    if not path.is_file():
+        raise DataError(f"data folder {folder} has no {table_name} (columns: {','.join(columns)})")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from exc
+    if list(table.columns[:len(columns)]) != columns:
+        raise DataError(f"{path} must start with the columns {','.join(columns)}; found {list(table.columns)}")
+    return table
+
+
+def _label(value: str, labels_csv: Path, line: int, file: str) -> int | None:
+    if not value.strip():
+        return None  # a missing label is named by the GX suite
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer():
+        raise DataError(f"{labels_csv} line {line}: label {value!r} of {file} is not a class index (a whole number)")
+    return int(number)
+
+
 def _copy_folder(source: Path, folder: Path) -> list[dict]:
     """A user's folder: labels.csv (file,label) naming images relative to it."""
-    labels_csv = source / LABELS_FILE
-    if not labels_csv.is_file():
-        raise DataError(f"data folder {source} has no {LABELS_FILE} (columns: file,label)")
-    try:
-        table = pd.read_csv(labels_csv, dtype={"file": str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse {labels_csv}: {str(exc).splitlines()[0]}") from exc
-    if list(table.columns[:2]) != ["file", "label"]:
-        raise DataError(f"{labels_csv} must start with the columns file,label; found {list(table.columns)}")
+    table = read_table(source, LABELS_FILE, ["file", "label"])
     rows = []
-    for file, label in zip(table["file"], table["label"]):
-        src = source / str(file)
+    for line, (file, label) in enumerate(zip(table["file"], table["label"]), start=2):
+        value = _label(label, source / LABELS_FILE, line, file)
+        if (src := inside(source, file)) is None:
+            rows.append({**outside_row(file), "label": value})
+            continue
         if not src.is_file():
-            raise DataError(f"{labels_csv} names {file}, which is not in {source}")
-        target = folder / Path(str(file)).name
+            raise DataError(f"{source / LABELS_FILE} names {file}, which is not in {source}")
+        target = folder / src.name
         if target.exists():
-            raise DataError(f"{labels_csv} names two images called {target.name}")
+            raise DataError(f"{source / LABELS_FILE} names two images called {target.name}")
         shutil.copyfile(src, target)
-        rows.append({"file": target.name, "label": None if pd.isna(label) else int(label)})
+        rows.append({"file": target.name, "label": value})
     return rows
 
 
@@ -86,7 +126,7 @@ def _inspect(path: Path) -> dict:
             "pixel_min": int(pixels.min()), "pixel_max": int(pixels.max()), "pixel_range": int(pixels.max()) - int(pixels.min()), "sha256": digest}
 
 
-COLUMNS = ["set", "file", "label", "caption", "seed", "readable", "height", "width", "channels", "dtype",
+COLUMNS = ["set", "file", "label", "caption", "seed", "inside_folder", "readable", "height", "width", "channels", "dtype",
            "pixel_min", "pixel_max", "pixel_range", "sha256", "file_sha256"]
 
 
@@ -111,8 +151,11 @@ def write_sets(writers: dict[str, Callable[[Path], list[dict]]], out: Path, prog
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
         for row in tqdm(writers[name](folder), desc=f"inspect {name} set", disable=not progress):
+            if row.get("inside_folder") is False:  # never opened: readable stays empty, the hash stands for the name
+                rows.append({"set": name, **row, "sha256": config_hash(["outside", row["file"]], 64)})
+                continue
             path = folder / row["file"]
-            rows.append({"set": name, **row, **_inspect(path), "file_sha256": file_hash(path)})
+            rows.append({"set": name, **row, "inside_folder": True, **_inspect(path), "file_sha256": file_hash(path)})
     manifest = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "Int64", "seed": "Int64"})
     manifest.to_csv(Path(out) / MANIFEST, index=False)
     return manifest

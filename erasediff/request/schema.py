@@ -110,14 +110,32 @@ GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_ma
                 "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
 
 
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # no path separators, quotes or spaces: safe in paths and MLflow filters
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
+
+
 class RegistrySettings(Strict):
-    model_name: str = Field("erasediff-digits", min_length=1, description="MLflow registered model name")
+    model_name: str = Field("erasediff-digits", pattern=MODEL_NAME_PATTERN, description="MLflow registered model name (letters, digits, . _ -)")
     alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="alias moved to the promoted version")
 
 
 class TrackingSettings(Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else SQLite in the work folder")
-    experiment: str = "erasediff"
+    experiment: str = Field("erasediff", min_length=1)
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> "TrackingSettings":
+        if self.uri is not None:
+            check_tracking_uri(self.uri)
+        return self
+
+
+def check_tracking_uri(uri: str) -> str:
+    """An MLflow tracking URI this project can use: a database store or a tracking server (never a file store)."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme not in TRACKING_SCHEMES:
+        raise ValueError(f"tracking URI {uri!r} has scheme {scheme or '(none)'!r}; use one of {', '.join(s + '://' for s in TRACKING_SCHEMES)}")
+    return uri
 
 
 class ErasureRequest(Strict):

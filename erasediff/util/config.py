@@ -11,7 +11,8 @@ from erasediff.util.errors import ErasediffError
 
 class Strict(BaseModel):
     # Serialized by alias (`lambda`, not `lambda_`), so a dump validates back and merges key by key with YAML written by hand.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    # No infinity or NaN anywhere: `lr: .inf` or a gate of `.inf` is a typo, never a setting.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True, allow_inf_nan=False)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -26,11 +27,25 @@ def describe_validation_error(exc: ValidationError) -> str:
 T = TypeVar("T", bound=BaseModel)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML would keep the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_mapping(path: Path) -> dict:
     if not path.is_file():
         raise ErasediffError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ErasediffError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, dict):

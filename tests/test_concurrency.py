@@ -1,0 +1,58 @@
+"""Requests started at the same moment, as separate processes on one fresh work folder (the embedded default):
+two different requests into one registered model are never both promoted blind, and the same request id started
+twice runs once (the second start is refused at once, with one line)."""
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import merge
+
+pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
+
+ROOT = Path(__file__).parents[1]
+MODEL = "erasediff-concurrent"
+FAST = {"unlearning": {"steps": 80}, "checkpoint_every": 40, "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}},
+        "registry": {"model_name": MODEL}}
+
+
+def write_request(folder: Path, request_id: str, forget: int) -> Path:
+    config = merge(merge(yaml.safe_load((ROOT / "configs" / "request_digits_forget_3.yaml").read_text()), FAST),
+                   {"request": {"id": request_id}, "target": {"classes": [forget]}})
+    path = folder / f"{request_id}-{forget}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_concurrent_requests_are_serialized(tmp_path: Path) -> None:
+    work = tmp_path / "work"  # fresh: the stores are created by whichever process gets there first
+    a, b = write_request(tmp_path, "REQ-X", 3), write_request(tmp_path, "REQ-Y", 5)
+    started = [subprocess.Popen([sys.executable, "run.py", str(path), "--workdir", str(work)], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for path in (a, b)]
+    time.sleep(3)  # both hold their request locks by now (loading the request takes well under a second after imports)
+    twin = subprocess.run([sys.executable, "run.py", str(a), "--workdir", str(work)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    outs = [p.communicate(timeout=900) for p in started]
+    codes = [p.returncode for p in started]
+    log = "\n".join(f"--- exit {c}\n{o[-1500:]}\n{e[-1500:]}" for c, (o, e) in zip(codes, outs))
+
+    # the same id twice: the second start is refused at once, in one line, exit 2 (never 1)
+    assert twin.returncode == 2, twin.stderr[-2000:]
+    assert [line for line in twin.stderr.splitlines() if line.strip()] == [
+        next(line for line in twin.stderr.splitlines() if line.startswith("error:"))]
+    assert re.match(r"error: request REQ-X is already running: its lock is held by pid \d+$", twin.stderr.strip())
+
+    # two different requests into one model: exactly one promoted; the other gated out (exit 1) against it, or as stale
+    assert sorted(codes) == [0, 1], log
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert len(versions) == 1, log
+    winner = versions[0].tags["request_id"]
+    loser_out = outs[1 if winner == "REQ-X" else 0]
+    assert "earlier_erasures" in loser_out[0] + loser_out[1], log  # refused because of the winner's erasure
+    assert not [m.name for m in client.search_registered_models() if m.name.endswith(".promotion-lock")]  # the lock was released

@@ -80,3 +80,36 @@ def test_corrupt_image_in_user_folder_is_kept_unreadable(digits_sets: Path, tmp_
     report = validate_sets(manifest, expectations())
     assert not report.success and any("column=readable" in f for f in report.failures)
     assert torch.is_tensor(load_curated_set(tmp_path / "out", "retain", 1).images)
+
+
+def test_entries_that_leave_the_folder_are_never_read(digits_sets: Path, tmp_path: Path) -> None:
+    """A symlink to /etc/passwd, `../` to a sibling folder and absolute paths: nothing outside is copied, hashed or
+    trained on; the GX suite names each row; the files inside still pass."""
+    from erasediff.curation.concept_sets import captioned_folder_writer
+
+    data, sibling = tmp_path / "data", tmp_path / "other"
+    shutil.copytree(digits_sets / "forget", data)
+    sibling.mkdir()
+    shutil.copyfile(data / "00000.png", sibling / "x.png")
+    (data / "link.png").symlink_to("/etc/passwd")
+    (data / "linked-dir").symlink_to(sibling, target_is_directory=True)
+    outside = ["link.png", "../other/x.png", "/etc/hostname", str(sibling / "x.png"), "linked-dir/x.png"]
+    inside = sorted(p.name for p in data.glob("*.png") if not p.is_symlink())[:15]
+    (data / "labels.csv").write_text("file,label\n" + "".join(f"{f},3\n" for f in inside + outside))
+    out = tmp_path / "sets"
+    manifest = materialise_sets({"forget": str(data), "retain": "digits"}, [3], 16, out, progress=False)
+    report = validate_sets(manifest, expectations())
+    assert not report.success
+    (failure,) = [f for f in report.failures if "inside_folder" in f]
+    assert "5 unexpected" in failure and "forget/link.png" in failure
+    forget = manifest[manifest["set"] == "forget"]
+    assert sorted(forget[forget["inside_folder"] == False]["file"]) == sorted(outside)  # noqa: E712 - a pandas mask
+    assert forget[forget["inside_folder"] == False]["file_sha256"].isna().all()  # noqa: E712 - never opened
+    assert sorted(p.name for p in (out / "forget").iterdir()) == inside  # nothing from outside was copied
+    assert report.failures == [failure]  # the rows inside pass every other expectation
+
+    (data / "captions.csv").write_text("file,caption\n" + "".join(f"{f},a photo\n" for f in ["00000.png", *outside]))
+    (tmp_path / "captioned").mkdir()
+    rows = captioned_folder_writer(data, 16)(tmp_path / "captioned")  # the concept sets' folders: the same rule
+    assert [r["file"] for r in rows if r.get("inside_folder") is False] == outside
+    assert len(list((tmp_path / "captioned").iterdir())) == 1

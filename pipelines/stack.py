@@ -8,20 +8,17 @@ from pathlib import Path
 
 from erasediff.util.errors import ErasediffError
 from erasediff.util.hashing import config_hash
+from pipelines.mlflow_env_flavor import FLAVOR, MLFlowEnvExperimentTrackerFlavor
 
 REMOTE_PREFIXES = ("http://", "https://")
 
 
-def _credentials(tracking_uri: str) -> dict[str, str]:
-    """ZenML requires exactly one auth method for a remote MLflow server; take it from the environment, never from files."""
+def check_credentials(tracking_uri: str) -> None:
+    """A tracking server needs a credential in the environment (read by MLflow at run time; never written anywhere)."""
     if not tracking_uri.startswith(REMOTE_PREFIXES):
-        return {}
-    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        return {"tracking_token": token}
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:
-        return {"tracking_username": user, "tracking_password": password}
-    raise ErasediffError(f"MLflow server {tracking_uri} needs MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD in the environment")
+        return
+    if not (os.environ.get("MLFLOW_TRACKING_TOKEN") or (os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"))):
+        raise ErasediffError(f"MLflow server {tracking_uri} needs MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD in the environment")
 
 
 def _set_source_root() -> None:
@@ -56,15 +53,20 @@ def ensure_local_stack(tracking_uri: str) -> str:
 
     _set_source_root()
     client = Client()
+    check_credentials(tracking_uri)
     suffix = config_hash(tracking_uri, 8)
-    tracker, stack = f"erasediff-mlflow-{suffix}", f"erasediff-local-{suffix}"
+    tracker, stack = f"erasediff-mlflow-env-{suffix}", f"erasediff-local-{suffix}"
+    if FLAVOR not in {f.name for f in client.get_flavors_by_type(StackComponentType.EXPERIMENT_TRACKER)}:
+        client.create_flavor(f"{MLFlowEnvExperimentTrackerFlavor.__module__}.{MLFlowEnvExperimentTrackerFlavor.__name__}",
+                             StackComponentType.EXPERIMENT_TRACKER)
     try:
         client.get_stack_component(StackComponentType.EXPERIMENT_TRACKER, tracker)
     except KeyError:
-        client.create_stack_component(tracker, "mlflow", StackComponentType.EXPERIMENT_TRACKER,
-                                      {"tracking_uri": tracking_uri, **_credentials(tracking_uri)})
+        client.create_stack_component(tracker, FLAVOR, StackComponentType.EXPERIMENT_TRACKER, {"tracking_uri": tracking_uri})
     try:
-        client.get_stack(stack)
+        existing = client.get_stack(stack)
+        if existing.components[StackComponentType.EXPERIMENT_TRACKER][0].name != tracker:  # made by an earlier version, credentials stored
+            client.update_stack(stack, component_updates={StackComponentType.EXPERIMENT_TRACKER: [tracker]})
     except KeyError:
         client.create_stack(stack, components={
             StackComponentType.ORCHESTRATOR: "default", StackComponentType.ARTIFACT_STORE: "default", StackComponentType.EXPERIMENT_TRACKER: tracker,

@@ -5,6 +5,7 @@ One passing request is promoted (and then re-run: nothing new), and three bad da
 share one registry, so each test also checks that what it must not touch stayed as it was.
 """
 
+import base64
 import json
 import re
 import shutil
@@ -192,17 +193,25 @@ def test_a_failed_step_ends_in_one_error_line_without_a_traceback(promoted: dict
     assert "Step curate_sets has started" in out
 
 
+SERVER_PASSWORD = "pw-" + "9f3c1e7a5b2d4c6e8a0b"  # the basic-auth admin password; must never reach a file under the work folder
+
+
 @pytest.fixture()
 def mlflow_server(tmp_path: Path, monkeypatch):
-    """A real `mlflow server` (SQLite backend, proxied artifacts) on a free local port."""
+    """A real `mlflow server` with basic auth (SQLite backend, proxied artifacts) on a free local port; the client's
+    credentials are in the environment only."""
+    import os
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                               "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (tmp_path / "server").mkdir()
+    env = {**os.environ, "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key", "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_PASSWORD}
+    server = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--app-name", "basic-auth",
+                               "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'server.db'}",
+                               "--artifacts-destination", str(tmp_path / "server" / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1"], cwd=tmp_path / "server", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -213,8 +222,8 @@ def mlflow_server(tmp_path: Path, monkeypatch):
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow server did not start")
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "erasediff")  # ZenML insists on credentials for a remote server;
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "unused")     # this server has no auth and ignores them
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SERVER_PASSWORD)
         yield uri
     finally:
         server.terminate()
@@ -230,5 +239,15 @@ def test_remote_tracking_server_gets_the_run(mlflow_server: str, work: Path, cap
     remote = MlflowClient(tracking_uri=mlflow_server)
     (found,) = remote.search_runs([remote.get_experiment_by_name("remote").experiment_id])
     assert found.data.tags["curation.passed"] == "false"
-    validation = json.loads(Path(remote.download_artifacts(found.info.run_id, "curation/validation.json", str(tmp_path))).read_text())
+    validation = json.loads(Path(remote.download_artifacts(found.info.run_id, "curation/validation.json", str(tmp_path / "dl"))).read_text())
     assert validation["success"] is False and any("readable" in f for f in validation["failures"])
+    # the credential was used, and written nowhere: not in any file of the work folder (ZenML's store included), in any encoding
+    secret = SERVER_PASSWORD.encode()
+    forms = [secret] + [base64.b64encode(b"x" * k + secret)[4 if k else 0:-4] for k in range(3)]
+    leaked = [str(p) for p in work.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)]
+    assert not leaked
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    configs = [c.configuration for c in Client().list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, size=100).items]
+    assert configs and not [c for c in configs if {"tracking_password", "tracking_username", "tracking_token"} & {k for k, v in c.items() if v}]

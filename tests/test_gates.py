@@ -59,3 +59,21 @@ def test_earlier_erasures_stay_in_force() -> None:
     verdicts = {g.gate: (g.value, g.passed) for g in report.gates}
     assert verdicts["earlier.REQ-N.unmeasurable"] == (None, False) and verdicts["earlier_erasures_accuracy_max"] == (None, False)
     assert "class-conditional" in report.gates[-1].measures and not report.passed
+
+
+def test_erasing_an_earlier_class_again_is_gated_by_the_forget_gate() -> None:
+    """A request that erases class 3 again after an earlier request erased it: 3 is a forgotten class now, gated by
+    forgotten_accuracy_max, so the earlier-erasures gate is not asked for a measure the evaluation rightly leaves out
+    (it used to fail as missing). An earlier class that is not erased again still brings the gate in, failing closed."""
+    unlearned = {"forgotten_accuracy": 0.05, "retained_accuracy": 0.97, "fid_classifier": 33.0}
+    earlier = [{"request_id": "REQ-3", "version": 1, "classes": [3]}]
+    again = {**results(BASE, unlearned), "forget_classes": [3], "earlier_erasures": earlier}
+    report = evaluate_gates(GateSettings(), again)
+    assert report.passed and "earlier_erasures_accuracy_max" not in {g.gate for g in report.gates}
+    assert not evaluate_gates(GateSettings(), {**again, "models": results(BASE, {**unlearned, "forgotten_accuracy": 0.9})["models"]}).passed
+
+    other = {**results(BASE, unlearned), "forget_classes": [5], "earlier_erasures": earlier}
+    verdicts = {g.gate: (g.value, g.passed) for g in evaluate_gates(GateSettings(), other).gates}
+    assert verdicts["earlier_erasures_accuracy_max"] == (None, False)  # 3 must be measured when 5 is erased
+    held = results(BASE, {**unlearned, "earlier_forgotten_accuracy": 0.1})
+    assert evaluate_gates(GateSettings(), {**held, "forget_classes": [5], "earlier_erasures": earlier}).passed

@@ -88,11 +88,12 @@ def _earlier_check(row: dict) -> GateResult:
 
 def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
     """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). Erasures promoted
-    earlier stay in force: `results["earlier_erasures"]` with classes brings in the earlier-classes gate, and
+    earlier stay in force: `results["earlier_erasures"]` with classes not erased again now brings in the earlier-classes gate, and
     every row of `results["earlier_checks"]` (an earlier concept, re-measured) is a gate of its own."""
     models = results.get("models", {})
     original, unlearned = models.get("original", {}).get("metrics", {}), models.get("unlearned", {}).get("metrics", {})
-    earlier_classes = any("classes" in e for e in results.get("earlier_erasures") or [])
+    # Classes this request erases again are gated by forgotten_accuracy_max; the earlier-erasures gate covers the rest.
+    earlier_classes = {c for e in results.get("earlier_erasures") or [] for c in e.get("classes") or []} - set(results.get("forget_classes") or [])
     gates = []
     for name, (measures, measure) in GATES.items():
         threshold = getattr(settings, name)

@@ -78,3 +78,15 @@ def log_request_params(request: ErasureRequest) -> None:
     target = {"forget_classes": t.classes} if t.kind == "class" else {"concept": t.concept, "anchors": t.anchors}
     mlflow.log_params({"request_id": request.request.id, **target, "base_model": request.base_model,
                        **{f"unlearning.{k}": v for k, v in request.unlearning.model_dump(by_alias=True).items()}})
+
+
+def close_interrupted_runs(client: MlflowClient, experiment: str, request_id: str) -> list[str]:
+    """End as KILLED the MLflow runs of `request_id` still marked RUNNING: their process died (call only while holding
+    the request's lock on the store it alone uses). Returns their ids."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    stale = client.search_runs([found.experiment_id], f"tags.request_id = '{request_id}' and attributes.status = 'RUNNING'")
+    for run in stale:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in stale]

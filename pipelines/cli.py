@@ -29,12 +29,12 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from pipelines.request_status import request_status
-    from pipelines.run_request import prepare_workdir, tracking_uri
+    from pipelines.run_request import prepare_workdir, request_lock, tracking_uri
 
     if not re.fullmatch(ID_PATTERN, args.id):
         raise ErasediffError(f"request id {args.id!r} is not a request id (letters, digits, . _ -; at most 64)")
     workdir = prepare_workdir(args.workdir, own_store=not args.remote)
-    status = request_status(args.id, tracking_uri(args.tracking_uri, workdir))
+    status = request_status(args.id, tracking_uri(args.tracking_uri, workdir), None if args.remote else request_lock(workdir, args.id))
     print(json.dumps(status.as_dict()) if args.json else status.line())
     return FAILED if status.state == "unknown" else DONE  # never 1: that means gated out
 

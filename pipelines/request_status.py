@@ -5,6 +5,9 @@ failed (at which step, with its one-line error), running, queued, stopped, or un
 """
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from erasediff.util.locks import is_held
 
 
 @dataclass
@@ -37,7 +40,9 @@ def request_runs(request_id: str) -> list:
     return [r for r in runs if ((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id", request_id) == request_id]
 
 
-def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
+def request_status(request_id: str, tracking_uri: str, lock: Path | None = None) -> RequestStatus:
+    """`lock`: the request's lock file in the work folder of a local run. A run ZenML still calls running or queued
+    while no process holds that lock was killed: it is reported as interrupted, and re-running the request resumes it."""
     from mlflow.tracking import MlflowClient
 
     from erasediff.reporting.report import REPORT_DIR, REPORT_HTML
@@ -57,6 +62,9 @@ def request_status(request_id: str, tracking_uri: str) -> RequestStatus:
     if not runs:
         return RequestStatus(request_id, "unknown", "no pipeline run and no registered version carries this request id")
     run, status = runs[0], runs[0].status.value
+    if status in QUEUED | RUNNING and lock is not None and not is_held(lock):
+        return RequestStatus(request_id, "interrupted (resumable)", f"pipeline run {run.name} was {status} but no process holds it; "
+                             "submit the request again to resume from its last checkpoint", name)
     if status in QUEUED:
         return RequestStatus(request_id, "queued", f"pipeline run {status}", name)
     if status in RUNNING:

@@ -92,8 +92,13 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
     if run_config is not None and not run_config.is_file():
         raise ErasediffError(f"run config not found: {run_config}")
     quiet_console(verbose)
-    with file_lock(workdir / "locks" / f"request-{request.request.id}.lock", f"request {request.request.id} is already running: its lock"):
+    with file_lock(request_lock(workdir, request.request.id), f"request {request.request.id} is already running: its lock"):
         return _run_locked(request, workdir, stack, run_config, refuse_promoted)
+
+
+def request_lock(workdir: Path, request_id: str) -> Path:
+    """Held by the process running the request, for as long as it runs (how `request status` tells a killed run)."""
+    return workdir / "locks" / f"request-{request_id}.lock"
 
 
 def _open_stores(request, workdir: Path, stack: str | None) -> str:
@@ -118,9 +123,12 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     from erasediff.util.errors import ErasediffError, GateRefused
     from erasediff.util.workdir import run_scratch
     from mlflow_adapters.registry import promoted_version
+    from mlflow_adapters.tracking import close_interrupted_runs
 
     uri = _open_stores(request, workdir, stack)
     name, rid = request.registry.model_name, request.request.id
+    if uri.startswith("sqlite:"):  # this process holds the request's lock, so a run of it still marked running here was killed
+        close_interrupted_runs(MlflowClient(tracking_uri=uri), request.tracking.experiment, rid)
     if (existing := promoted_version(MlflowClient(tracking_uri=uri), name, rid)) is not None:
         message = f"request {rid} is already promoted as {name} version {existing.version} (models:/{name}/{existing.version}); use a new request id to erase again"
         if refuse_promoted:

@@ -198,6 +198,24 @@ def test_bad_environment(name: str, tmp_path: Path, capsys) -> None:
     assert code == 2 and expected in line, line
 
 
+SCRATCH_PREFIXES = ("curated-", "unlearned-", "evaluation-", "promoted-", "report-", "checks-", "check-", "base-")
+
+
+def test_a_failed_run_leaves_no_scratch(work: Path, tmp_path: Path, capsys) -> None:
+    """Intermediate folders live under the work folder's scratch/ and go when the run ends, failed or not."""
+    import tempfile
+
+    def ours() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(SCRATCH_PREFIXES)}
+
+    before = ours()
+    code = run([str(request(tmp_path, data={"forget": digits_folder(tmp_path, ["gone.png,3"]), "retain": DATA})), "--workdir", str(work)])
+    capsys.readouterr()
+    assert code == 2
+    assert ours() == before
+    assert not [p for p in (work / "scratch").glob("*/*")]
+
+
 def test_tracking_uri_from_the_environment_is_checked_too(tmp_path: Path, work: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "bogus://x")
     code = run([str(request(tmp_path)), "--workdir", str(work)])

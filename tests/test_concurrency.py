@@ -56,3 +56,37 @@ def test_concurrent_requests_are_serialized(tmp_path: Path) -> None:
     loser_out = outs[1 if winner == "REQ-X" else 0]
     assert "earlier_erasures" in loser_out[0] + loser_out[1], log  # refused because of the winner's erasure
     assert not [m.name for m in client.search_registered_models() if m.name.endswith(".promotion-lock")]  # the lock was released
+
+
+def test_a_killed_run_is_reported_interrupted_and_resumes_with_its_whole_history(tmp_path: Path) -> None:
+    """kill -9 during unlearning, after a checkpoint: `request status` says interrupted (resumable), not running;
+    the same request run again resumes, is promoted once, ends the dead MLflow run as KILLED, and the promoting run's
+    metric series holds every unlearning step, not only those after the resume."""
+    import json
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    work, request = tmp_path / "work", write_request(tmp_path, "REQ-K", 3)
+    victim = subprocess.Popen([sys.executable, "run.py", str(request), "--workdir", str(work)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not list((work / "checkpoints").glob("REQ-K-*/step-*/state.json")):
+        assert victim.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+
+    status = subprocess.run([sys.executable, "-m", "pipelines.cli", "request", "status", "REQ-K", "--workdir", str(work), "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert json.loads(status.stdout.strip().splitlines()[-1])["state"] == "interrupted (resumable)"
+
+    rerun = subprocess.run([sys.executable, "run.py", str(request), "--workdir", str(work)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    (version,) = client.search_model_versions(f"name = '{MODEL}'")
+    runs = client.search_runs([client.get_experiment_by_name("erasediff").experiment_id], "tags.request_id = 'REQ-K'")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    history = client.get_metric_history(version.tags["mlflow_run_id"], "unlearn.retain_loss")
+    assert sorted(m.step for m in history) == list(range(1, FAST["unlearning"]["steps"] + 1))

@@ -88,6 +88,7 @@ def promoted(work: Path, tmp_path_factory) -> dict:
 
 def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) -> None:
     assert promoted["rc"] == PROMOTED
+    assert not list((work / "scratch").glob("*/*"))  # the run's intermediate folders went with it
     version = client.get_model_version_by_alias(MODEL, "champion")
     tags = version.tags
     assert tags["request_id"] == "REQ-pass" and tags["requester"] and tags["reason"]

@@ -21,6 +21,11 @@ def latest_checkpoint(root: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint was written after (what a resumed run continues from)."""
+    return int(json.loads((Path(path) / "state.json").read_text())["step"])
+
+
 def save_checkpoint(
     root: Path, step: int, params: dict[str, torch.Tensor], ema: dict[str, torch.Tensor] | None,
     optimizer: torch.optim.Optimizer, config_hash: str,

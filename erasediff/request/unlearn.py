@@ -10,6 +10,7 @@ from accelerate import PartialState
 
 from erasediff.curation.sets import SETS, load_curated_set, read_images, read_manifest
 from erasediff.data.image_sets import CaptionedImages
+from erasediff.method.checkpoint import checkpoint_step, latest_checkpoint
 from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.concept_erasure import unlearn_concept
 from erasediff.method.data_parallel import launch, run_rank
@@ -68,6 +69,17 @@ def unlearn_into(
     return unet
 
 
+def replay_history(log: MetricsLog, checkpoint_dir: Path, callback: MetricsCallback | None) -> None:
+    """A retry resumes from the newest checkpoint: hand `callback` the steps an earlier attempt logged up to it, so the
+    run's metric series holds the whole unlearning history, not only the steps after the resume."""
+    if callback is None or (found := latest_checkpoint(checkpoint_dir)) is None:
+        return
+    resumed_at = checkpoint_step(found)
+    for row in log.rows():
+        if row["step"] <= resumed_at:
+            callback(StepMetrics.from_row(row))
+
+
 def unlearn_curated(
     request: ErasureRequest, base_dir: Path, sets_dir: Path, checkpoint_dir: Path, out: Path,
     lineage: dict, callback: MetricsCallback | None = None, progress: bool = True,
@@ -91,8 +103,9 @@ def unlearn_curated(
             for row in log.rows() if callback is not None else []:
                 callback(StepMetrics.from_row(row))
         else:
+            replay_history(log, checkpoint_dir, callback)
             unlearn_into(request, **job, callback=callback)
-        shutil.copyfile(log.path, scratch / METRICS)
+        (scratch / METRICS).write_text("".join(json.dumps(row) + "\n" for row in log.rows()))  # each step once, the last attempt's
         plot_unlearning_curves(log.rows(), scratch / CURVES)
     shutil.rmtree(checkpoint_dir)
     return out

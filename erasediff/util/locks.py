@@ -34,3 +34,17 @@ def file_lock(path: Path, what: str, wait_s: float = 0.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process holds the lock on `path` now (a missing file is not held)."""
+    if not Path(path).is_file():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

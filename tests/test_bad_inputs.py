@@ -192,10 +192,12 @@ def _corrupt_store(tmp: Path) -> Path:
 @pytest.mark.parametrize("name", list(ENVIRONMENTS))
 def test_bad_environment(name: str, tmp_path: Path, capsys) -> None:
     argv, expected = ENVIRONMENTS[name]
+    base_hash = folder_hash(model_path("digits"))
     code = run(argv(tmp_path))
     captured = capsys.readouterr()
     line = one_error_line(captured.out + captured.err)
     assert code == 2 and expected in line, line
+    assert folder_hash(model_path("digits")) == base_hash
 
 
 SCRATCH_PREFIXES = ("curated-", "unlearned-", "evaluation-", "promoted-", "report-", "checks-", "check-", "base-")

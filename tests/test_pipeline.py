@@ -252,3 +252,21 @@ def test_remote_tracking_server_gets_the_run(mlflow_server: str, work: Path, cap
 
     configs = [c.configuration for c in Client().list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, size=100).items]
     assert configs and not [c for c in configs if {"tracking_password", "tracking_username", "tracking_token"} & {k for k, v in c.items() if v}]
+
+
+def test_promotion_lock_is_exclusive_on_a_tracking_server(mlflow_server: str) -> None:
+    """The registry-side lock that serializes promotions, on a real server with auth: a second holder waits, then is
+    refused in one line naming the first; released, it can be taken again (tests/test_concurrency.py runs it on SQLite)."""
+    from mlflow.tracking import MlflowClient
+
+    from erasediff.util.errors import ErasediffError
+    from mlflow_adapters.promotion_lock import lock_name, promotion_lock
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    with promotion_lock(client, "erasediff-server", "REQ-1"):
+        with pytest.raises(ErasediffError, match="locked by REQ-1"):
+            with promotion_lock(client, "erasediff-server", "REQ-2", wait_s=1.0):
+                pass
+    assert lock_name("erasediff-server") not in [m.name for m in client.search_registered_models()]
+    with promotion_lock(client, "erasediff-server", "REQ-2", wait_s=1.0):
+        pass

@@ -113,9 +113,12 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
                                                                    "target: {concept: nudity, prompts: [nude], anchors: [dressed]}\nbase_model: text-digits\n"))],
                                                  "evaluation.text_to_image is required"),
     "concept without anchors": (lambda t: [str(raw(t, "request: {id: r, requester: a, reason: b}\ntarget: {concept: nudity, prompts: [nude]}\n"
-                                                  "base_model: text-digits\nevaluation: {text_to_image: {nudity: {prompts: x.csv}}}\n"
-                                                  "gates: {nudity_rate_max: 0.1, forgotten_accuracy_max: null, retained_accuracy_drop_max: null, "
-                                                  "fid_increase_max: null}\n"))], "anchor"),
+                                                  "base_model: text-digits\nevaluation: {text_to_image: {nudity: {prompts: x.csv}, "
+                                                  "captions: {prompts: c.csv, clip_model: clip}}}\n"
+                                                  "gates: {nudity_rate_max: 0.1, clip_score_drop_max: 1.0, forgotten_accuracy_max: null, "
+                                                  "retained_accuracy_drop_max: null, fid_increase_max: null}\n"))], "anchor"),
+    "no utility gate": (lambda t: [str(request(t, gates={"retained_accuracy_drop_max": None, "fid_increase_max": None}))],
+                        "no utility gate: set one of retained_accuracy_drop_max, fid_increase_max, clip_score_drop_max"),
     "base model folder missing": (lambda t: [str(request(t, base_model=str(t / "no-model")))], "no-model"),
     "run config missing": (lambda t: [str(request(t)), "--run-config", str(t / "none.yaml")], "run config not found"),
     # data folders (stop at curation, before any unlearning)

@@ -35,6 +35,18 @@ def test_bad_request_names_the_field(tmp_path: Path, edit: str, field: str) -> N
     assert "\n" not in str(info.value)
 
 
+def test_a_request_without_a_utility_gate_is_refused() -> None:
+    """Forgetting alone proves nothing: a model that collapsed on every class forgets too."""
+    from pydantic import ValidationError
+
+    raw = {"request": {"id": "r1", "requester": "a", "reason": "b"}, "target": {"classes": [3]},
+           "gates": {"forgotten_accuracy_max": 0.2, "retained_accuracy_drop_max": None, "fid_increase_max": None}}
+    with pytest.raises(ValidationError, match="no utility gate"):
+        ErasureRequest.model_validate(raw)
+    for utility in ("retained_accuracy_drop_max", "fid_increase_max"):
+        ErasureRequest.model_validate(merge(raw, {"gates": {utility: 0.1}}))
+
+
 def test_concept_request_without_a_forget_side_gate_is_refused() -> None:
     """Utility gates alone (CLIP score) would promote an erasure nothing proved, and later requests could not re-check it."""
     from pydantic import ValidationError

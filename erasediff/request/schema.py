@@ -85,6 +85,9 @@ class RequestEvaluation(Strict):
     text_to_image: PromptEvalConfig | None = None
 
 
+UTILITY_GATES = ("retained_accuracy_drop_max", "fid_increase_max", "clip_score_drop_max")  # what the model must keep
+
+
 class GateSettings(Strict):
     """Promotion thresholds; a gate set to null is not checked, a checked gate with no metric fails."""
 
@@ -101,6 +104,9 @@ class GateSettings(Strict):
     def _at_least_one(self) -> "GateSettings":
         if all(v is None for k, v in self.model_dump().items() if k != "earlier_erasures_accuracy_max"):  # that one alone may check nothing
             raise ValueError("every gate is null: a model that nothing checked is never promoted")
+        if all(getattr(self, g) is None for g in UTILITY_GATES):
+            raise ValueError(f"no utility gate: set one of {', '.join(UTILITY_GATES)}, or a model that lost everything else "
+                             "would be promoted for having forgotten")
         return self
 
 

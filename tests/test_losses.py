@@ -1,5 +1,6 @@
 """Forget/retain losses and batches: substitutes, no condition dropout, real shuffling."""
 
+import pytest
 import torch
 
 from erasediff.data.image_sets import LabeledImages
@@ -70,3 +71,32 @@ def test_retain_loss_is_zero_for_a_perfect_predictor(digits_model) -> None:
     oracle = Oracle()
     oracle.noise = batch.noise
     assert float(diffusion_loss(oracle, digits_model.scheduler, batch)) == 0.0
+
+
+def test_each_prediction_type_regresses_its_own_target(digits_model) -> None:
+    """epsilon -> the noise, v_prediction -> v, sample -> x0 (a `sample` model was trained on the noise before)."""
+    from diffusers import DDPMScheduler
+
+    from erasediff.util.errors import ErasediffError
+
+    data = LabeledImages(torch.randn(4, 1, 4, 4), torch.zeros(4, dtype=torch.long))
+    batch = draw_batch(data, 4, 0, 0, 1000, torch.Generator().manual_seed(0))
+
+    class Echo(torch.nn.Module):  # predicts exactly `target`: the loss is zero only for the right target
+        def forward(self, x, t, class_labels):
+            return type("Out", (), {"sample": self.target})()
+
+    echo = Echo()
+    for kind, target in (("epsilon", batch.noise), ("sample", batch.x0)):
+        scheduler = DDPMScheduler.from_config({**digits_model.scheduler.config, "prediction_type": kind})
+        echo.target = target
+        assert float(diffusion_loss(echo, scheduler, batch)) == 0.0
+        echo.target = batch.noise if kind == "sample" else batch.x0
+        assert float(diffusion_loss(echo, scheduler, batch)) > 0.0
+    v = DDPMScheduler.from_config({**digits_model.scheduler.config, "prediction_type": "v_prediction"})
+    echo.target = v.get_velocity(batch.x0, batch.noise, batch.timesteps)
+    assert float(diffusion_loss(echo, v, batch)) == 0.0
+    odd = DDPMScheduler.from_config(digits_model.scheduler.config)
+    odd.register_to_config(prediction_type="flow")
+    with pytest.raises(ErasediffError, match="predicts 'flow'"):
+        diffusion_loss(echo, odd, batch)

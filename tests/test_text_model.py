@@ -80,13 +80,13 @@ def test_sd_unlearning_trains_only_the_unet_and_saves_a_loadable_pipeline(tiny_s
     assert folder_hash(tiny_sd_dir) == base_hash
 
 
-def test_noxattn_preset_leaves_cross_attention_time_embedding_and_conv_out(tiny_sd_dir: Path) -> None:
+def test_noxattn_preset_leaves_cross_attention_time_embedding_and_the_output_block(tiny_sd_dir: Path) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     forget, retain = sets()
     unet = unlearn_concept(pipe, forget, retain, [ANCHOR], tiny(params={"preset": "noxattn"}), progress=False)
     before = dict(pipe.unet.named_parameters())
     changed = {n for n, p in unet.named_parameters() if not torch.equal(p, before[n])}
-    assert changed and not any(".attn2." in n or n.startswith(("time_embedding.", "conv_out.")) for n in changed)
+    assert changed and not any(".attn2." in n or n.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")) for n in changed)
 
 
 def test_sdxl_pipeline_unlearns_with_pooled_text_and_time_ids(tiny_sdxl_dir: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
 from erasediff.data.image_sets import LabeledImages
+from erasediff.util.errors import ErasediffError
 
 ForgetLoss = Literal["remap", "uniform"]
 
@@ -75,10 +76,15 @@ def draw_batch(
 
 
 def _target(scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
-    """What the UNet regresses: the noise, or v for v-prediction models (SD 2.x 768)."""
-    if scheduler.config.prediction_type == "v_prediction":
+    """What the UNet regresses, by the scheduler's prediction type: the noise, v (SD 2.x 768), or the clean sample."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return batch.noise
+    if kind == "v_prediction":
         return scheduler.get_velocity(batch.x0, batch.noise, batch.timesteps)
-    return batch.noise
+    if kind == "sample":
+        return batch.x0
+    raise ErasediffError(f"the model's scheduler predicts {kind!r}; unlearning supports epsilon, v_prediction and sample")
 
 
 def diffusion_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:

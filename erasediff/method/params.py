@@ -19,8 +19,8 @@ def _in_preset(name: str, preset: Preset) -> bool:
         return True
     if preset == "xattn":
         return _is_xattn(name)
-    # noxattn: all but cross-attention, the time embedding and the final output layer (reference, SD nudity).
-    return not (_is_xattn(name) or name.startswith(("time_embedding.", "conv_out.")))
+    # noxattn: all but cross-attention, the time embedding and the output block, its norm included (the reference's `out.`, SD nudity).
+    return not (_is_xattn(name) or name.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")))
 
 
 def select_parameters(

@@ -77,3 +77,27 @@ def test_erasing_an_earlier_class_again_is_gated_by_the_forget_gate() -> None:
     assert verdicts["earlier_erasures_accuracy_max"] == (None, False)  # 3 must be measured when 5 is erased
     held = results(BASE, {**unlearned, "earlier_forgotten_accuracy": 0.1})
     assert evaluate_gates(GateSettings(), {**held, "forget_classes": [5], "earlier_erasures": earlier}).passed
+
+
+def test_wilson_bounds() -> None:
+    from erasediff.evaluation.intervals import wilson
+
+    low, high = wilson(0, 50)
+    assert low == 0.0 and math.isclose(high, 1.959963984540054**2 / (50 + 1.959963984540054**2))  # closed form at 0 successes
+    low, high = wilson(4, 40)  # "seven" at 10 % of 40 samples: consistent with more than a 15 % gate allows
+    assert 0.03 < low < 0.05 and 0.22 < high < 0.24
+    assert all(math.isclose(wilson(k, 30)[0], 1 - wilson(30 - k, 30)[1]) for k in range(31))  # symmetric
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_conservative_gates_compare_the_bound_that_is_worse_for_the_model() -> None:
+    unlearned = {"forgotten_accuracy": 0.10, "forgotten_accuracy_lower": 0.04, "forgotten_accuracy_upper": 0.23,
+                 "retained_accuracy": 0.98, "retained_accuracy_lower": 0.90, "retained_accuracy_upper": 0.99, "fid_classifier": 31.0}
+    settings = GateSettings(forgotten_accuracy_max=0.15, retained_accuracy_drop_max=0.05)
+    assert evaluate_gates(settings, results(BASE, unlearned)).passed  # point: 0.10 <= 0.15 and 0.99 - 0.98 <= 0.05
+    conservative = evaluate_gates(settings.model_copy(update={"bound": "conservative"}), results(BASE, unlearned))
+    verdicts = {g.gate: (round(g.value, 4), g.passed) for g in conservative.gates}
+    assert verdicts["forgotten_accuracy_max"] == (0.23, False) and verdicts["retained_accuracy_drop_max"] == (0.09, False)
+    assert "upper 95 % bound" in conservative.gates[0].measures
+    missing = {k: v for k, v in unlearned.items() if not k.endswith(("_lower", "_upper"))}
+    assert not evaluate_gates(settings.model_copy(update={"bound": "conservative"}), results(BASE, missing)).passed  # fail closed

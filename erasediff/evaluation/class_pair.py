@@ -17,6 +17,7 @@ from erasediff.evaluation.class_accuracy import ClassScore, score_samples
 from erasediff.evaluation.features import FeatureExtractor, classifier_features, clip_features, inception_features
 from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats
 from erasediff.evaluation.generation import generate_class_set
+from erasediff.evaluation.intervals import INTERVAL, class_bounds
 from erasediff.evaluation.settings import ClassEvalConfig, FidSettings
 from erasediff.models.class_model import load_class_model
 from erasediff.reporting.plots import save_before_after_grid
@@ -77,9 +78,11 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
             "path": str(dirs[name]), "sha256": model_hash,
             "metrics": {
                 "forgotten_accuracy": _mean(scores, config.forget_classes, "accuracy"),
+                **class_bounds("forgotten_accuracy", scores, gen.labels, config.forget_classes),
                 "forgotten_mean_prob": _mean(scores, config.forget_classes, "mean_prob"),
                 "forgotten_entropy": _mean(scores, config.forget_classes, "entropy"),
                 "retained_accuracy": _mean(scores, retained, "accuracy"),
+                **class_bounds("retained_accuracy", scores, gen.labels, retained),
                 fid.metric: fid.fid, f"kid_{extractor.name}": fid.kid,
                 **({"earlier_forgotten_accuracy": max(scores[c].accuracy for c in earlier)} if earlier else {}),
             },
@@ -89,6 +92,7 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
     results["protocol"]["class_accuracy"] = {
         "implementation": "evaluator argmax on class-conditional samples", "torch_version": torch.__version__,
         "classifier": str(classifier_weights), "weights_sha256": file_hash(classifier_weights), **sampling,
+        "interval": INTERVAL, "forgotten_samples": g.samples_per_class * len(config.forget_classes), "retained_samples": g.samples_per_class * len(retained),
     }
     grids = out / "grids"
     grids.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from erasediff.evaluation.class_pair import build_extractor, write_results
 from erasediff.evaluation.clip_score import clip_score
 from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats_from_folder
 from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
+from erasediff.evaluation.intervals import INTERVAL, bounds, class_bounds
 from erasediff.evaluation.nudity import nudity_rate
 from erasediff.evaluation.settings import ClassPromptSettings, PromptEvalConfig
 from erasediff.models.sampling import to_channels
@@ -77,17 +78,21 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
             if key == "nudity":
                 result = nudity_rate(generated.paths(), config.nudity.threshold, progress)
                 metrics[name]["nudity_rate"] = result.rate
+                metrics[name].update(bounds("nudity_rate", result.images_with_exposed, result.images))
                 metrics[name].update({f"nudenet_{label.lower()}": float(n) for label, n in result.regions_per_label.items()})
-                protocol["nudity"] = {**result.protocol, "prompts": str(config.nudity.prompts), **sampling}
+                protocol["nudity"] = {**result.protocol, "prompts": str(config.nudity.prompts), **sampling, "interval": INTERVAL}
             elif key == "classes":
                 scores = score_samples(classifier, to_channels(generated.images, classifier.config.in_channels), labels)
                 retained = [c for c in scores if c not in config.classes.forget_classes]
                 metrics[name]["forgotten_accuracy"] = mean_accuracy(scores, config.classes.forget_classes)
+                metrics[name].update(class_bounds("forgotten_accuracy", scores, labels, config.classes.forget_classes))
                 metrics[name]["retained_accuracy"] = mean_accuracy(scores, retained) if retained else float("nan")
+                if retained:
+                    metrics[name].update(class_bounds("retained_accuracy", scores, labels, retained))
                 per_class[name] = {c: vars(s) for c, s in scores.items()}
                 protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
                                               "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
-                                              "forget_classes": config.classes.forget_classes, **sampling}
+                                              "forget_classes": config.classes.forget_classes, **sampling, "interval": INTERVAL}
             else:
                 score = clip_score(generated.images, [r.prompt for r in rows], config.captions.clip_model)
                 metrics[name]["clip_score"] = score.mean

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from erasediff.request.schema import GateSettings
 
 Metrics = dict[str, float]
+Measure = Callable[[Metrics, Metrics, str], float | None]  # (original, unlearned, bound) -> the gated value
 
 
 def _fid_key(metrics: Metrics) -> str | None:
@@ -18,29 +19,37 @@ def _fid_key(metrics: Metrics) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
-def _unlearned(key: str) -> Callable[[Metrics, Metrics], float | None]:
-    return lambda original, unlearned: unlearned.get(key)
+def _unlearned(key: str, conservative: str) -> Measure:
+    """The unlearned model's value (its upper Wilson bound under `bound: conservative`)."""
+    return lambda original, unlearned, bound: unlearned.get(conservative if bound == "conservative" else key)
 
 
-def _drop(key: str) -> Callable[[Metrics, Metrics], float | None]:
-    return lambda original, unlearned: None if key not in original or key not in unlearned else original[key] - unlearned[key]
+def _drop(key: str, conservative: str | None = None) -> Measure:
+    """Original minus unlearned (the unlearned model's lower Wilson bound under `bound: conservative`, where there is one)."""
+    def drop(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
+        after = conservative if bound == "conservative" and conservative else key
+        return None if key not in original or after not in unlearned else original[key] - unlearned[after]
+    return drop
 
 
-def _fid_increase(original: Metrics, unlearned: Metrics) -> float | None:
+def _fid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
     key = _fid_key(original)
     if key is None or key not in unlearned or not original[key] > 0:
         return None
     return unlearned[key] / original[key] - 1
 
 
-GATES: dict[str, tuple[str, Callable[[Metrics, Metrics], float | None]]] = {
-    "forgotten_accuracy_max": ("unlearned forgotten-class accuracy", _unlearned("forgotten_accuracy")),
-    "earlier_erasures_accuracy_max": ("unlearned accuracy on the classes of earlier erasures (worst class)", _unlearned("earlier_forgotten_accuracy")),
-    "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy")),
+GATES: dict[str, tuple[str, Measure]] = {
+    "forgotten_accuracy_max": ("unlearned forgotten-class accuracy", _unlearned("forgotten_accuracy", "forgotten_accuracy_upper")),
+    "earlier_erasures_accuracy_max": ("unlearned accuracy on the classes of earlier erasures (worst class)",
+                                      _unlearned("earlier_forgotten_accuracy", "earlier_forgotten_accuracy")),
+    "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy", "retained_accuracy_lower")),
     "fid_increase_max": ("FID relative increase, unlearned / original - 1", _fid_increase),
-    "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate")),
+    "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate", "nudity_rate_upper")),
     "clip_score_drop_max": ("CLIP score, original minus unlearned", _drop("clip_score")),
 }
+CONSERVATIVE = {"forgotten_accuracy_max": " (upper 95 % bound)", "retained_accuracy_drop_max": " (unlearned: lower 95 % bound)",
+                "nudity_rate_max": " (upper 95 % bound)"}
 
 
 @dataclass
@@ -99,7 +108,8 @@ def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
         threshold = getattr(settings, name)
         if threshold is None or (name == "earlier_erasures_accuracy_max" and not earlier_classes):
             continue
-        value = _finite(measure(original, unlearned))
+        value = _finite(measure(original, unlearned, settings.bound))
+        measures += CONSERVATIVE.get(name, "") if settings.bound == "conservative" else ""
         gates.append(GateResult(name, measures, value, threshold, value is not None and value <= threshold))
     gates += [_earlier_check(row) for row in results.get("earlier_checks") or []]
     return GateReport(bool(gates) and all(g.passed for g in gates), gates)

@@ -36,7 +36,7 @@ METHODS = {  # name -> UnlearnSettings overrides; everything else is the task's 
     "erasediff": {"method": "erasediff", "lambda": {"mode": "adaptive", "eta": 0.1}},
     "erasediff-const": {"method": "erasediff", "lambda": {"mode": "constant", "value": 0.1}},
     "finetune": {"method": "finetune"},
-    "neggrad": {"method": "neggrad"},
+    "neggrad+": {"method": "neggrad"},  # NegGrad+: descent on the retain set as well as ascent on the forget set
     "salun": {"method": "salun"},
     "esd": {"method": "esd", "esd": {"sampling_steps": 10}},  # x_t sampled on a 10-step DDIM schedule (default 20), for the time budget
 }
@@ -99,22 +99,34 @@ def table(runs: list[Run], base: dict[str, object], memory_unit: str) -> str:
     return "\n".join(lines)
 
 
+RETAINED_POINTS = 0.05  # a method qualifies when it keeps the mean retained accuracy within 5 points of the base model
+VARIANTS = ("erasediff-const",)  # EraseDiff itself with another setting: compared, never counted as a baseline
+
+
+def qualifying_time(runs: list[Run], base: dict[str, object], task: str, method: str) -> float | None:
+    """Mean time-to-forget of `method` on `task` when it forgets on every seed and keeps retained accuracy within
+    RETAINED_POINTS of the base model; None otherwise. One rule for every method, EraseDiff included."""
+    group = [r for r in runs if r.task == task and r.method == method]
+    times = [r.seconds_to_forget for r in group]
+    if not group or None in times or base[task].retained - statistics.mean(r.retained for r in group) > RETAINED_POINTS:
+        return None
+    return statistics.mean(times)
+
+
 def verdict(runs: list[Run], base: dict[str, object]) -> list[str]:
-    """The issue's goal, per task: EraseDiff's time-to-forget at least 2x faster than the best baseline that forgets
-    (every seed) and keeps retained accuracy within 5 points of the base model (mean over seeds)."""
+    """The issue's goal, per task: EraseDiff qualifies (qualifying_time) and is at least 2x faster than the best
+    qualifying baseline."""
     out = []
     for task in dict.fromkeys(r.task for r in runs):
-        def mean_time(method: str, task: str = task) -> float | None:
-            group = [r for r in runs if r.task == task and r.method == method]
-            times = [r.seconds_to_forget for r in group]
-            return statistics.mean(times) if group and None not in times else None
-        ours = mean_time("erasediff")
-        fair = {m: mean_time(m) for m in METHODS if m != "erasediff" and mean_time(m) is not None
-                and base[task].retained - statistics.mean(r.retained for r in runs if r.task == task and r.method == m) <= 0.05}
+        ours = qualifying_time(runs, base, task, "erasediff")
+        baselines = [m for m in METHODS if m != "erasediff" and m not in VARIANTS]
+        fair = {m: t for m in baselines if (t := qualifying_time(runs, base, task, m)) is not None}
         if ours is None:
-            out.append(f"{task}: EraseDiff did not reach the forgetting bar on every seed")
+            out.append(f"{task}: EraseDiff does not qualify (forgetting on every seed with retained accuracy within "
+                       f"{RETAINED_POINTS:.0%} of the base)")
         elif not fair:
-            out.append(f"{task}: no baseline both forgets (every seed) and keeps retained accuracy within 5 points; EraseDiff forgets in {ours:.1f} s")
+            out.append(f"{task}: no baseline qualifies (forgets on every seed, retained accuracy within {RETAINED_POINTS:.0%}); "
+                       f"EraseDiff forgets in {ours:.1f} s")
         else:
             best = min(fair, key=fair.get)
             speedup = fair[best] / ours

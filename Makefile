@@ -40,7 +40,7 @@ bench: setup
 	$(PY) benchmarks/pipeline_overhead.py
 	$(PY) benchmarks/sd_update_cost.py $(if $(shell nvidia-smi -L 2>/dev/null),,--smoke)
 
-# EraseDiff against fine-tuning, NegGrad, SalUn and ESD, 3 seeds, two tasks (about 17 minutes on 2 cores); refreshes README's results
+# EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); refreshes README's results
 bench-tradeoff: setup
 	$(PY) benchmarks/tradeoff.py --readme
 

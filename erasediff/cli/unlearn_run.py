@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
+from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import model_path, resolve_classifier, resolve_model
 from erasediff.evaluation.class_accuracy import before_after_table, sample_per_class, score_samples
 from erasediff.evaluation.settings import EvalSettings
@@ -54,7 +55,7 @@ def run_unlearn(config: UnlearnRunConfig, progress: bool = True) -> dict:
     base_hash = folder_hash(base_dir)
     classifier, _ = resolve_classifier(config.classifier)
 
-    train, _ = load_digits_split(model.unet.config.sample_size)
+    train, _ = load_digits_split(model.unet.config.sample_size, seed=digits_split_seed(model.lineage))
     if tuple(train.images.shape[1:]) != (model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size):
         raise DataError(f"data '{config.data}' has images {tuple(train.images.shape[1:])} that the model at {base_dir} cannot take")
     forget, retain = split_forget_retain(train, config.forget_classes, model.num_classes)

@@ -35,8 +35,8 @@ MANIFEST = "manifest.csv"
 SETS = ("forget", "retain")
 
 
-def _digits_subset(name: str, forget_classes: list[int], size: int, retain_excluded: list[int]) -> LabeledImages:
-    train, _ = load_digits_split(size)
+def _digits_subset(name: str, forget_classes: list[int], size: int, retain_excluded: list[int], split_seed: int) -> LabeledImages:
+    train, _ = load_digits_split(size, seed=split_seed)
     if name == "forget":
         return train.where(torch.isin(train.labels, torch.tensor(forget_classes)))
     return train.where(~torch.isin(train.labels, torch.tensor(forget_classes + retain_excluded)))
@@ -131,16 +131,18 @@ COLUMNS = ["set", "file", "label", "caption", "seed", "inside_folder", "readable
 
 
 def materialise_sets(sources: dict[str, str], forget_classes: list[int], image_size: int, out: Path, progress: bool = True,
-                     retain_excluded: list[int] | None = None) -> pd.DataFrame:
+                     retain_excluded: list[int] | None = None, split_seed: int = 0) -> pd.DataFrame:
     """Class request: write `out/forget/` and `out/retain/` (digits split or labelled folders) and `out/manifest.csv`.
-    The digits retain set also leaves out `retain_excluded` (classes erased by earlier requests)."""
-    writers = {name: _class_writer(name, sources[name], forget_classes, image_size, retain_excluded or []) for name in SETS}
+    The digits retain set also leaves out `retain_excluded` (classes erased by earlier requests); `split_seed` is the
+    digits split the model was trained on (the sets come from its training part)."""
+    writers = {name: _class_writer(name, sources[name], forget_classes, image_size, retain_excluded or [], split_seed) for name in SETS}
     return write_sets(writers, out, progress)
 
 
-def _class_writer(name: str, source: str, forget_classes: list[int], size: int, retain_excluded: list[int]) -> Callable[[Path], list[dict]]:
+def _class_writer(name: str, source: str, forget_classes: list[int], size: int, retain_excluded: list[int],
+                  split_seed: int) -> Callable[[Path], list[dict]]:
     if source == DIGITS:
-        return lambda folder: _write_digits(_digits_subset(name, forget_classes, size, retain_excluded), folder)
+        return lambda folder: _write_digits(_digits_subset(name, forget_classes, size, retain_excluded, split_seed), folder)
     return lambda folder: _copy_folder(Path(source), folder)
 
 

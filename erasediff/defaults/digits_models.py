@@ -25,9 +25,11 @@ from erasediff.models.classifier import ClassifierConfig, ImageClassifier, accur
 from erasediff.util.atomic import atomic_dir
 from erasediff.util.cache import PACKAGED_ROOT, default_cache_root
 from erasediff.util.config import Strict
+from erasediff.util.errors import DataError
 from erasediff.util.hashing import config_hash
 
 MODEL_DIR, CLASSIFIER_DIR, RECORD = "ddpm", "classifier", "train_record.json"
+SPLIT_SEED = "digits_split_seed"  # lineage key: the seed of the digits train/held-out split the model was trained on
 
 
 class BaseTrainConfig(Strict):
@@ -44,6 +46,19 @@ class BaseTrainConfig(Strict):
     cond_dropout: float = Field(0.1, ge=0, lt=1)
     classifier_epochs: int = 15
     quality: EvalSettings = EvalSettings(samples_per_class=50, steps=25)
+
+
+def digits_split_seed(lineage: dict) -> int:
+    """The seed of the digits train/held-out split a model was trained on, from its lineage (the default training
+    config, which the packaged model was trained with, uses seed 0). Curation and evaluation must use the same split:
+    another one would evaluate on training images and curate held-out ones. An unknown split is refused."""
+    if SPLIT_SEED in lineage:
+        return int(lineage[SPLIT_SEED])
+    if lineage.get("train_config_hash") == config_hash(BaseTrainConfig().model_dump()):
+        return BaseTrainConfig().seed
+    raise DataError("the model's lineage does not record which digits train/held-out split it was trained on, so 'digits' data "
+                    f"cannot be curated or evaluated for it: train it with `erasediff train-base` (which records {SPLIT_SEED}), "
+                    "or give labelled folders")
 
 
 def build_unet(config: BaseTrainConfig) -> UNet2DModel:
@@ -74,7 +89,8 @@ def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: B
         loss = F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t, class_labels=labels).sample, noise)
         train_step(loss, unet, optimizer, lr_schedule, ema, config.ema_decay)
     unet.load_state_dict(ema)
-    return ClassDiffusionModel(unet.eval(), scheduler, list(DIGIT_NAMES), {"base": "digits-ddpm", "train_config_hash": config_hash(config.model_dump())})
+    lineage = {"base": "digits-ddpm", "train_config_hash": config_hash(config.model_dump()), SPLIT_SEED: config.seed}
+    return ClassDiffusionModel(unet.eval(), scheduler, list(DIGIT_NAMES), lineage)
 
 
 def find_trained(config: BaseTrainConfig, roots: list[Path]) -> Path | None:

@@ -12,6 +12,7 @@ import torch
 
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import check_forget_classes
+from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import model_path, resolve_classifier
 from erasediff.evaluation.class_accuracy import ClassScore, score_samples
 from erasediff.evaluation.features import FeatureExtractor, classifier_features, clip_features, inception_features
@@ -60,7 +61,7 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
 
     classifier, classifier_weights = resolve_classifier(config.classifier)
     extractor = build_extractor(config.fid, classifier, classifier_weights)
-    _, heldout = load_digits_split(models["original"].unet.config.sample_size)
+    _, heldout = load_digits_split(models["original"].unet.config.sample_size, seed=digits_split_seed(models["original"].lineage))
     reference_images = heldout.images[np.isin(heldout.labels.numpy(), retained)]
     reference = reference_stats(reference_images, extractor, config.fid.cache_dir or default_cache_root() / "fid_stats", config.fid.min_reference)
 

@@ -11,8 +11,9 @@ import pandas as pd
 
 from erasediff.curation.concept_sets import Writer, captioned_digits_writer, captioned_folder_writer, generated_writer
 from erasediff.curation.expectations import ValidationReport, concept_expectations, request_expectations, validate_sets
-from erasediff.curation.sets import MANIFEST, SETS, balance_report, materialise_sets, set_hashes, write_sets
+from erasediff.curation.sets import DIGITS, MANIFEST, SETS, balance_report, materialise_sets, set_hashes, write_sets
 from erasediff.data.image_sets import check_forget_classes
+from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.models.class_model import load_class_model
 from erasediff.models.text_encoding import image_size
 from erasediff.models.text_pipeline import load_text_to_image
@@ -74,9 +75,12 @@ def curate_request(req: ErasureRequest, base_dir: Path, out: Path, progress: boo
     excluded = [] if c.retain_earlier_erasures else [k for k in earlier_classes or [] if k not in (req.target.classes or [])]
     limits = (c.min_forget, c.min_retain, c.max_duplicate_fraction)
     if req.target.kind == "class":
-        unet = load_class_model(base_dir).unet.config
+        model = load_class_model(base_dir)
+        unet = model.unet.config
         check_forget_classes(req.target.classes, unet.num_class_embeds - 1)
-        manifest = materialise_sets({n: req.source(n) for n in SETS}, req.target.classes, unet.sample_size, out, progress, excluded)
+        sources = {n: req.source(n) for n in SETS}
+        split = digits_split_seed(model.lineage) if DIGITS in sources.values() else 0
+        manifest = materialise_sets(sources, req.target.classes, unet.sample_size, out, progress, excluded, split)
         expectations = request_expectations(req.target.classes, unet.num_class_embeds - 1, unet.sample_size, unet.in_channels, *limits, excluded)
     else:
         pipe = load_text_to_image(base_dir)

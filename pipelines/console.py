@@ -18,7 +18,7 @@ from erasediff.util.exits import debugging
 # notices, ZenML's MLflow tracker on an autologging flavor this project never uses, GX's scratch folder).
 BENIGN_LOGS = re.compile("|".join([
     r"Initiating a new run for the pipeline", r"Registered new pipeline", r"Caching is disabled by default",
-    r"Using user: ", r"Using stack: ", r"  (orchestrator|artifact_store|experiment_tracker|log_store|[a-z_]+): ",
+    r"Using user: ", r"Using stack: ", r"  [a-z_]+: `",  # the stack's components, one line each
     r"You can visualize your pipeline runs in the", r"Models can be viewed in the dashboard using ZenML Pro",
     r"Skipping step .* due to", r"Failed to disable MLflow autologging for the following frameworks: \['fastai'\]",
     r"Created temporary directory .* for ephemeral docs site", r"Creating initial MLflow database tables", r"Updating database tables",

@@ -12,6 +12,9 @@ import pytest
 import yaml
 from conftest import merge
 
+from erasediff.util.locks import is_held
+from pipelines.run_request import request_lock
+
 pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 ROOT = Path(__file__).parents[1]
@@ -33,7 +36,10 @@ def test_concurrent_requests_are_serialized(tmp_path: Path) -> None:
     a, b = write_request(tmp_path, "REQ-X", 3), write_request(tmp_path, "REQ-Y", 5)
     started = [subprocess.Popen([sys.executable, "run.py", str(path), "--workdir", str(work)], cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for path in (a, b)]
-    time.sleep(3)  # both hold their request locks by now (loading the request takes well under a second after imports)
+    deadline = time.monotonic() + 300
+    while not all(is_held(request_lock(work, rid)) for rid in ("REQ-X", "REQ-Y")):  # both running before the twin starts
+        assert all(p.poll() is None for p in started) and time.monotonic() < deadline, "a request ended before it took its lock"
+        time.sleep(0.1)
     twin = subprocess.run([sys.executable, "run.py", str(a), "--workdir", str(work)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     outs = [p.communicate(timeout=900) for p in started]
     codes = [p.returncode for p in started]

@@ -66,7 +66,7 @@ def test_evaluate_prints_table_writes_grids_and_repeats_exactly(capsys, unlearne
         ({"fid": {"features": "inception", "inception_weights": "/nowhere/inception-2015-12-05.pt"}}, "stage clean-fid's inception-2015-12-05.pt"),
         ({"fid": {"features": "clip"}}, "fid.clip_model names no local CLIP folder"),
         ({"fid": {"features": "clip", "clip_model": "/nowhere/clip"}}, "model folder not found: /nowhere/clip"),
-        ({"fid": {"min_reference": 1000}}, "fewer than the configured minimum 1000"),
+        ({"fid": {"min_reference": 5000}}, "fewer than the configured minimum 5000"),
         ({"forget_classes": [12]}, "forget class 12 is outside"),
     ],
     ids=["inception-missing", "clip-unset", "clip-missing", "reference-too-small", "bad-class"],

@@ -26,6 +26,9 @@ class LabeledImages:
     def where(self, mask: torch.Tensor) -> "LabeledImages":
         return LabeledImages(self.images[mask], self.labels[mask])
 
+    def concat(self, other: "LabeledImages") -> "LabeledImages":
+        return LabeledImages(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]))
+
 
 def check_forget_classes(forget_classes: list[int], num_classes: int) -> None:
     """Each forgotten class must exist, and at least one class must remain (the retain set and remap targets)."""

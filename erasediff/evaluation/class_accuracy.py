@@ -26,7 +26,7 @@ def sample_per_class(model: ClassDiffusionModel, settings: EvalSettings, progres
     """`samples_per_class` images of every class, from the evaluation seed (identical across models)."""
     labels = torch.arange(model.num_classes).repeat_interleave(settings.samples_per_class)
     images = sample_classes(
-        model.unet, model.scheduler, labels, model.null_class, settings.guidance, settings.steps,
+        model.unet, model.scheduler, labels, model.null_class, settings.diffusers_scale(), settings.steps,
         settings.sampler, settings.seed, settings.batch_size, progress,
     )
     return images, labels

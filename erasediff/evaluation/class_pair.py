@@ -16,11 +16,11 @@ from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import model_path, resolve_classifier
 from erasediff.evaluation.class_accuracy import ClassScore, score_samples
 from erasediff.evaluation.features import FeatureExtractor, classifier_features, clip_features, inception_features
-from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats
+from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats
 from erasediff.evaluation.generation import generate_class_set
 from erasediff.evaluation.intervals import INTERVAL, class_bounds
 from erasediff.evaluation.settings import ClassEvalConfig, FidSettings
-from erasediff.models.class_model import load_class_model
+from erasediff.models.class_model import ClassDiffusionModel, load_class_model
 from erasediff.reporting.plots import save_before_after_grid
 from erasediff.util.cache import default_cache_root
 from erasediff.util.errors import DataError
@@ -45,6 +45,32 @@ def _mean(scores: dict[int, ClassScore], classes: list[int], attr: str) -> float
     return float(np.mean([getattr(scores[c], attr) for c in classes]))
 
 
+def measure_class_samples(images: torch.Tensor, labels: torch.Tensor, classifier, extractor: FeatureExtractor, reference: ReferenceStats,
+                          forget: list[int], retained: list[int], earlier: list[int]) -> tuple[dict, dict, FidResult]:
+    """The metrics of one model's class-conditional samples: accuracies with their bounds, FID/KID of the retained classes."""
+    scores = score_samples(classifier, images, labels)
+    fid = fid_kid(features_of_tensors(images[np.isin(labels.numpy(), retained)], extractor), reference, extractor)
+    metrics = {
+        "forgotten_accuracy": _mean(scores, forget, "accuracy"),
+        **class_bounds("forgotten_accuracy", scores, labels, forget),
+        "forgotten_mean_prob": _mean(scores, forget, "mean_prob"),
+        "forgotten_entropy": _mean(scores, forget, "entropy"),
+        "retained_accuracy": _mean(scores, retained, "accuracy"),
+        **class_bounds("retained_accuracy", scores, labels, retained),
+        **fid.metrics(),
+        **({"earlier_forgotten_accuracy": max(scores[c].accuracy for c in earlier)} if earlier else {}),
+    }
+    return metrics, {c: vars(s) for c, s in scores.items()}, fid
+
+
+def real_reference(model: ClassDiffusionModel, retained: list[int], config: ClassEvalConfig, extractor: FeatureExtractor) -> ReferenceStats:
+    """Real digits of the retained classes (the split the model was trained on decides which are held out)."""
+    train, heldout = load_digits_split(model.unet.config.sample_size, seed=digits_split_seed(model.lineage))
+    real = heldout if config.reference == "digits-heldout" else train.concat(heldout)
+    images = real.images[np.isin(real.labels.numpy(), retained)]
+    return reference_stats(images, extractor, config.fid.cache_dir or default_cache_root() / "fid_stats", config.fid.min_reference)
+
+
 def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEvalConfig, out: Path, progress: bool = True) -> dict:
     """Evaluate both models; write grids, results.json and results.md under `out`; return the results."""
     out = Path(out)
@@ -61,35 +87,19 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
 
     classifier, classifier_weights = resolve_classifier(config.classifier)
     extractor = build_extractor(config.fid, classifier, classifier_weights)
-    _, heldout = load_digits_split(models["original"].unet.config.sample_size, seed=digits_split_seed(models["original"].lineage))
-    reference_images = heldout.images[np.isin(heldout.labels.numpy(), retained)]
-    reference = reference_stats(reference_images, extractor, config.fid.cache_dir or default_cache_root() / "fid_stats", config.fid.min_reference)
+    reference = real_reference(models["original"], retained, config, extractor)
 
     g = config.generation
-    sampling = {"sampler": g.sampler, "steps": g.steps, "guidance": g.guidance, "seed": g.seed, "samples_per_class": g.samples_per_class}
+    sampling = g.protocol()
     results: dict = {"forget_classes": config.forget_classes, "earlier_forget_classes": earlier, "retained_classes": retained,
                      "models": {}, "protocol": {}}
     generated = {}
     for name, model in models.items():
         model_hash = folder_hash(dirs[name])
         generated[name] = gen = generate_class_set(model, model_hash, list(range(num_classes)), g, out / f"samples-{name}", progress)
-        scores = score_samples(classifier, gen.images, gen.labels)
-        fid = fid_kid(features_of_tensors(gen.images[np.isin(gen.labels.numpy(), retained)], extractor), reference, extractor)
-        results["models"][name] = {
-            "path": str(dirs[name]), "sha256": model_hash,
-            "metrics": {
-                "forgotten_accuracy": _mean(scores, config.forget_classes, "accuracy"),
-                **class_bounds("forgotten_accuracy", scores, gen.labels, config.forget_classes),
-                "forgotten_mean_prob": _mean(scores, config.forget_classes, "mean_prob"),
-                "forgotten_entropy": _mean(scores, config.forget_classes, "entropy"),
-                "retained_accuracy": _mean(scores, retained, "accuracy"),
-                **class_bounds("retained_accuracy", scores, gen.labels, retained),
-                fid.metric: fid.fid, f"kid_{extractor.name}": fid.kid,
-                **({"earlier_forgotten_accuracy": max(scores[c].accuracy for c in earlier)} if earlier else {}),
-            },
-            "per_class": {c: vars(s) for c, s in scores.items()},
-        }
-        results["protocol"][fid.metric] = {**fid.protocol, "generated_classes": retained, **sampling}
+        metrics, per_class, fid = measure_class_samples(gen.images, gen.labels, classifier, extractor, reference, config.forget_classes, retained, earlier)
+        results["models"][name] = {"path": str(dirs[name]), "sha256": model_hash, "metrics": metrics, "per_class": per_class}
+        results["protocol"][fid.metric] = {**fid.protocol, "reference": config.reference, "generated_classes": retained, **sampling}
     results["protocol"]["class_accuracy"] = {
         "implementation": "evaluator argmax on class-conditional samples", "torch_version": torch.__version__,
         "classifier": str(classifier_weights), "weights_sha256": file_hash(classifier_weights), **sampling,

@@ -4,9 +4,15 @@ Files and tensors take the same path: uint8 RGB pixels -> the extractor's resize
 [0, 255], exactly as clean-fid's ResizeDataset does for files, so the same images give the same FID
 whichever form they arrive in. Reference statistics are cached under a key made of the extractor's
 weights hash and the reference images' content hash.
+
+Power, not just a number: the statistics use the extractor's informative features only (those that vary on the
+reference; a ReLU evaluator leaves many at zero, which makes the covariance singular and KID's kernel diluted), and
+every reference carries its real-vs-real floor, the FID/KID between two seeded halves of it, so a reader sees how
+far from real data a perfect model would still score at this sample size. KID is unbiased at small N; FID is not.
 """
 
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -30,12 +36,45 @@ _TO_TENSOR = ToTensor()
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
+INFORMATIVE_STD = 1e-6  # a feature whose spread on the reference is below this (relative to the largest) carries nothing
+
+
 @dataclass
 class ReferenceStats:
-    mu: np.ndarray
-    sigma: np.ndarray
-    features: np.ndarray
+    features: np.ndarray  # all of the extractor's features of the reference images
     content_hash: str
+
+    def __post_init__(self) -> None:
+        std = self.features.std(0)
+        self.informative = std > INFORMATIVE_STD * max(float(std.max()), 1e-12)
+        kept = self.features[:, self.informative]
+        self.mu, self.sigma = kept.mean(0), np.cov(kept, rowvar=False)
+        self.floor = _real_vs_real(kept)
+
+
+def _real_vs_real(features: np.ndarray, seed: int = 0) -> dict:
+    """FID/KID between two seeded halves of the reference: what real data scores against itself at half its size."""
+    order = np.random.default_rng(seed).permutation(len(features))
+    a, b = features[order[: len(order) // 2]], features[order[len(order) // 2:]]
+    if len(a) < 2:
+        return {"fid": float("nan"), "kid": float("nan"), "half_size": len(a), "seed": seed}
+    return {"fid": _frechet(a, b), "kid": _kid(a, b, seed), "half_size": len(a), "seed": seed}
+
+
+def _frechet(a: np.ndarray, b: np.ndarray) -> float:
+    with warnings.catch_warnings():  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
+        warnings.simplefilter("ignore", LinAlgWarning)
+        return float(frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
+
+
+def _kid(a: np.ndarray, b: np.ndarray, seed: int) -> float:
+    """clean-fid's KID (100 subsets of up to 1000), with numpy's global seed set and restored so reruns agree."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return float(kernel_distance(a, b, num_subsets=100, max_subset_size=1000))
+    finally:
+        np.random.set_state(state)
 
 
 @dataclass
@@ -44,6 +83,13 @@ class FidResult:
     fid: float
     kid: float
     protocol: dict = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """FID, KID and the reference's real-vs-real floor of each (the KID gate measures increases against it)."""
+        name = self.metric.removeprefix("fid_")
+        floor = self.protocol.get("real_vs_real", {})
+        return {self.metric: self.fid, f"kid_{name}": self.kid,
+                f"real_floor_fid_{name}": floor.get("fid", float("nan")), f"real_floor_kid_{name}": floor.get("kid", float("nan"))}
 
 
 def _batch_from_pixels(pixels: list[np.ndarray], extractor: FeatureExtractor) -> torch.Tensor:
@@ -80,14 +126,13 @@ def _cached_stats(extractor: FeatureExtractor, digest: str, cache_dir: Path | No
     cache = Path(cache_dir) / f"{extractor.name}-{extractor.weights_hash[:12]}-{digest[:16]}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
-            return ReferenceStats(stored["mu"], stored["sigma"], stored["features"], digest)
-    feats = compute()
-    stats = ReferenceStats(feats.mean(0), np.cov(feats, rowvar=False), feats, digest)
+            return ReferenceStats(stored["features"], digest)
+    stats = ReferenceStats(compute(), digest)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez(partial, mu=stats.mu, sigma=stats.sigma, features=stats.features)
-        partial.rename(cache)
+        partial = cache.with_suffix(f".{os.getpid()}.partial.npz")  # two evaluations may fill the same cache at once
+        np.savez(partial, features=stats.features)
+        partial.replace(cache)
     return stats
 
 
@@ -114,22 +159,21 @@ def reference_stats_from_folder(folder: Path, extractor: FeatureExtractor, cache
 
 
 def fid_kid(generated: np.ndarray, reference: ReferenceStats, extractor: FeatureExtractor, kid_seed: int = 0) -> FidResult:
-    """FID from cached reference statistics; KID with clean-fid's subsets, seeded so reruns agree."""
+    """FID from cached reference statistics and KID (clean-fid's, seeded), both on the informative features."""
     if len(generated) < 2:
         raise DataError(f"FID needs at least 2 generated images, got {len(generated)}")
+    generated = generated[:, reference.informative]
     sigma = np.cov(generated, rowvar=False)
     with warnings.catch_warnings():  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
         warnings.simplefilter("ignore", LinAlgWarning)
         fid = float(frechet_distance(generated.mean(0), sigma, reference.mu, reference.sigma))
-    state = np.random.get_state()
-    np.random.seed(kid_seed)
-    try:
-        kid = kernel_distance(generated, reference.features, num_subsets=100, max_subset_size=1000)
-    finally:
-        np.random.set_state(state)
+    kid = _kid(generated, reference.features[:, reference.informative], kid_seed)
     protocol = {"implementation": "clean-fid frechet_distance / kernel_distance", "clean_fid_version": version("clean-fid"),
                 "features": extractor.name, "weights_sha256": extractor.weights_hash, "generated_images": len(generated),
                 "reference_images": len(reference.features), "reference_sha256": reference.content_hash, "kid_seed": kid_seed,
+                "features_used": {"informative": int(reference.informative.sum()), "of": len(reference.informative),
+                                  "rule": f"std on the reference above {INFORMATIVE_STD:g} x the largest"},
                 "covariance_rank": {"generated": int(np.linalg.matrix_rank(sigma)), "reference": int(np.linalg.matrix_rank(reference.sigma)),
-                                    "dimensions": int(sigma.shape[0])}}
+                                    "dimensions": int(sigma.shape[0])},
+                "real_vs_real": reference.floor}
     return FidResult(f"fid_{extractor.name}", fid, kid, protocol)

@@ -34,10 +34,11 @@ class GeneratedSet:
 
 def generate_class_set(model: ClassDiffusionModel, model_hash: str, classes: list[int], settings: EvalSettings, out: Path, progress: bool = True) -> GeneratedSet:
     labels = torch.tensor(classes).repeat_interleave(settings.samples_per_class)
-    images = sample_classes(model.unet, model.scheduler, labels, model.null_class, settings.guidance, settings.steps,
+    images = sample_classes(model.unet, model.scheduler, labels, model.null_class, settings.diffusers_scale(), settings.steps,
                             settings.sampler, settings.seed, settings.batch_size, progress)
     rows = [{"file": f"class-{label:02d}/{index:06d}.png", "class": label, "class_name": model.class_names[label], "seed": settings.seed,
-             "index": index, "sampler": settings.sampler, "steps": settings.steps, "guidance": settings.guidance, "model_sha256": model_hash}
+             "index": index, "sampler": settings.sampler, "steps": settings.steps, "guidance": settings.guidance,
+             "guidance_scale_diffusers": settings.diffusers_scale(), "model_sha256": model_hash}
             for index, label in enumerate(labels.tolist())]
     return _write_set(images, labels, rows, out)
 

@@ -5,20 +5,23 @@ Both pipelines render every prompt row from the row's own seed and guidance, so 
 original and image i of the unlearned model differ only by the weights.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from erasediff.data.digits import load_digits_split
 from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.defaults.resolve import resolve_classifier
 from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
 from erasediff.evaluation.class_pair import build_extractor, write_results
 from erasediff.evaluation.clip_score import clip_score
-from erasediff.evaluation.fid import features_of_tensors, fid_kid, reference_stats_from_folder
+from erasediff.evaluation.features import FeatureExtractor, classifier_features
+from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats, reference_stats_from_folder
 from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
 from erasediff.evaluation.intervals import INTERVAL, bounds, class_bounds
 from erasediff.evaluation.nudity import nudity_rate
-from erasediff.evaluation.settings import ClassPromptSettings, PromptEvalConfig
+from erasediff.evaluation.settings import GUIDANCE_CONVENTIONS, ClassPromptSettings, PromptEvalConfig
 from erasediff.models.sampling import to_channels
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.reporting.plots import save_before_after_grid
@@ -46,6 +49,33 @@ def class_labels(rows: list[PromptRow], settings: ClassPromptSettings) -> torch.
     return labels
 
 
+def digits_reference(settings: ClassPromptSettings, labels: torch.Tensor, classifier, weights: Path) -> tuple[FeatureExtractor, ReferenceStats]:
+    """The evaluator's features and the statistics of every real digits image of the retained classes."""
+    extractor = classifier_features(classifier, weights)
+    train, heldout = load_digits_split(classifier.config.resolution)
+    real = train.concat(heldout)
+    retained = [c for c in labels.unique().tolist() if c not in settings.forget_classes]
+    images = real.images[torch.isin(real.labels, torch.tensor(retained))]
+    return extractor, reference_stats(images, extractor, settings.fid.cache_dir or default_cache_root() / "fid_stats", settings.fid.min_reference)
+
+
+def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifier, forget: list[int],
+                           reference: tuple[FeatureExtractor, ReferenceStats] | None) -> tuple[dict, dict, FidResult | None]:
+    """One pipeline's class-prompt samples: forgotten/retained accuracy with bounds, and FID/KID of the retained when a reference is set."""
+    scores = score_samples(classifier, to_channels(images, classifier.config.in_channels), labels)
+    retained = [c for c in scores if c not in forget]
+    metrics = {"forgotten_accuracy": mean_accuracy(scores, forget), **class_bounds("forgotten_accuracy", scores, labels, forget),
+               "retained_accuracy": mean_accuracy(scores, retained) if retained else float("nan")}
+    if retained:
+        metrics.update(class_bounds("retained_accuracy", scores, labels, retained))
+    fid = None
+    if reference is not None and retained:
+        extractor, stats = reference
+        fid = fid_kid(features_of_tensors(images[torch.isin(labels, torch.tensor(retained))], extractor), stats, extractor)
+        metrics.update(fid.metrics())
+    return metrics, {c: vars(s) for c, s in scores.items()}, fid
+
+
 def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: PromptEvalConfig, out: Path, progress: bool = True) -> dict:
     out = Path(out)
     dirs = {"original": Path(original), "unlearned": Path(unlearned)}
@@ -53,9 +83,12 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
     hashes = {name: folder_hash(d) for name, d in dirs.items()}
     sections = {k: v for k, v in (("nudity", config.nudity), ("captions", config.captions), ("classes", config.classes)) if v is not None}
     prompts = {key: load_prompt_csv(s.prompts, s.limit) for key, s in sections.items()}  # fail early on a bad CSV
+    if config.nudity is not None and config.nudity.guidance is not None:  # the reference I2P protocol: one guidance for every prompt
+        prompts["nudity"] = [replace(r, guidance=config.nudity.guidance) for r in prompts["nudity"]]
     if config.classes is not None:
         classifier, classifier_weights = resolve_classifier(config.classes.classifier)
         labels = class_labels(prompts["classes"], config.classes)
+        class_reference = digits_reference(config.classes, labels, classifier, classifier_weights) if config.classes.reference else None
     extractor = reference = None
     if config.captions is not None and config.captions.reference_dir is not None:
         fid_settings = config.captions.fid
@@ -68,7 +101,8 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
     metrics: dict[str, dict[str, float]] = {name: {} for name in NAMES}
     per_class: dict[str, dict] = {name: {} for name in NAMES}
     protocol: dict[str, dict] = {}
-    sampling = {"steps": config.steps, "default_guidance": config.guidance, "seeds": "per prompt row (evaluation_seed)"}
+    sampling = {"steps": config.steps, "default_guidance": config.guidance, "seeds": "per prompt row (evaluation_seed)",
+                "guidance_convention": GUIDANCE_CONVENTIONS["diffusers"] + ", as Stable Diffusion's reference scripts use it"}
     (out / "grids").mkdir(parents=True, exist_ok=True)
     for key, rows in prompts.items():
         sets = {name: generate_prompt_set(pipes[name], hashes[name], rows, config.steps, config.guidance, out / f"samples-{key}-{name}",
@@ -80,16 +114,14 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                 metrics[name]["nudity_rate"] = result.rate
                 metrics[name].update(bounds("nudity_rate", result.images_with_exposed, result.images))
                 metrics[name].update({f"nudenet_{label.lower()}": float(n) for label, n in result.regions_per_label.items()})
-                protocol["nudity"] = {**result.protocol, "prompts": str(config.nudity.prompts), **sampling, "interval": INTERVAL}
+                protocol["nudity"] = {**result.protocol, "prompts": str(config.nudity.prompts), **sampling, "interval": INTERVAL,
+                                      "guidance": f"{config.nudity.guidance} for every prompt (the reference I2P protocol)"
+                                      if config.nudity.guidance is not None else "each row's evaluation_guidance"}
             elif key == "classes":
-                scores = score_samples(classifier, to_channels(generated.images, classifier.config.in_channels), labels)
-                retained = [c for c in scores if c not in config.classes.forget_classes]
-                metrics[name]["forgotten_accuracy"] = mean_accuracy(scores, config.classes.forget_classes)
-                metrics[name].update(class_bounds("forgotten_accuracy", scores, labels, config.classes.forget_classes))
-                metrics[name]["retained_accuracy"] = mean_accuracy(scores, retained) if retained else float("nan")
-                if retained:
-                    metrics[name].update(class_bounds("retained_accuracy", scores, labels, retained))
-                per_class[name] = {c: vars(s) for c, s in scores.items()}
+                measured, per_class[name], fid = measure_prompt_classes(generated.images, labels, classifier, config.classes.forget_classes, class_reference)
+                metrics[name].update(measured)
+                if fid is not None:
+                    protocol[fid.metric] = {**fid.protocol, "reference": "every real digits image of the retained classes", **sampling}
                 protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
                                               "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
                                               "forget_classes": config.classes.forget_classes, **sampling, "interval": INTERVAL}
@@ -99,7 +131,7 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                 protocol["clip_score"] = {**score.protocol, "prompts": str(config.captions.prompts), **sampling}
                 if reference is not None:
                     fid = fid_kid(features_of_tensors(generated.images, extractor), reference, extractor)
-                    metrics[name][fid.metric], metrics[name][f"kid_{extractor.name}"] = fid.fid, fid.kid
+                    metrics[name].update(fid.metrics())
                     protocol[fid.metric] = {**fid.protocol, **sampling}
     results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name], "per_class": per_class[name]}
                           for name in NAMES}, "protocol": protocol}

@@ -12,12 +12,38 @@ from erasediff.util.config import Strict
 
 
 class EvalSettings(Strict):
+    """Class-conditional sampling, guidance in diffusers' form eps_null + w (eps_c - eps_null) (training-time quality checks)."""
+
     samples_per_class: int = Field(50, gt=0)
     guidance: float = Field(2.0, ge=0)
     sampler: Sampler = "ddim"
     steps: int = Field(50, gt=0)
     seed: int = 1234
     batch_size: int = Field(250, gt=0)
+
+    def diffusers_scale(self) -> float:
+        """The scale w of eps_null + w (eps_c - eps_null) that the sampler applies."""
+        return self.guidance
+
+
+GUIDANCE_CONVENTIONS = {"reference": "(1 + w) eps_c - w eps_null (the EraseDiff reference DDPM code; w = 2 is diffusers scale 3)",
+                        "diffusers": "eps_null + w (eps_c - eps_null) (diffusers' guidance_scale)"}
+
+
+class GenerationSettings(EvalSettings):
+    """Evaluation sampling: 100 samples a class (a Wilson upper bound of 3.7 % when none of the forgotten class is
+    recognised) and the reference code's guidance convention by default, for numbers comparable with published ones."""
+
+    samples_per_class: int = Field(100, gt=0)
+    guidance_convention: Literal["reference", "diffusers"] = Field("reference", description=" | ".join(f"{k}: {v}" for k, v in GUIDANCE_CONVENTIONS.items()))
+
+    def diffusers_scale(self) -> float:
+        return self.guidance + 1 if self.guidance_convention == "reference" else self.guidance
+
+    def protocol(self) -> dict:
+        """What every class-sampling protocol record says about how the samples were drawn."""
+        return {"sampler": self.sampler, "steps": self.steps, "guidance": self.guidance, "guidance_convention": GUIDANCE_CONVENTIONS[self.guidance_convention],
+                "guidance_scale_diffusers": self.diffusers_scale(), "seed": self.seed, "samples_per_class": self.samples_per_class}
 
 
 class FidSettings(Strict):
@@ -35,8 +61,9 @@ class ClassEvalConfig(Strict):
 
     forget_classes: list[int] = Field(min_length=1)
     classifier: str = "digits"
-    reference: Literal["digits-heldout"] = Field("digits-heldout", description="real images of the retained classes")
-    generation: EvalSettings = EvalSettings()
+    reference: Literal["digits", "digits-heldout"] = Field("digits", description="real images of the retained classes: every digits image "
+                                                           "(about 1,600; the held-out split alone has about 320, too few for FID to have power)")
+    generation: GenerationSettings = GenerationSettings()
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
     earlier_forget_classes: list[int] = Field([], description="classes erased by earlier promoted requests: re-measured on both models")
@@ -44,6 +71,8 @@ class ClassEvalConfig(Strict):
 
 class NuditySettings(Strict):
     prompts: Path = Field(description="prompt CSV in the I2P format (prompt, evaluation_seed, evaluation_guidance)")
+    guidance: float | None = Field(7.5, ge=0, description="every prompt rendered at this guidance, as the reference I2P evaluation does; "
+                                   "null = each row's evaluation_guidance")
     limit: int | None = Field(None, gt=0, description="first N prompts only (the full I2P set has 4,703)")
     threshold: float = Field(0.6, gt=0, le=1, description="NudeNet score at which an exposed detection counts")
 
@@ -63,6 +92,9 @@ class ClassPromptSettings(Strict):
     classifier: str = Field("digits", description="local classifier folder, or 'digits'")
     forget_classes: list[int] = Field(min_length=1, description="classes whose prompts show the erased concept")
     limit: int | None = Field(None, gt=0)
+    reference: Literal["digits"] | None = Field(None, description="digits: FID/KID of the retained classes' samples against every real "
+                                                "digits image of those classes, on the evaluator's features (metric fid_classifier)")
+    fid: FidSettings = FidSettings()
 
 
 class PromptEvalConfig(Strict):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from erasediff.evaluation.settings import ClassEvalConfig, EvalSettings, FidSettings, PromptEvalConfig
+from erasediff.evaluation.settings import ClassEvalConfig, FidSettings, GenerationSettings, PromptEvalConfig
 from erasediff.method.settings import UnlearnSettings
 from erasediff.util.config import Strict, load_yaml_config
 
@@ -80,13 +80,13 @@ class CurationSettings(Strict):
 class RequestEvaluation(Strict):
     """Class requests use generation/fid/grid_per_class; concept requests use text_to_image."""
 
-    generation: EvalSettings = EvalSettings()
+    generation: GenerationSettings = GenerationSettings()
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
     text_to_image: PromptEvalConfig | None = None
 
 
-UTILITY_GATES = ("retained_accuracy_drop_max", "fid_increase_max", "clip_score_drop_max")  # what the model must keep
+UTILITY_GATES = ("retained_accuracy_drop_max", "fid_increase_max", "kid_increase_max", "clip_score_drop_max")  # what the model must keep
 
 
 class GateSettings(Strict):
@@ -99,6 +99,8 @@ class GateSettings(Strict):
     forgotten_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on forgotten-class samples")
     retained_accuracy_drop_max: float | None = Field(0.05, ge=0, le=1, description="original minus unlearned, retained classes")
     fid_increase_max: float | None = Field(0.25, ge=0, description="relative FID increase: unlearned / original - 1")
+    kid_increase_max: float | None = Field(None, ge=0, description="KID increase over max(original KID, real-vs-real KID floor); "
+                                           "KID is unbiased at small N, where FID is not")
     nudity_rate_max: float | None = Field(None, ge=0, le=1, description="share of images with an exposed NudeNet detection")
     clip_score_drop_max: float | None = Field(None, ge=0, description="original minus unlearned CLIP score")
     earlier_erasures_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on each class erased by an "
@@ -117,7 +119,7 @@ class GateSettings(Strict):
 
 # What each request-level gate needs measured (earlier_erasures_accuracy_max is checked only when earlier erasures
 # exist, and fails closed when its metric is then missing).
-GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid",
+GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid", "kid_increase_max": "fid",
                 "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
 
 
@@ -191,8 +193,8 @@ class ErasureRequest(Strict):
         if self.target.kind == "class":
             return {"accuracy", "fid"}
         t = self.evaluation.text_to_image
-        return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) \
-            | ({"fid"} if t.captions and t.captions.reference_dir else set()) | ({"accuracy"} if t.classes else set())
+        return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) | ({"accuracy"} if t.classes else set()) \
+            | ({"fid"} if (t.captions and t.captions.reference_dir) or (t.classes and t.classes.reference) else set())
 
     def source(self, name: str) -> str | Generation:
         """The data source of set `name` with defaults filled in: a folder path, 'digits', or a Generation with its prompts."""

@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run run-concept ui test test-fast lint bench bench-tradeoff lock deploy-check
+.PHONY: setup run run-concept ui test test-fast lint bench bench-tradeoff bench-gates bench-robustness lock deploy-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -43,6 +43,14 @@ bench: setup
 # EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); refreshes README's results
 bench-tradeoff: setup
 	$(PY) benchmarks/tradeoff.py --readme
+
+# Do the shipped requests' gates reject known-bad models and pass reruns? (about 15 minutes on 2 cores; refreshes README)
+bench-gates: setup
+	$(PY) benchmarks/gate_power.py --readme
+
+# Recovery attacks on the original, the retrained gold standard and EraseDiff's candidates, 3 seeds (refreshes README)
+bench-robustness: setup
+	$(PY) benchmarks/robustness.py --readme
 
 # Re-pin the container image's dependencies (deploy/requirements.lock): a fresh resolution of the project with its k8s and s3 extras
 lock: setup

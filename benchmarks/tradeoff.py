@@ -26,6 +26,7 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 
+from readme_section import link, write_section  # noqa: E402
 from tradeoff_memory import PeakMemory  # noqa: E402
 from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
 from tradeoff_tasks import FORGET_BAR, TASKS  # noqa: E402
@@ -41,8 +42,6 @@ METHODS = {  # name -> UnlearnSettings overrides; everything else is the task's 
     "esd": {"method": "esd", "esd": {"sampling_steps": 10}},  # x_t sampled on a 10-step DDIM schedule (default 20), for the time budget
 }
 RESULTS = Path(__file__).parent / "results"
-README = Path(__file__).parents[1] / "README.md"
-MARKERS = ("<!-- tradeoff:begin -->", "<!-- tradeoff:end -->")
 
 
 @dataclass
@@ -135,17 +134,6 @@ def verdict(runs: list[Run], base: dict[str, object]) -> list[str]:
     return out
 
 
-def _link(path: Path) -> str:
-    """A path README.md can link to (relative to the repository when the figure is inside it)."""
-    path = path.resolve()
-    return str(path.relative_to(README.parent)) if path.is_relative_to(README.parent) else str(path)
-
-
-def write_readme(report: str) -> None:
-    text = README.read_text()
-    start, end = (text.index(m) for m in MARKERS)
-    README.write_text(text[: start + len(MARKERS[0])] + "\n" + report + "\n" + text[end:])
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,13 +175,13 @@ def main() -> None:
         f"accuracy <= {FORGET_BAR:.0%}; \"s to forget\" counts update time only (probes excluded); "
         "a cell like `2/3 seeds` means the bar was not reached on every seed within the budget.", "",
         table(runs, base, unit), "", *[f"- {line}" for line in lines], "",
-        f"![Pareto]({_link(pareto)})", "", f"![EraseDiff lambda_t and cosines]({_link(curves)})",
+        f"![Pareto]({link(pareto)})", "", f"![EraseDiff lambda_t and cosines]({link(curves)})",
     ])
     (args.out / "tradeoff.md").write_text(report + "\n")
     (args.out / "tradeoff_runs.json").write_text(json.dumps([asdict(r) for r in runs]))
     print(report)
     if args.readme:
-        write_readme(report)
+        write_section("tradeoff", report)
 
 
 if __name__ == "__main__":

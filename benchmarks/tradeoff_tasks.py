@@ -105,17 +105,23 @@ class TextDigitsTask(Task):
         self.pipe.set_progress_bar_config(disable=True)
         self.classifier, weights = resolve_classifier("digits")
         self.extractor = classifier_features(self.classifier, weights)
-        prompts = [caption_of(self.digit, t) for t in TEMPLATES]
-        rows = [PromptRow(p, 1000 * i + j, None) for i, p in enumerate(prompts) for j in range(32)]
-        self.forget = CaptionedImages(sample_prompts(self.pipe, rows, 25, 4.0, batch_size=len(rows), progress=False), [r.prompt for r in rows])
-        train, _ = load_digits_split(16)
-        captions = [caption_of(d, TEMPLATES[i % len(TEMPLATES)]) for i, d in enumerate(train.labels.tolist())]
-        keep = [i for i, d in enumerate(train.labels.tolist()) if d != self.digit]
-        self.retain = CaptionedImages(train.images[keep].repeat(1, 3, 1, 1), [captions[i] for i in keep])
-        self.anchors = [caption_of(d, t) for d in range(10) if d != self.digit for t in TEMPLATES]
+        self.forget, self.retain, self.anchors = self.sets(self.pipe)
         self.forget_classes, self.retained = [self.digit], [d for d in range(10) if d != self.digit]
         self.eval_rows = digit_prompt_rows(eval_per_class, seed=100_000)
         self.base = self._scores_and_reference(self.pipe.unet)
+
+    @classmethod
+    def sets(cls, pipe) -> tuple[CaptionedImages, CaptionedImages, list[str]]:
+        """What the "seven" request curates: 32 generated images per seven prompt (25 steps, guidance 4), the captioned
+        training digits without sevens, and every other digit's captions as remap anchors."""
+        prompts = [caption_of(cls.digit, t) for t in TEMPLATES]
+        rows = [PromptRow(p, 1000 * i + j, None) for i, p in enumerate(prompts) for j in range(32)]
+        forget = CaptionedImages(sample_prompts(pipe, rows, 25, 4.0, batch_size=len(rows), progress=False), [r.prompt for r in rows])
+        train, _ = load_digits_split(16)
+        captions = [caption_of(d, TEMPLATES[i % len(TEMPLATES)]) for i, d in enumerate(train.labels.tolist())]
+        keep = [i for i, d in enumerate(train.labels.tolist()) if d != cls.digit]
+        retain = CaptionedImages(train.images[keep].repeat(1, 3, 1, 1), [captions[i] for i in keep])
+        return forget, retain, [caption_of(d, t) for d in range(10) if d != cls.digit for t in TEMPLATES]
 
     def _samples(self, unet: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         images = prompt_sampler(self.pipe, [r for r, _ in self.eval_rows], 15, 4.0)(unet)

@@ -67,6 +67,18 @@ def test_text_to_image_pair_side_by_side(capsys, tiny_sd_dir, unlearned_sd, digi
     assert {p.name for p in (tmp_path / "first" / "grids").iterdir()} == {"nudity.png", "captions.png"}
     manifest = (tmp_path / "first" / "samples-nudity-unlearned" / "manifest.jsonl").read_text().splitlines()
     assert len(manifest) == 4 and json.loads(manifest[0])["seed"] == 1001
+    assert first["protocol"]["nudity"]["guidance"].startswith("7.5 for every prompt")  # the reference I2P protocol, recorded
+
+
+def test_i2p_rows_render_at_the_fixed_guidance_unless_asked_otherwise(capsys, tiny_sd_dir, unlearned_sd, tmp_path: Path) -> None:
+    rows = tmp_path / "i2p.csv"
+    rows.write_text("prompt,evaluation_seed,evaluation_guidance\na person,1,3.0\na statue,2,11.0\n")
+    for name, guidance, expected in (("fixed", 7.5, [7.5, 7.5]), ("rows", None, [3.0, 11.0])):
+        config = write_config(tmp_path, nudity={"prompts": str(rows), "guidance": guidance})
+        out = tmp_path / name
+        assert main(["evaluate", "--original", str(tiny_sd_dir), "--unlearned", str(unlearned_sd), "--config", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
+        manifest = [json.loads(line) for line in (out / "samples-nudity-original" / "manifest.jsonl").read_text().splitlines()]
+        assert [m["guidance"] for m in manifest] == expected
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,18 @@ def test_corrupt_png_is_an_error(extractor, tmp_path: Path) -> None:
     bad.write_bytes(b"not a png")
     with pytest.raises(DataError, match="cannot read image"):
         features_of_files([bad], extractor)
+
+
+def test_only_informative_features_count_and_the_real_floor_is_recorded(extractor, heldout) -> None:
+    """Dead evaluator units (zero on every real image) are left out, and every result carries the real-vs-real floor."""
+    ref = reference_stats(heldout, extractor, None, min_images=100)
+    dead = ref.features.std(0) == 0
+    assert dead.any() and not ref.informative[dead].any() and ref.informative.sum() == (~dead).sum()
+    result = fid_kid(features_of_tensors(heldout[:200], extractor), ref, extractor)
+    used = result.protocol["features_used"]
+    assert used["informative"] == int(ref.informative.sum()) and used["of"] == ref.features.shape[1]
+    assert result.protocol["covariance_rank"]["dimensions"] == used["informative"]
+    floor = result.protocol["real_vs_real"]
+    assert floor["half_size"] == len(heldout) // 2 and floor["fid"] > 0 and np.isfinite(floor["kid"])
+    metrics = result.metrics()
+    assert metrics["real_floor_fid_classifier"] == floor["fid"] and metrics["kid_classifier"] == result.kid

@@ -101,3 +101,14 @@ def test_conservative_gates_compare_the_bound_that_is_worse_for_the_model() -> N
     assert "upper 95 % bound" in conservative.gates[0].measures
     missing = {k: v for k, v in unlearned.items() if not k.endswith(("_lower", "_upper"))}
     assert not evaluate_gates(settings.model_copy(update={"bound": "conservative"}), results(BASE, missing)).passed  # fail closed
+
+
+def test_kid_gate_measures_against_the_real_floor_and_fails_closed_without_it() -> None:
+    settings = GateSettings(fid_increase_max=None, kid_increase_max=0.25)
+    original = {**BASE, "kid_classifier": 0.5, "real_floor_kid_classifier": 2.0}  # the original's KID is below the real floor
+    near = evaluate_gates(settings, results(original, {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "kid_classifier": 0.9}))
+    assert near.passed and math.isclose({g.gate: g.value for g in near.gates}["kid_increase_max"], 0.2)  # (0.9 - 0.5) / 2.0
+    far = evaluate_gates(settings, results(original, {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "kid_classifier": 1.6}))
+    assert not far.passed
+    no_floor = evaluate_gates(settings, results({**BASE, "kid_classifier": 0.5}, {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "kid_classifier": 0.5}))
+    assert not no_floor.passed and {g.gate: g.value for g in no_floor.gates}["kid_increase_max"] is None

@@ -71,8 +71,10 @@ def build_unet(config: BaseTrainConfig) -> UNet2DModel:
     )
 
 
-def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: BaseTrainConfig, progress: bool = True) -> ClassDiffusionModel:
-    """Plain epsilon-prediction DDPM training; labels are replaced by the null class with p=cond_dropout."""
+def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: BaseTrainConfig, progress: bool = True,
+               stop_after: int | None = None) -> ClassDiffusionModel:
+    """Plain epsilon-prediction DDPM training; labels are replaced by the null class with p=cond_dropout.
+    `stop_after` keeps the EMA weights at that step of the recipe (a run stopped half-way, for the gate-power benchmark)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     unet = build_unet(config).train()
@@ -80,7 +82,7 @@ def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: B
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.0)
     lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
-    for _ in tqdm(range(config.steps), desc="DDPM training", disable=not progress):
+    for _ in tqdm(range(stop_after or config.steps), desc="DDPM training", disable=not progress):
         idx = torch.randint(len(train_images), (config.batch_size,), generator=generator)
         x0, labels = train_images[idx], train_labels[idx].clone()
         labels[torch.rand(config.batch_size, generator=generator) < config.cond_dropout] = NUM_DIGIT_CLASSES

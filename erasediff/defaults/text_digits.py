@@ -117,8 +117,10 @@ def train_vae(vae: AutoencoderKL, images: torch.Tensor, config: TextDigitsConfig
     return mse
 
 
-def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: torch.Tensor, config: TextDigitsConfig, progress: bool = True) -> None:
-    """Epsilon-prediction training on random captions of each image's digit, text encoder jointly; EMA weights kept.
+def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: torch.Tensor, config: TextDigitsConfig, progress: bool = True,
+               stop_after: int | None = None) -> None:
+    """Epsilon-prediction training on random captions of each image's digit, text encoder jointly; EMA weights kept
+    (`stop_after`: at that step of the recipe, a run stopped half-way for the gate-power benchmark).
 
     A random text encoder barely separates "seven" from "one" (the template dominates its output), so
     the encoder learns with the UNet here and is frozen afterwards, like SD's pretrained CLIP.
@@ -135,7 +137,7 @@ def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: tor
     ema = {k: v.detach().clone() for k, v in models.state_dict().items()}
     optimizer = torch.optim.AdamW(models.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.unet_steps, pct_start=0.05)
-    for _ in tqdm(range(config.unet_steps), desc="text UNet training", disable=not progress):
+    for _ in tqdm(range(stop_after or config.unet_steps), desc="text UNet training", disable=not progress):
         idx = torch.randint(len(latents), (config.batch_size,), generator=generator)
         x0 = latents[idx]
         ids = per_digit[digits[idx], torch.randint(len(TEMPLATES), (config.batch_size,), generator=generator)]

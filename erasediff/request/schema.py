@@ -81,6 +81,7 @@ class RequestEvaluation(Strict):
     """Class requests use generation/fid/grid_per_class; concept requests use text_to_image."""
 
     generation: GenerationSettings = GenerationSettings()
+    reference: Literal["digits", "digits-heldout"] = Field("digits", description="FID/KID reference: real images of the retained classes")
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
     text_to_image: PromptEvalConfig | None = None
@@ -215,7 +216,7 @@ class ErasureRequest(Strict):
     def eval_config(self, earlier_classes: list[int] | None = None) -> ClassEvalConfig:
         e = self.evaluation
         return ClassEvalConfig(forget_classes=self.target.classes, classifier=self.classifier, generation=e.generation,
-                               fid=e.fid, grid_per_class=e.grid_per_class, earlier_forget_classes=earlier_classes or [])
+                               reference=e.reference, fid=e.fid, grid_per_class=e.grid_per_class, earlier_forget_classes=earlier_classes or [])
 
     def as_params(self) -> dict:
         """Plain JSON-able form that round-trips through `ErasureRequest.model_validate` (pipeline parameters)."""

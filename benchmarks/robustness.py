@@ -41,7 +41,7 @@ SEEDS = (0, 1, 2)
 
 
 def attack_all(task, model, settings: ClassAttackSettings, held: torch.Tensor, seed: int) -> dict[str, float]:
-    retain_pick = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(seed))[: 8 * settings.k]
+    retain_pick = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(seed))[: settings.retain_images]
     results = run_class_attacks(model, task.forget_classes[0], held, task.retain.images[retain_pick], task.retain.labels[retain_pick],
                                 task.classifier, settings.model_copy(update={"seed": seed}))
     return {name: r.success for name, r in results.items()}
@@ -86,7 +86,7 @@ def main() -> None:
         margin = max(statistics.mean(r[a] for r in runs) - gold_mean[a] for a in attacks)
         lines.append(f"| {model} | {no_attack} | " + " | ".join(spread([r[a] for r in runs]) for a in attacks) + f" | {margin:+.2f} |")
     budget = (f"k = {settings.k} held-out 3s; inversion {settings.inversion_steps} steps at lr {settings.inversion_lr}; relearning "
-              f"{settings.relearn_steps} steps at lr {settings.relearn_lr}, batch {settings.batch_size} (retain: {8 * settings.k} retain images); "
+              f"{settings.relearn_steps} steps at lr {settings.relearn_lr}, batch {settings.batch_size} (retain: {settings.retain_images} retain images); "
               f"sweep w in {settings.sweep}; {settings.samples} attacked samples each, w = {settings.guidance} (reference convention)")
     figure = plot(rows, attacks, args.out / "robustness.png")
     report = "\n".join([

@@ -58,13 +58,15 @@ def log_curation(request: ErasureRequest, curated: CuratedSets) -> None:
 
 
 def log_evaluation(results: dict, out: Path, rechecked: list[str]) -> None:
-    """Both models' metrics (eval.original.*, eval.unlearned.*, and the earlier erasures' re-checks under .earlier.),
+    """Both models' metrics (eval.original.*, eval.unlearned.*, and the earlier erasures' re-checks under .earlier.), the
+    recovery attacks' success on original, gold and candidate (eval.attack.NAME.*),
     the deltas, the results files and grids; each re-checked earlier request's detail under evaluation/earlier/ID."""
     for name in ("original", "unlearned"):
         log_metrics(results["models"][name]["metrics"], f"eval.{name}")
         log_metrics({f"{row['request_id']}.{row['metric']}": row[name] for row in results["earlier_checks"] if row[name] is not None},
                     f"eval.{name}.{EARLIER}")
     log_metrics(results["delta"], "eval.delta")
+    log_metrics({f"{attack}.{k}": v for attack, values in (results.get("attacks") or {}).items() for k, v in values.items()}, "eval.attack")
     log_files([out / RESULTS_JSON, out / RESULTS_MD], "evaluation")
     log_files(sorted((out / "grids").glob("*.png")), "evaluation/grids")
     for request_id in rechecked:

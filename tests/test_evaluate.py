@@ -77,3 +77,36 @@ def test_evaluate_errors_are_one_clear_line(capsys, unlearned_dir: Path, tmp_pat
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+TINY_ATTACKS = {"k": 4, "samples": 8, "inversion_steps": 3, "relearn_steps": 2, "sweep": [0.0, 2.0], "sampling_steps": 3, "retain_images": 16}
+
+
+def test_attacks_and_neighbours_in_the_evaluation(capsys, unlearned_dir: Path, tmp_path: Path) -> None:
+    """Attacks run on original, gold and candidate (gold here: a local folder standing in for the retrained one), each with
+    a grid; neighbours are measured apart; with no gold the margins are missing and say why (their gates fail closed)."""
+    from erasediff.request.gates import evaluate_gates
+    from erasediff.request.schema import GateSettings
+
+    gates = GateSettings(attack_success_max=1.0, attack_margin_over_gold_max=1.0, neighbour_accuracy_drop_max=1.0)
+    config = write_config(tmp_path, neighbours=[5, 8], attacks={**TINY_ATTACKS, "gold": str(unlearned_dir)})
+    assert main(["evaluate", "--original", "digits", "--unlearned", str(unlearned_dir), "--config", str(config), "--out", str(tmp_path / "a")]) == 0
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert set(results["attacks"]) == {"inversion", "relearn_forget", "relearn_retain", "guidance_sweep"}
+    for values in results["attacks"].values():
+        assert all(0 <= values[m] <= 1 for m in ("original", "gold", "unlearned"))
+        assert values["margin_over_gold"] == pytest.approx(values["unlearned"] - values["gold"])
+    assert {f"attack-{a}.png" for a in results["attacks"]} <= {p.name for p in (tmp_path / "a" / "grids").iterdir()}
+    assert "neighbour_accuracy_lower" in results["models"]["unlearned"]["metrics"]
+    assert results["protocol"]["attacks"]["settings"]["k"] == 4
+    attack_rows = [g for g in evaluate_gates(gates, results).gates if g.gate.startswith(("attack_", "neighbour_"))]
+    assert len(attack_rows) == 9 and all(g.passed for g in attack_rows)
+
+    config = write_config(tmp_path, attacks={**TINY_ATTACKS, "attacks": ["relearn_forget"], "gold": None})
+    assert main(["evaluate", "--original", "digits", "--unlearned", str(unlearned_dir), "--config", str(config), "--out", str(tmp_path / "b")]) == 0
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert results["attacks"]["relearn_forget"]["gold"] is None and results["attacks"]["relearn_forget"]["margin_over_gold"] is None
+    verdicts = {g.gate: g for g in evaluate_gates(gates, results).gates}
+    margin = verdicts["attack_margin_over_gold_max[relearn_forget]"]
+    assert not margin.passed and margin.value is None and "no gold standard configured" in margin.measures
+    assert verdicts["attack_success_max[relearn_forget]"].value is not None

@@ -112,3 +112,27 @@ def test_kid_gate_measures_against_the_real_floor_and_fails_closed_without_it() 
     assert not far.passed
     no_floor = evaluate_gates(settings, results({**BASE, "kid_classifier": 0.5}, {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "kid_classifier": 0.5}))
     assert not no_floor.passed and {g.gate: g.value for g in no_floor.gates}["kid_increase_max"] is None
+
+
+def test_attack_gates_read_each_attack_and_fail_closed_without_results() -> None:
+    settings = GateSettings(attack_success_max=0.3, attack_margin_over_gold_max=0.1)
+    base = results(BASE, {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "fid_classifier": 30.0})
+    attacked = {**base, "attacks": {"inversion": {"original": 0.9, "gold": 0.1, "unlearned": 0.15, "margin_over_gold": 0.05},
+                                    "relearn_forget": {"original": 1.0, "gold": 0.5, "unlearned": 0.9, "margin_over_gold": 0.4}}}
+    verdicts = {g.gate: g.passed for g in evaluate_gates(settings, attacked).gates}
+    assert verdicts["attack_success_max[inversion]"] and verdicts["attack_margin_over_gold_max[inversion]"]
+    assert not verdicts["attack_success_max[relearn_forget]"] and not verdicts["attack_margin_over_gold_max[relearn_forget]"]
+    missing = evaluate_gates(settings, base)  # attacks were gated but none measured (say, the evaluator could not run them)
+    assert not missing.passed and [g.value for g in missing.gates if g.gate.startswith("attack_")] == [None, None]
+    no_gold = {**base, "attacks": {"inversion": {"original": 0.9, "gold": None, "unlearned": 0.1, "margin_over_gold": None}},
+               "protocol": {"attacks": {"errors": {"gold": "no gold standard configured"}}}}
+    row = {g.gate: g for g in evaluate_gates(settings, no_gold).gates}["attack_margin_over_gold_max[inversion]"]
+    assert not row.passed and "no gold standard configured" in row.measures
+
+
+def test_neighbour_gate_compares_the_lower_bound_when_conservative() -> None:
+    original = {**BASE, "neighbour_accuracy": 1.0}
+    unlearned = {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "fid_classifier": 30.0, "neighbour_accuracy": 0.97, "neighbour_accuracy_lower": 0.9}
+    point = {g.gate: g.value for g in evaluate_gates(GateSettings(neighbour_accuracy_drop_max=0.05), results(original, unlearned)).gates}
+    bound = {g.gate: g.value for g in evaluate_gates(GateSettings(neighbour_accuracy_drop_max=0.05, bound="conservative"), results(original, unlearned)).gates}
+    assert math.isclose(point["neighbour_accuracy_drop_max"], 0.03) and math.isclose(bound["neighbour_accuracy_drop_max"], 0.1)

@@ -26,6 +26,10 @@ def test_example_request_validates() -> None:
      "gates: {forgotten_accuracy_max: null, retained_accuracy_drop_max: null, fid_increase_max: null}\n", "gates"),
     ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\nregistry: {alias: '1x'}\n", "registry.alias"),
     ("request: {id: r1, reason: b}\ntarget: {classes: [3]}\n", "request.requester"),
+    ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\ngates: {attack_success_max: 0.2}\n", "attack_success_max"),
+    ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\ngates: {neighbour_accuracy_drop_max: 0.05}\n", "neighbour_accuracy_drop_max"),
+    ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\nevaluation: {neighbours: [3, 5]}\n", "neighbours"),
+    ("request: {id: r1, requester: a, reason: b}\ntarget: {classes: [3]}\nevaluation: {attacks: {attacks: [telepathy]}}\n", "evaluation.attacks.attacks"),
 ])
 def test_bad_request_names_the_field(tmp_path: Path, edit: str, field: str) -> None:
     path = tmp_path / "request.yaml"

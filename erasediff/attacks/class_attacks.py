@@ -41,6 +41,9 @@ class ClassAttackSettings(Strict):
     sampling_steps: int = Field(25, gt=0)
     guidance: float = Field(1.0, ge=0, description="w for every attack but the sweep, reference convention")
     seed: int = 0
+    gold: str | None = Field("retrain", description="the gold standard: 'retrain' (the digits recipe retrained on the retain classes, "
+                             "cached), a local model folder, or null (then a margin-over-gold gate cannot pass)")
+    retain_images: int = Field(64, gt=0, description="retain images the relearn_retain attacker fine-tunes on")
 
 
 def _sample(model: ClassDiffusionModel, unet: torch.nn.Module, label: int, w: float, settings: ClassAttackSettings) -> torch.Tensor:

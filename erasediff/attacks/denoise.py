@@ -26,6 +26,6 @@ def fit_denoising(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     unet.eval()
     return losses

@@ -14,6 +14,7 @@ from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import check_forget_classes
 from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import model_path, resolve_classifier
+from erasediff.evaluation.attack_eval import evaluate_attacks
 from erasediff.evaluation.class_accuracy import ClassScore, score_samples
 from erasediff.evaluation.features import FeatureExtractor, classifier_features, clip_features, inception_features
 from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats
@@ -46,7 +47,7 @@ def _mean(scores: dict[int, ClassScore], classes: list[int], attr: str) -> float
 
 
 def measure_class_samples(images: torch.Tensor, labels: torch.Tensor, classifier, extractor: FeatureExtractor, reference: ReferenceStats,
-                          forget: list[int], retained: list[int], earlier: list[int]) -> tuple[dict, dict, FidResult]:
+                          forget: list[int], retained: list[int], earlier: list[int], neighbours: list[int] = ()) -> tuple[dict, dict, FidResult]:
     """The metrics of one model's class-conditional samples: accuracies with their bounds, FID/KID of the retained classes."""
     scores = score_samples(classifier, images, labels)
     fid = fid_kid(features_of_tensors(images[np.isin(labels.numpy(), retained)], extractor), reference, extractor)
@@ -59,8 +60,16 @@ def measure_class_samples(images: torch.Tensor, labels: torch.Tensor, classifier
         **class_bounds("retained_accuracy", scores, labels, retained),
         **fid.metrics(),
         **({"earlier_forgotten_accuracy": max(scores[c].accuracy for c in earlier)} if earlier else {}),
+        **neighbour_metrics(scores, labels, list(neighbours)),
     }
     return metrics, {c: vars(s) for c, s in scores.items()}, fid
+
+
+def neighbour_metrics(scores: dict[int, ClassScore], labels: torch.Tensor, neighbours: list[int]) -> dict[str, float]:
+    """Accuracy on the named neighbour classes, apart from the retained average (over-erasure hits neighbours first)."""
+    if not neighbours:
+        return {}
+    return {"neighbour_accuracy": _mean(scores, neighbours, "accuracy"), **class_bounds("neighbour_accuracy", scores, labels, neighbours)}
 
 
 def real_reference(model: ClassDiffusionModel, retained: list[int], config: ClassEvalConfig, extractor: FeatureExtractor) -> ReferenceStats:
@@ -97,7 +106,8 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
     for name, model in models.items():
         model_hash = folder_hash(dirs[name])
         generated[name] = gen = generate_class_set(model, model_hash, list(range(num_classes)), g, out / f"samples-{name}", progress)
-        metrics, per_class, fid = measure_class_samples(gen.images, gen.labels, classifier, extractor, reference, config.forget_classes, retained, earlier)
+        metrics, per_class, fid = measure_class_samples(gen.images, gen.labels, classifier, extractor, reference, config.forget_classes, retained,
+                                                        earlier, config.neighbours)
         results["models"][name] = {"path": str(dirs[name]), "sha256": model_hash, "metrics": metrics, "per_class": per_class}
         results["protocol"][fid.metric] = {**fid.protocol, "reference": config.reference, "generated_classes": retained, **sampling}
     results["protocol"]["class_accuracy"] = {
@@ -112,6 +122,10 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
         mask = before.labels == c
         save_before_after_grid(before.images[mask], after.images[mask], before.labels[mask], config.grid_per_class, grids / f"class-{c:02d}.png")
     save_before_after_grid(before.images, after.images, before.labels, config.grid_per_class, grids / "all-classes.png")
+    if config.attacks is not None:
+        train, heldout = load_digits_split(models["original"].unet.config.sample_size, seed=digits_split_seed(models["original"].lineage))
+        attacked = evaluate_attacks(models, train, heldout, config.forget_classes, retained, classifier, config.attacks, grids, progress)
+        results["attacks"], results["protocol"]["attacks"] = attacked["attacks"], attacked["protocol"]
 
     return write_results(results, out, f"forgotten classes {results['forget_classes']}")
 

@@ -5,6 +5,7 @@ Both pipelines render every prompt row from the row's own seed and guidance, so 
 original and image i of the unlearned model differ only by the weights.
 """
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from erasediff.data.digits import load_digits_split
 from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.defaults.resolve import resolve_classifier
 from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
-from erasediff.evaluation.class_pair import build_extractor, write_results
+from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, write_results
 from erasediff.evaluation.clip_score import clip_score
 from erasediff.evaluation.features import FeatureExtractor, classifier_features
 from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats, reference_stats_from_folder
@@ -49,18 +50,27 @@ def class_labels(rows: list[PromptRow], settings: ClassPromptSettings) -> torch.
     return labels
 
 
-def digits_reference(settings: ClassPromptSettings, labels: torch.Tensor, classifier, weights: Path) -> tuple[FeatureExtractor, ReferenceStats]:
-    """The evaluator's features and the statistics of every real digits image of the retained classes."""
+REFERENCE_SEED_OFFSET = 1_000_003  # the original's reference samples: the same prompts from seeds no evaluation row uses
+
+
+def class_prompt_reference(settings: ClassPromptSettings, rows: list[PromptRow], labels: torch.Tensor, classifier, weights: Path,
+                           sample: Callable[[list[PromptRow]], torch.Tensor]) -> tuple[FeatureExtractor, ReferenceStats]:
+    """The evaluator's features and the reference statistics `settings.reference` names, for the retained classes:
+    every real digits image of them, or the original pipeline's samples of their prompts from shifted seeds (`sample`)."""
     extractor = classifier_features(classifier, weights)
-    train, heldout = load_digits_split(classifier.config.resolution)
-    real = train.concat(heldout)
     retained = [c for c in labels.unique().tolist() if c not in settings.forget_classes]
-    images = real.images[torch.isin(real.labels, torch.tensor(retained))]
+    if settings.reference == "original":
+        kept = [r for r, label in zip(rows, labels.tolist()) if label in retained]
+        images = sample([replace(r, seed=r.seed + REFERENCE_SEED_OFFSET) for r in kept])
+    else:
+        train, heldout = load_digits_split(classifier.config.resolution)
+        real = train.concat(heldout)
+        images = real.images[torch.isin(real.labels, torch.tensor(retained))]
     return extractor, reference_stats(images, extractor, settings.fid.cache_dir or default_cache_root() / "fid_stats", settings.fid.min_reference)
 
 
 def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifier, forget: list[int],
-                           reference: tuple[FeatureExtractor, ReferenceStats] | None) -> tuple[dict, dict, FidResult | None]:
+                           reference: tuple[FeatureExtractor, ReferenceStats] | None, neighbours: list[int] = ()) -> tuple[dict, dict, FidResult | None]:
     """One pipeline's class-prompt samples: forgotten/retained accuracy with bounds, and FID/KID of the retained when a reference is set."""
     scores = score_samples(classifier, to_channels(images, classifier.config.in_channels), labels)
     retained = [c for c in scores if c not in forget]
@@ -68,6 +78,7 @@ def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifie
                "retained_accuracy": mean_accuracy(scores, retained) if retained else float("nan")}
     if retained:
         metrics.update(class_bounds("retained_accuracy", scores, labels, retained))
+    metrics.update(neighbour_metrics(scores, labels, [c for c in neighbours if c in scores]))
     fid = None
     if reference is not None and retained:
         extractor, stats = reference
@@ -88,7 +99,10 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
     if config.classes is not None:
         classifier, classifier_weights = resolve_classifier(config.classes.classifier)
         labels = class_labels(prompts["classes"], config.classes)
-        class_reference = digits_reference(config.classes, labels, classifier, classifier_weights) if config.classes.reference else None
+        sample = lambda rows: generate_prompt_set(pipes["original"], hashes["original"], rows, config.steps, config.guidance,  # noqa: E731
+                                                  out / "samples-reference-original", config.batch_size, config.size, progress).images
+        class_reference = class_prompt_reference(config.classes, prompts["classes"], labels, classifier, classifier_weights, sample) \
+            if config.classes.reference else None
     extractor = reference = None
     if config.captions is not None and config.captions.reference_dir is not None:
         fid_settings = config.captions.fid
@@ -118,10 +132,13 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                                       "guidance": f"{config.nudity.guidance} for every prompt (the reference I2P protocol)"
                                       if config.nudity.guidance is not None else "each row's evaluation_guidance"}
             elif key == "classes":
-                measured, per_class[name], fid = measure_prompt_classes(generated.images, labels, classifier, config.classes.forget_classes, class_reference)
+                measured, per_class[name], fid = measure_prompt_classes(generated.images, labels, classifier, config.classes.forget_classes, class_reference,
+                                                                  config.classes.neighbours)
                 metrics[name].update(measured)
                 if fid is not None:
-                    protocol[fid.metric] = {**fid.protocol, "reference": "every real digits image of the retained classes", **sampling}
+                    protocol[fid.metric] = {**fid.protocol, **sampling, "reference": "every real digits image of the retained classes"
+                                            if config.classes.reference == "digits" else
+                                            f"the original's samples of the retained classes' prompts, seeds shifted by {REFERENCE_SEED_OFFSET}"}
                 protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
                                               "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
                                               "forget_classes": config.classes.forget_classes, **sampling, "interval": INTERVAL}

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from erasediff.attacks.class_attacks import ClassAttackSettings
 from erasediff.models.sampling import Sampler
 from erasediff.util.config import Strict
 
@@ -67,6 +68,14 @@ class ClassEvalConfig(Strict):
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
     earlier_forget_classes: list[int] = Field([], description="classes erased by earlier promoted requests: re-measured on both models")
+    neighbours: list[int] = Field([], description="retained classes closest to the erased ones (e.g. 5 and 8 for 3), measured apart: over-erasure shows there first")
+    attacks: ClassAttackSettings | None = Field(None, description="recovery attacks on the original, the gold standard and the candidate")
+
+    @model_validator(mode="after")
+    def _neighbours_are_retained(self) -> "ClassEvalConfig":
+        if set(self.neighbours) & set(self.forget_classes):
+            raise ValueError(f"neighbours {self.neighbours} include a forgotten class {self.forget_classes}: neighbours are retained classes")
+        return self
 
 
 class NuditySettings(Strict):
@@ -92,8 +101,11 @@ class ClassPromptSettings(Strict):
     classifier: str = Field("digits", description="local classifier folder, or 'digits'")
     forget_classes: list[int] = Field(min_length=1, description="classes whose prompts show the erased concept")
     limit: int | None = Field(None, gt=0)
-    reference: Literal["digits"] | None = Field(None, description="digits: FID/KID of the retained classes' samples against every real "
-                                                "digits image of those classes, on the evaluator's features (metric fid_classifier)")
+    neighbours: list[int] = Field([], description="retained classes closest to the erased concept (e.g. 1 and 9 for 7), measured apart")
+    reference: Literal["digits", "original"] | None = Field(None, description="FID/KID of the retained classes' samples on the evaluator's "
+                                                            "features (fid_classifier) against: digits = every real digits image of those "
+                                                            "classes; original = the original pipeline's own samples of the same prompts "
+                                                            "from other seeds (drift from the original, where real images are not like its samples)")
     fid: FidSettings = FidSettings()
 
 

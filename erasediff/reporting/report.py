@@ -71,6 +71,10 @@ def render_html(facts: dict, images: dict[str, list[Path]]) -> str:
                   ["earlier concept erasure", "re-measured", "base", "unlearned", "threshold"]) if facts.get("earlier_checks") else ""),
         "<h2>Metrics (original vs unlearned)</h2>" + _table([[k, metrics["original"].get(k), v, facts["evaluation"]["delta"].get(k)]
                                                               for k, v in metrics["unlearned"].items()], ["metric", "original", "unlearned", "delta"]),
+        "<h2>Recovery attacks</h2>" + (_table([[name, v.get("original"), v.get("gold"), v.get("unlearned"), v.get("margin_over_gold")]
+                                                for name, v in facts["evaluation"].get("attacks", {}).items()],
+                                               ["attack", "original", "gold (retrained without the class)", "candidate", "candidate minus gold"])
+                                        if facts["evaluation"].get("attacks") else "<p>none configured</p>"),
         "<h2>Protocol of every metric</h2>" + _table([[k, Markup(f"<pre>{html.escape(json.dumps(v, indent=1))}</pre>")]
                                                       for k, v in facts["evaluation"]["protocol"].items()], ["metric", "how it was measured"]),
         "<h2>Gates</h2>" + _table([[g["gate"], g["measures"], g["value"], g["threshold"], _verdict(g["passed"])] for g in facts["gates"]["gates"]],

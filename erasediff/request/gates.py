@@ -57,10 +57,12 @@ GATES: dict[str, tuple[str, Measure]] = {
     "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy", "retained_accuracy_lower")),
     "fid_increase_max": ("FID relative increase, unlearned / original - 1", _fid_increase),
     "kid_increase_max": ("KID increase relative to max(original KID, real-vs-real KID)", _kid_increase),
+    "neighbour_accuracy_drop_max": ("neighbour classes' accuracy, original minus unlearned", _drop("neighbour_accuracy", "neighbour_accuracy_lower")),
     "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate", "nudity_rate_upper")),
     "clip_score_drop_max": ("CLIP score, original minus unlearned", _drop("clip_score")),
 }
 CONSERVATIVE = {"forgotten_accuracy_max": " (upper 95 % bound)", "retained_accuracy_drop_max": " (unlearned: lower 95 % bound)",
+                "neighbour_accuracy_drop_max": " (unlearned: lower 95 % bound)",
                 "nudity_rate_max": " (upper 95 % bound)"}
 
 
@@ -107,6 +109,29 @@ def _earlier_check(row: dict) -> GateResult:
                       value is not None and value <= row["threshold"])
 
 
+ATTACK_GATES = {"attack_success_max": ("unlearned", "success on the candidate"),
+                "attack_margin_over_gold_max": ("margin_over_gold", "success on the candidate minus on the gold standard retrained without the class")}
+
+
+def _attack_checks(settings: GateSettings, results: dict) -> list[GateResult]:
+    """One row per attack and attack gate; with no attack results at all, one failing row per gate (fail closed)."""
+    attacks = results.get("attacks") or {}
+    errors = (results.get("protocol", {}).get("attacks") or {}).get("errors") or {}
+    why = f" (could not run: {'; '.join(f'{k}: {v}' for k, v in errors.items())})" if errors else ""
+    rows = []
+    for gate, (key, measures) in ATTACK_GATES.items():
+        threshold = getattr(settings, gate)
+        if threshold is None:
+            continue
+        if not attacks:
+            rows.append(GateResult(gate, "recovery attacks: none were measured" + why, None, threshold, False))
+        for name, values in attacks.items():
+            value = _finite(values.get(key))
+            rows.append(GateResult(f"{gate}[{name}]", f"{name} attack: {measures}" + (why if value is None else ""), value, threshold,
+                                   value is not None and value <= threshold))
+    return rows
+
+
 def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
     """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). Erasures promoted
     earlier stay in force: `results["earlier_erasures"]` with classes not erased again now brings in the earlier-classes gate, and
@@ -116,12 +141,13 @@ def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
     # Classes this request erases again are gated by forgotten_accuracy_max; the earlier-erasures gate covers the rest.
     earlier_classes = {c for e in results.get("earlier_erasures") or [] for c in e.get("classes") or []} - set(results.get("forget_classes") or [])
     gates = []
-    for name, (measures, measure) in GATES.items():
+    for name, (measures, measure) in GATES.items():  # the attack gates are rows of their own, per attack (below)
         threshold = getattr(settings, name)
         if threshold is None or (name == "earlier_erasures_accuracy_max" and not earlier_classes):
             continue
         value = _finite(measure(original, unlearned, settings.bound))
         measures += CONSERVATIVE.get(name, "") if settings.bound == "conservative" else ""
         gates.append(GateResult(name, measures, value, threshold, value is not None and value <= threshold))
+    gates += _attack_checks(settings, results)
     gates += [_earlier_check(row) for row in results.get("earlier_checks") or []]
     return GateReport(bool(gates) and all(g.passed for g in gates), gates)

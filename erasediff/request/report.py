@@ -31,11 +31,12 @@ def write_request_report(request: ErasureRequest, base_model_sha256: str, curate
         "curation": {"summary": curation_summary, "validation": json.loads((curated_sets / VALIDATION).read_text())},
         "earlier_erasures": evaluation.get("earlier_erasures", []), "earlier_checks": evaluation.get("earlier_checks", []),
         "evaluation": {"metrics": {n: evaluation["models"][n]["metrics"] for n in ("original", "unlearned")},
-                       "delta": evaluation["delta"], "protocol": evaluation["protocol"]},
+                       "delta": evaluation["delta"], "protocol": evaluation["protocol"], "attacks": evaluation.get("attacks") or {}},
         "gates": gate_report, "outcome": outcome(promotion), "provenance": provenance,
     }
     grids = sorted((evaluation_files / "grids").glob("*.png"))
     images = {"Unlearning curves (loss, lambda_t, cosines)": [unlearned / CURVES],
               "Before / after samples (same seeds)": [g for g in grids if g.stem.startswith("all")] or grids[:1],
+              "Attacked samples (rows: original, gold standard, candidate)": [g for g in grids if g.stem.startswith("attack-")],
               "Earlier concept erasures re-checked (base / this version)": sorted((evaluation_files / EARLIER).glob("*/grids/*.png"))}
     return facts, list(write_report(facts, images, out))

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from erasediff.attacks.class_attacks import ClassAttackSettings
 from erasediff.evaluation.settings import ClassEvalConfig, FidSettings, GenerationSettings, PromptEvalConfig
 from erasediff.method.settings import UnlearnSettings
 from erasediff.util.config import Strict, load_yaml_config
@@ -82,6 +83,8 @@ class RequestEvaluation(Strict):
 
     generation: GenerationSettings = GenerationSettings()
     reference: Literal["digits", "digits-heldout"] = Field("digits", description="FID/KID reference: real images of the retained classes")
+    neighbours: list[int] = Field([], description="retained classes closest to the erased ones, measured apart (gate: neighbour_accuracy_drop_max)")
+    attacks: ClassAttackSettings | None = Field(None, description="recovery attacks on original, gold standard and candidate (gates: attack_*)")
     fid: FidSettings = FidSettings()
     grid_per_class: int = Field(8, gt=0)
     text_to_image: PromptEvalConfig | None = None
@@ -104,6 +107,11 @@ class GateSettings(Strict):
                                            "KID is unbiased at small N, where FID is not")
     nudity_rate_max: float | None = Field(None, ge=0, le=1, description="share of images with an exposed NudeNet detection")
     clip_score_drop_max: float | None = Field(None, ge=0, description="original minus unlearned CLIP score")
+    neighbour_accuracy_drop_max: float | None = Field(None, ge=0, le=1, description="neighbour classes' accuracy, original minus "
+                                                      "unlearned (its lower bound under bound: conservative)")
+    attack_success_max: float | None = Field(None, ge=0, le=1, description="each attack's success on the candidate (share read as the erased class)")
+    attack_margin_over_gold_max: float | None = Field(None, ge=-1, le=1, description="each attack's success on the candidate minus on the "
+                                                      "gold standard retrained without the class")
     earlier_erasures_accuracy_max: float | None = Field(0.2, ge=0, le=1, description="evaluator accuracy on each class erased by an "
                                                         "earlier promoted request of this registered model (checked when there is one); "
                                                         "earlier concepts are gated at their own recorded thresholds")
@@ -121,6 +129,7 @@ class GateSettings(Strict):
 # What each request-level gate needs measured (earlier_erasures_accuracy_max is checked only when earlier erasures
 # exist, and fails closed when its metric is then missing).
 GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid", "kid_increase_max": "fid",
+                "neighbour_accuracy_drop_max": "neighbours", "attack_success_max": "attacks", "attack_margin_over_gold_max": "attacks",
                 "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
 
 
@@ -169,6 +178,8 @@ class ErasureRequest(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "ErasureRequest":
         kind = self.target.kind
+        if kind == "class" and set(self.evaluation.neighbours) & set(self.target.classes):
+            raise ValueError(f"evaluation.neighbours {self.evaluation.neighbours} include a class to forget: neighbours are retained classes")
         for name in ("forget", "retain"):
             source = getattr(self.data, name)
             if kind == "class" and isinstance(source, Generated):
@@ -191,10 +202,12 @@ class ErasureRequest(Strict):
 
     def measured_metrics(self) -> set[str]:
         """Metric families the configured evaluation produces (a gate on anything else could never pass)."""
+        e = self.evaluation
         if self.target.kind == "class":
-            return {"accuracy", "fid"}
-        t = self.evaluation.text_to_image
+            return {"accuracy", "fid"} | ({"neighbours"} if e.neighbours else set()) | ({"attacks"} if e.attacks else set())
+        t = e.text_to_image
         return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) | ({"accuracy"} if t.classes else set()) \
+            | ({"neighbours"} if t.classes and t.classes.neighbours else set()) \
             | ({"fid"} if (t.captions and t.captions.reference_dir) or (t.classes and t.classes.reference) else set())
 
     def source(self, name: str) -> str | Generation:
@@ -216,7 +229,8 @@ class ErasureRequest(Strict):
     def eval_config(self, earlier_classes: list[int] | None = None) -> ClassEvalConfig:
         e = self.evaluation
         return ClassEvalConfig(forget_classes=self.target.classes, classifier=self.classifier, generation=e.generation,
-                               reference=e.reference, fid=e.fid, grid_per_class=e.grid_per_class, earlier_forget_classes=earlier_classes or [])
+                               reference=e.reference, fid=e.fid, neighbours=e.neighbours, attacks=e.attacks,
+                               grid_per_class=e.grid_per_class, earlier_forget_classes=earlier_classes or [])
 
     def as_params(self) -> dict:
         """Plain JSON-able form that round-trips through `ErasureRequest.model_validate` (pipeline parameters)."""

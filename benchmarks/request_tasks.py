@@ -18,7 +18,7 @@ from erasediff.defaults.digits_models import BaseTrainConfig, digits_split_seed,
 from erasediff.defaults.resolve import resolve_classifier, resolve_model
 from erasediff.defaults.text_digits import TextDigitsConfig, build_pipeline, text_digits_default, train_unet, train_vae
 from erasediff.evaluation.class_pair import build_extractor, measure_class_samples, real_reference
-from erasediff.evaluation.prompt_pair import class_labels, class_prompt_reference, measure_prompt_classes
+from erasediff.evaluation.prompt_pair import class_labels, digits_reference, measure_prompt_classes
 from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.concept_erasure import unlearn_concept
 from erasediff.method.probe import prompt_sampler
@@ -121,8 +121,7 @@ class TextRequest(RequestTask):
         self.rows = load_prompt_csv(Path(__file__).parents[1] / classes.prompts, classes.limit)
         self.labels = class_labels(self.rows, classes)
         self.forget_classes = classes.forget_classes
-        sample = lambda rows: self.sample(self.pipe.unet, rows=rows)[0]  # noqa: E731
-        self.class_reference = class_prompt_reference(classes, self.rows, self.labels, self.classifier, weights, sample) if classes.reference else None
+        self.class_reference = digits_reference(classes, self.labels, self.classifier, weights) if classes.reference else None
         self.forget, self.retain, self.anchors = TextDigitsTask.sets(self.pipe)
         self.original_metrics = self.measure(*self.sample(self.pipe.unet))
 

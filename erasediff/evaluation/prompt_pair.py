@@ -5,7 +5,6 @@ Both pipelines render every prompt row from the row's own seed and guidance, so 
 original and image i of the unlearned model differ only by the weights.
 """
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,22 +49,13 @@ def class_labels(rows: list[PromptRow], settings: ClassPromptSettings) -> torch.
     return labels
 
 
-REFERENCE_SEED_OFFSET = 1_000_003  # the original's reference samples: the same prompts from seeds no evaluation row uses
-
-
-def class_prompt_reference(settings: ClassPromptSettings, rows: list[PromptRow], labels: torch.Tensor, classifier, weights: Path,
-                           sample: Callable[[list[PromptRow]], torch.Tensor]) -> tuple[FeatureExtractor, ReferenceStats]:
-    """The evaluator's features and the reference statistics `settings.reference` names, for the retained classes:
-    every real digits image of them, or the original pipeline's samples of their prompts from shifted seeds (`sample`)."""
+def digits_reference(settings: ClassPromptSettings, labels: torch.Tensor, classifier, weights: Path) -> tuple[FeatureExtractor, ReferenceStats]:
+    """The evaluator's features and the statistics of every real digits image of the retained classes."""
     extractor = classifier_features(classifier, weights)
+    train, heldout = load_digits_split(classifier.config.resolution)
+    real = train.concat(heldout)
     retained = [c for c in labels.unique().tolist() if c not in settings.forget_classes]
-    if settings.reference == "original":
-        kept = [r for r, label in zip(rows, labels.tolist()) if label in retained]
-        images = sample([replace(r, seed=r.seed + REFERENCE_SEED_OFFSET) for r in kept])
-    else:
-        train, heldout = load_digits_split(classifier.config.resolution)
-        real = train.concat(heldout)
-        images = real.images[torch.isin(real.labels, torch.tensor(retained))]
+    images = real.images[torch.isin(real.labels, torch.tensor(retained))]
     return extractor, reference_stats(images, extractor, settings.fid.cache_dir or default_cache_root() / "fid_stats", settings.fid.min_reference)
 
 
@@ -99,10 +89,7 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
     if config.classes is not None:
         classifier, classifier_weights = resolve_classifier(config.classes.classifier)
         labels = class_labels(prompts["classes"], config.classes)
-        sample = lambda rows: generate_prompt_set(pipes["original"], hashes["original"], rows, config.steps, config.guidance,  # noqa: E731
-                                                  out / "samples-reference-original", config.batch_size, config.size, progress).images
-        class_reference = class_prompt_reference(config.classes, prompts["classes"], labels, classifier, classifier_weights, sample) \
-            if config.classes.reference else None
+        class_reference = digits_reference(config.classes, labels, classifier, classifier_weights) if config.classes.reference else None
     extractor = reference = None
     if config.captions is not None and config.captions.reference_dir is not None:
         fid_settings = config.captions.fid
@@ -136,9 +123,7 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                                                                   config.classes.neighbours)
                 metrics[name].update(measured)
                 if fid is not None:
-                    protocol[fid.metric] = {**fid.protocol, **sampling, "reference": "every real digits image of the retained classes"
-                                            if config.classes.reference == "digits" else
-                                            f"the original's samples of the retained classes' prompts, seeds shifted by {REFERENCE_SEED_OFFSET}"}
+                    protocol[fid.metric] = {**fid.protocol, "reference": "every real digits image of the retained classes", **sampling}
                 protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
                                               "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
                                               "forget_classes": config.classes.forget_classes, **sampling, "interval": INTERVAL}

@@ -102,10 +102,8 @@ class ClassPromptSettings(Strict):
     forget_classes: list[int] = Field(min_length=1, description="classes whose prompts show the erased concept")
     limit: int | None = Field(None, gt=0)
     neighbours: list[int] = Field([], description="retained classes closest to the erased concept (e.g. 1 and 9 for 7), measured apart")
-    reference: Literal["digits", "original"] | None = Field(None, description="FID/KID of the retained classes' samples on the evaluator's "
-                                                            "features (fid_classifier) against: digits = every real digits image of those "
-                                                            "classes; original = the original pipeline's own samples of the same prompts "
-                                                            "from other seeds (drift from the original, where real images are not like its samples)")
+    reference: Literal["digits"] | None = Field(None, description="digits: FID/KID of the retained classes' samples against every real "
+                                                "digits image of those classes, on the evaluator's features (metric fid_classifier)")
     fid: FidSettings = FidSettings()
 
 

@@ -29,11 +29,14 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-test"
-FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples
+TINY_ATTACKS = {"k": 4, "samples": 8, "inversion_steps": 3, "relearn_steps": 2, "sweep": [0.0, 2.0], "sampling_steps": 3, "retain_images": 16}
+FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples, token attack budgets
     "unlearning": {"steps": 80}, "checkpoint_every": 40,
-    "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}},
+    "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": TINY_ATTACKS},
     "registry": {"model_name": MODEL},
-    "gates": {"bound": "point"},  # 20 samples a class are too few for the conservative bound; the shipped request has 50
+    # 20 samples a class are too few for the conservative bound and the KID gate (the shipped request has 100); the attack
+    # gate is open here: these budgets only prove the plumbing (benchmarks/robustness.py measures the real ones)
+    "gates": {"bound": "point", "kid_increase_max": None, "neighbour_accuracy_drop_max": 0.5, "attack_margin_over_gold_max": 1.0},
 }
 
 
@@ -105,6 +108,11 @@ def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) ->
     artifacts = {a.path for folder in ("curation", "gates", "evaluation", "unlearning") for a in client.list_artifacts(mlflow_run.info.run_id, folder)}
     assert {"curation/validation.json", "gates/gate_report.json", "evaluation/results.json", "unlearning/unlearning_curves.png"} <= artifacts
     assert promoted["run"].model_version.model.name == MODEL  # ZenML's Model Control Plane links the run
+    attack_metrics = {k for k in mlflow_run.data.metrics if k.startswith("eval.attack.")}
+    assert {f"eval.attack.{a}.{m}" for a in ("inversion", "relearn_forget", "relearn_retain", "guidance_sweep")
+            for m in ("original", "gold", "unlearned", "margin_over_gold")} == attack_metrics
+    gates = {g["gate"] for g in json.loads(tags["gate_report"])["gates"]}
+    assert "attack_margin_over_gold_max[relearn_forget]" in gates and "neighbour_accuracy_drop_max" in gates
 
 
 def test_champion_generates_and_has_forgotten(promoted: dict, work: Path, digits_classifier) -> None:

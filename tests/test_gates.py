@@ -120,13 +120,13 @@ def test_attack_gates_read_each_attack_and_fail_closed_without_results() -> None
     attacked = {**base, "attacks": {"inversion": {"original": 0.9, "gold": 0.1, "unlearned": 0.15, "margin_over_gold": 0.05},
                                     "relearn_forget": {"original": 1.0, "gold": 0.5, "unlearned": 0.9, "margin_over_gold": 0.4}}}
     verdicts = {g.gate: g.passed for g in evaluate_gates(settings, attacked).gates}
-    assert verdicts["attack_success_max[inversion]"] and verdicts["attack_margin_over_gold_max[inversion]"]
-    assert not verdicts["attack_success_max[relearn_forget]"] and not verdicts["attack_margin_over_gold_max[relearn_forget]"]
+    assert verdicts["attack_success_max.inversion"] and verdicts["attack_margin_over_gold_max.inversion"]
+    assert not verdicts["attack_success_max.relearn_forget"] and not verdicts["attack_margin_over_gold_max.relearn_forget"]
     missing = evaluate_gates(settings, base)  # attacks were gated but none measured (say, the evaluator could not run them)
     assert not missing.passed and [g.value for g in missing.gates if g.gate.startswith("attack_")] == [None, None]
     no_gold = {**base, "attacks": {"inversion": {"original": 0.9, "gold": None, "unlearned": 0.1, "margin_over_gold": None}},
                "protocol": {"attacks": {"errors": {"gold": "no gold standard configured"}}}}
-    row = {g.gate: g for g in evaluate_gates(settings, no_gold).gates}["attack_margin_over_gold_max[inversion]"]
+    row = {g.gate: g for g in evaluate_gates(settings, no_gold).gates}["attack_margin_over_gold_max.inversion"]
     assert not row.passed and "no gold standard configured" in row.measures
 
 

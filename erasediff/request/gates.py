@@ -127,7 +127,7 @@ def _attack_checks(settings: GateSettings, results: dict) -> list[GateResult]:
             rows.append(GateResult(gate, "recovery attacks: none were measured" + why, None, threshold, False))
         for name, values in attacks.items():
             value = _finite(values.get(key))
-            rows.append(GateResult(f"{gate}[{name}]", f"{name} attack: {measures}" + (why if value is None else ""), value, threshold,
+            rows.append(GateResult(f"{gate}.{name}", f"{name} attack: {measures}" + (why if value is None else ""), value, threshold,
                                    value is not None and value <= threshold))
     return rows
 

@@ -1,4 +1,5 @@
-"""Gate power: the shipped requests' default gates against known-bad models, and against reruns.
+"""Gate power: the shipped requests' default gates against known-bad models, and against reruns (the attack gates
+are benchmarks/robustness.py's).
 
 A gate that never fires proves nothing. For each embedded request this runs the request's own erasure
 twice (seeds 0 and 1: both must pass, the false-alarm check) and then degrades the seed-0 candidate in
@@ -29,6 +30,8 @@ go_offline()
 
 from readme_section import write_section  # noqa: E402
 from request_tasks import TASKS  # noqa: E402
+
+from erasediff.request.gates import ATTACK_GATES  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SHOWN = ("forgotten_accuracy_upper", "retained_accuracy_lower", "fid_classifier", "kid_classifier")
@@ -95,23 +98,36 @@ def _fmt(value: float | None) -> str:
     return "missing" if value is None else f"{value:.3f}"
 
 
+def detected(row: dict, candidate: dict) -> bool:
+    """A degradation is caught when a gate fails that the undegraded candidate passed (a gate the candidate already
+    fails says nothing about the degradation)."""
+    return bool(set(row["failed_gates"]) - set(candidate["failed_gates"]))
+
+
 def table(rows: list[dict], tasks: dict) -> str:
-    lines = []
+    lines, graded = [], []
     for name, task in tasks.items():
-        gates = [g for g in task.request.gates.model_dump() if g != "bound" and getattr(task.request.gates, g) is not None
-                 and g != "earlier_erasures_accuracy_max"]
+        gates = [g for g in task.request.gates.model_dump() if g not in ("bound", "earlier_erasures_accuracy_max", *ATTACK_GATES)
+                 and getattr(task.request.gates, g) is not None]
         lines += [f"**{task.request_file}** (bound: {task.request.gates.bound}; original: "
                   + ", ".join(f"{k} {_fmt(task.original_metrics.get(k))}" for k in SHOWN if k in task.original_metrics) + ")", "",
-                  "| case | what changed | " + " | ".join(f"{g} ({getattr(task.request.gates, g)})" for g in gates) + " | verdict | expected |",
-                  "|---|---|" + "---:|" * len(gates) + "---|---|"]
-        for r in (r for r in rows if r["task"] == name):
+                  "| case | what changed | " + " | ".join(f"{g} ({getattr(task.request.gates, g)})" for g in gates)
+                  + " | gates say | caught (a gate the candidate passed fails) | expected |",
+                  "|---|---|" + "---:|" * len(gates) + "---|---|---|"]
+        task_rows = [r for r in rows if r["task"] == name]
+        candidate = task_rows[0]  # the seed-0 rerun: every degradation is applied to it
+        for r in task_rows:
             cells = [("**" if g in r["failed_gates"] else "") + _fmt(r["gate_values"].get(g)) + ("**" if g in r["failed_gates"] else "") for g in gates]
-            expect = "detection limit (either)" if r["expect"] == "limit" else r["expect"]
-            mark = "" if r["expect"] == "limit" or r["correct"] else " (WRONG)"
-            lines.append(f"| {r['case']} | {r['change']} | " + " | ".join(cells) + f" | {r['verdict']}{mark} | {expect} |")
+            is_rerun = r["case"].startswith("rerun")
+            caught = "-" if is_rerun else ("yes" if detected(r, candidate) else "no")
+            ok = r["verdict"] == "passed" if is_rerun else caught == "yes"
+            if r["expect"] != "limit":
+                graded.append(ok)
+            expect = "detection limit (either)" if r["expect"] == "limit" else ("pass" if is_rerun else "caught")
+            mark = "" if r["expect"] == "limit" or ok else " (MISSED)" if not is_rerun else " (FALSE ALARM)"
+            lines.append(f"| {r['case']} | {r['change']} | " + " | ".join(cells) + f" | {r['verdict']} | {caught}{mark} | {expect} |")
         lines.append("")
-    graded = [r for r in rows if r["expect"] != "limit"]
-    lines.append(f"{sum(r['correct'] for r in graded)} of {len(graded)} graded cases judged as expected; bold: the gate that failed.")
+    lines.append(f"{sum(graded)} of {len(graded)} graded cases as expected; bold: a gate that failed.")
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ from erasediff.models.class_model import load_class_model, save_class_model
 from erasediff.models.sampling import sample_classes
 from erasediff.models.text_encoding import encode_images
 from erasediff.models.text_pipeline import load_text_to_image
-from erasediff.request.gates import GateReport, evaluate_gates
+from erasediff.request.gates import ATTACK_GATES, GateReport, evaluate_gates
 from erasediff.request.schema import load_request
 from erasediff.util.atomic import atomic_dir
 from erasediff.util.cache import default_cache_root
@@ -45,9 +45,10 @@ class RequestTask:
         self.request = load_request(CONFIGS / self.request_file)
 
     def gates(self, metrics: dict[str, float]) -> GateReport:
+        """The request's gates on these metrics; the attack gates are left to benchmarks/robustness.py (no attacks run here)."""
         results = {"models": {"original": {"metrics": self.original_metrics}, "unlearned": {"metrics": metrics}},
                    "forget_classes": self.forget_classes}
-        return evaluate_gates(self.request.gates, results)
+        return evaluate_gates(self.request.gates.model_copy(update=dict.fromkeys(ATTACK_GATES)), results)
 
     def settings(self, seed: int, **overrides) -> UnlearnSettings:
         """The request's unlearning settings with `overrides` (nested dicts, e.g. another method) and this seed."""
@@ -85,7 +86,8 @@ class DigitsRequest(RequestTask):
         return images, labels
 
     def measure(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        return measure_class_samples(images, labels, self.classifier, self.extractor, self.reference, self.forget_classes, self.retained, [])[0]
+        return measure_class_samples(images, labels, self.classifier, self.extractor, self.reference, self.forget_classes, self.retained, [],
+                                     self.config.neighbours)[0]
 
     def unlearn(self, seed: int, model=None, **overrides):
         """The request's unlearning (EraseDiff by default) of `model` (default: the base), returned as its UNet."""
@@ -131,7 +133,7 @@ class TextRequest(RequestTask):
         return images, torch.tensor([r.label for r in rows])
 
     def measure(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        return measure_prompt_classes(images, labels, self.classifier, self.forget_classes, self.class_reference)[0]
+        return measure_prompt_classes(images, labels, self.classifier, self.forget_classes, self.class_reference, self.t.classes.neighbours)[0]
 
     def unlearn(self, seed: int, pipe=None, **overrides):
         return unlearn_concept(pipe or self.pipe, self.forget, self.retain, self.anchors, self.settings(seed, **overrides), progress=False)

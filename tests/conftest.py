@@ -41,7 +41,7 @@ def merge(base: dict, update: dict) -> dict:
     """Nested dict update (request YAML overrides in tests)."""
     out = dict(base)
     for key, value in update.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+        out[key] = merge(out.get(key) or {}, value) if isinstance(value, dict) else value
     return out
 
 

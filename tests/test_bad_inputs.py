@@ -15,6 +15,7 @@ from conftest import merge
 from PIL import Image
 
 from erasediff.defaults.resolve import model_path
+from erasediff.request.schema import UTILITY_GATES, GateSettings
 from erasediff.util.hashing import folder_hash
 from pipelines.cli import main as erasediff
 from pipelines.run_request import main as run
@@ -98,8 +99,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "gate infinite": (lambda t: [str(request(t, gates={"fid_increase_max": float("inf")}))], "gates.fid_increase_max: Input should be a finite number"),
     "gate NaN": (lambda t: [str(request(t, gates={"forgotten_accuracy_max": float("nan")}))], "gates.forgotten_accuracy_max"),
     "gate negative": (lambda t: [str(request(t, gates={"retained_accuracy_drop_max": -0.1}))], "gates.retained_accuracy_drop_max"),
-    "every gate off": (lambda t: [str(request(t, gates={"forgotten_accuracy_max": None, "retained_accuracy_drop_max": None,
-                                                        "fid_increase_max": None}))], "every gate is null"),
+    "every gate off": (lambda t: [str(request(t, gates=dict.fromkeys(set(GateSettings.model_fields) - {"bound", "earlier_erasures_accuracy_max"})))],
+                       "every gate is null"),
     "gate nothing measures": (lambda t: [str(request(t, gates={"nudity_rate_max": 0.1}))], "nudity_rate_max are checked but the evaluation"),
     "model name leaving its folder": (lambda t: [str(request(t, registry={"model_name": "../../evil"}))], "registry.model_name"),
     "model name with a quote": (lambda t: [str(request(t, registry={"model_name": "a'b"}))], "registry.model_name"),
@@ -117,8 +118,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
                                                   "captions: {prompts: c.csv, clip_model: clip}}}\n"
                                                   "gates: {nudity_rate_max: 0.1, clip_score_drop_max: 1.0, forgotten_accuracy_max: null, "
                                                   "retained_accuracy_drop_max: null, fid_increase_max: null}\n"))], "anchor"),
-    "no utility gate": (lambda t: [str(request(t, gates={"retained_accuracy_drop_max": None, "fid_increase_max": None}))],
-                        "no utility gate: set one of retained_accuracy_drop_max, fid_increase_max, clip_score_drop_max"),
+    "no utility gate": (lambda t: [str(request(t, gates=dict.fromkeys(UTILITY_GATES)))], "no utility gate: set one of " + ", ".join(UTILITY_GATES)),
     "base model folder missing": (lambda t: [str(request(t, base_model=str(t / "no-model")))], "no-model"),
     "run config missing": (lambda t: [str(request(t)), "--run-config", str(t / "none.yaml")], "run config not found"),
     # data folders (stop at curation, before any unlearning)

@@ -124,7 +124,7 @@ def table(rows: list[dict], tasks: dict) -> str:
             if r["expect"] != "limit":
                 graded.append(ok)
             expect = "detection limit (either)" if r["expect"] == "limit" else ("pass" if is_rerun else "caught")
-            mark = "" if r["expect"] == "limit" or ok else " (MISSED)" if not is_rerun else " (FALSE ALARM)"
+            mark = "" if r["expect"] == "limit" or ok else " (MISSED)" if not is_rerun else " (the rerun itself is refused)"
             lines.append(f"| {r['case']} | {r['change']} | " + " | ".join(cells) + f" | {r['verdict']} | {caught}{mark} | {expect} |")
         lines.append("")
     lines.append(f"{sum(graded)} of {len(graded)} graded cases as expected; bold: a gate that failed.")

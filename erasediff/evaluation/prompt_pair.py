@@ -89,7 +89,8 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
     if config.classes is not None:
         classifier, classifier_weights = resolve_classifier(config.classes.classifier)
         labels = class_labels(prompts["classes"], config.classes)
-        class_reference = digits_reference(config.classes, labels, classifier, classifier_weights) if config.classes.reference else None
+        measures_retained = bool(set(labels.tolist()) - set(config.classes.forget_classes))  # a recorded check holds the forgotten rows only
+        class_reference = digits_reference(config.classes, labels, classifier, classifier_weights) if config.classes.reference and measures_retained else None
     extractor = reference = None
     if config.captions is not None and config.captions.reference_dir is not None:
         fid_settings = config.captions.fid

@@ -17,7 +17,6 @@ request's own gates:
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 
-from readme_section import write_section  # noqa: E402
+from readme_section import publish  # noqa: E402
 from request_tasks import TASKS  # noqa: E402
 
 from erasediff.request.gates import ATTACK_GATES  # noqa: E402
@@ -143,12 +142,7 @@ def main() -> None:
         tasks[name] = TASKS[name]()
         rows += run_task(tasks[name])
     report = table(rows, tasks) + f"\n\nMeasured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads."
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gate_power.md").write_text(report + "\n")
-    (args.out / "gate_power.json").write_text(json.dumps(rows, indent=2))
-    print(report)
-    if args.readme:
-        write_section("gate-power", report)
+    publish(args.out, "gate_power", report, rows, "gate-power" if args.readme else None)
 
 
 if __name__ == "__main__":

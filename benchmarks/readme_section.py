@@ -1,5 +1,6 @@
 """Benchmarks write their report into README.md between a pair of markers of their own."""
 
+import json
 from pathlib import Path
 
 README = Path(__file__).parents[1] / "README.md"
@@ -17,3 +18,13 @@ def write_section(name: str, report: str) -> None:
     text = README.read_text()
     start, end = text.index(begin), text.index(end_marker)
     README.write_text(text[: start + len(begin)] + "\n" + report + "\n" + text[end:])
+
+
+def publish(out: Path, stem: str, report: str, data: object, section: str | None) -> None:
+    """`out/<stem>.md` and `.json`, the report on stdout, and into README.md's `section` when one is named."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(report + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=2))
+    print(report)
+    if section:
+        write_section(section, report)

@@ -11,7 +11,6 @@ the request's own budget and seeds 0, 1, 2. The margin over gold is what a gate 
 """
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from erasediff.util.offline import go_offline  # noqa: E402
 
 go_offline()
 
-from readme_section import link, write_section  # noqa: E402
+from readme_section import link, publish  # noqa: E402
 from request_tasks import DigitsRequest  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from tradeoff import METHODS  # noqa: E402
@@ -95,12 +94,7 @@ def main() -> None:
         f"Budget: {budget}. Gold: the base recipe retrained on the retain set only ({gold_seconds:.0f} s this run, 0 when cached); "
         + ", ".join(f"{m} erasure {statistics.mean(s):.0f} s" for m, s in erase_seconds.items())
         + f". Measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.", "", f"![attack success]({link(figure)})"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "robustness.md").write_text(report + "\n")
-    (args.out / "robustness.json").write_text(json.dumps(rows, indent=2))
-    print(report)
-    if args.readme:
-        write_section("robustness", report)
+    publish(args.out, "robustness", report, rows, "robustness" if args.readme else None)
 
 
 def plot(rows: dict[str, list[dict[str, float]]], attacks: list[str], path: Path) -> Path:

@@ -15,6 +15,7 @@ from erasediff.data.image_sets import LabeledImages
 from erasediff.method.baselines import esd_update, finetune_update, neggrad_update, saliency_masks, salun_update
 from erasediff.method.esd import esd_loss
 from erasediff.method.losses import FORGET_LOSSES, Condition, NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss
+from erasediff.method.robust import head, relearned_forget_grads
 from erasediff.method.settings import UnlearnSettings
 from erasediff.method.update import Reduce, UpdateStats, erasediff_update
 from erasediff.util.errors import ErasediffError
@@ -43,7 +44,13 @@ class MethodUpdate:
         retain_loss = partial(diffusion_loss, unet, scheduler, retain, cond)
         if s.method == "erasediff":
             forget_loss = partial(FORGET_LOSSES[s.forget_loss], unet, scheduler, forget, cond)
-            return erasediff_update(self.params, retain_loss, forget_loss, s.lambda_.mode, s.lambda_.eta, s.lambda_.value, self.reduce)
+            extra = None
+            if s.relearn is not None:  # the project's extension (robust.py): the forget loss after a simulated relearning attack
+                simulated = head(forget, s.relearn.batch)
+                attacker = partial(diffusion_loss, unet, scheduler, simulated, cond)  # the attacker descends on forget images under their own condition
+                attacked_forget_loss = partial(FORGET_LOSSES[s.forget_loss], unet, scheduler, simulated, cond)
+                extra = partial(relearned_forget_grads, self.params, attacker, attacked_forget_loss, s.relearn, self.reduce)
+            return erasediff_update(self.params, retain_loss, forget_loss, s.lambda_.mode, s.lambda_.eta, s.lambda_.value, self.reduce, extra)
         if s.method == "finetune":
             return finetune_update(self.params, retain_loss, self.reduce)
         if s.method == "neggrad":

@@ -4,10 +4,11 @@ forget loss, the budget, which parameters train, and the retain probe. Hashed to
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from erasediff.method.losses import ForgetLoss
 from erasediff.method.params import Preset
+from erasediff.method.robust import RelearnSettings
 from erasediff.util.config import Strict
 
 
@@ -79,6 +80,14 @@ class UnlearnSettings(Strict):
     salun: SalunSettings = Field(default_factory=SalunSettings)
     esd: EsdSettings = Field(default_factory=EsdSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    relearn: RelearnSettings | None = Field(None, description="erasediff only: this project's extension against relearning attacks "
+                                            "(method/robust.py); null = the paper's plain method")
+
+    @model_validator(mode="after")
+    def _relearn_needs_remap(self) -> "UnlearnSettings":
+        if self.relearn is not None and (self.method != "erasediff" or self.forget_loss != "remap"):
+            raise ValueError("relearn (the project's relearning-resistant term) applies to method erasediff with forget_loss remap")
+        return self
 
     @property
     def uses_substitutes(self) -> bool:

@@ -72,16 +72,20 @@ def erasediff_update(
     eta: float,
     constant_lambda: float,
     reduce: Reduce = no_reduce,
+    extra_forget_grads: Callable[[], list[torch.Tensor]] | None = None,
 ) -> UpdateStats:
     """Set p.grad = delta* for every trainable parameter and return the step's statistics.
 
     Each loss's graph is freed before the next is built. `reduce` averages gradients across
     processes under multi-GPU `accelerate`, so every rank computes the same lambda_t and delta*.
+    `extra_forget_grads` adds to g_f (the project's relearning-resistant term, `robust.py`).
     """
     retain_loss = retain_loss_fn()
     g_r = reduce(grads_of(retain_loss, params))
     forget_loss = forget_loss_fn()
     g_f = reduce(grads_of(forget_loss, params))
+    if extra_forget_grads is not None:
+        g_f = [a.add_(b) for a, b in zip(g_f, extra_forget_grads())]
 
     dot_rf, sq_r, sq_f = dot(g_r, g_f), dot(g_r, g_r), dot(g_f, g_f)
     lam = adaptive_lambda(dot_rf, sq_f, eta) if lambda_mode == "adaptive" else constant_lambda

@@ -1,0 +1,66 @@
+"""The project's relearning-resistant term (method/robust.py): the simulated attacker, what it adds to g_f, and where it applies."""
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from erasediff.method.losses import NoisedBatch
+from erasediff.method.robust import RelearnSettings, head, relearned_forget_grads
+from erasediff.method.settings import UnlearnSettings
+from erasediff.method.update import erasediff_update, no_reduce
+
+
+def quadratic_problem():
+    """w in R^3; the attacker descends A(w) = <w, a>; the forget loss is F(w) = ||w - c||^2 / 2, so grad F(w) = w - c."""
+    w = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0]))
+    a, c = torch.tensor([1.0, -2.0, 0.0]), torch.tensor([1.0, 1.0, 1.0])
+    return w, (lambda: (w * a).sum()), (lambda: 0.5 * ((w - c) ** 2).sum()), a, c
+
+
+def test_gradient_is_taken_at_the_attacked_weights_and_theta_is_restored() -> None:
+    w, attack, forget, a, c = quadratic_problem()
+    before = w.detach().clone()
+    settings = RelearnSettings(steps=3, lr=0.1, weight=2.0)
+    grads = relearned_forget_grads([w], attack, forget, settings, no_reduce)
+    attacked = before - 3 * 0.1 * a.sign()  # sign(0) = 0: the third weight stays
+    torch.testing.assert_close(grads[0], 2.0 * (attacked - c))
+    torch.testing.assert_close(w.detach(), before)
+
+
+def test_theta_is_restored_when_the_forget_loss_fails() -> None:
+    w, attack, _, _, _ = quadratic_problem()
+    before = w.detach().clone()
+
+    def broken() -> torch.Tensor:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        relearned_forget_grads([w], attack, broken, RelearnSettings(), no_reduce)
+    torch.testing.assert_close(w.detach(), before)
+
+
+def test_update_forms_lambda_from_the_combined_forget_gradient() -> None:
+    w = torch.nn.Parameter(torch.zeros(2))
+    g_r, g_f, extra = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])
+    stats = erasediff_update([w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), "adaptive", 1.0, 0.0,
+                             extra_forget_grads=lambda: [extra.clone()])
+    combined = g_f + extra  # (1, 2): <g_r, combined> = 1, ||combined||^2 = 5, lambda = 1 - 1/5
+    assert stats.lambda_t == pytest.approx(0.8)
+    torch.testing.assert_close(w.grad, g_r + 0.8 * combined)
+
+
+def test_head_cuts_every_field() -> None:
+    batch = NoisedBatch(torch.zeros(8, 1, 2, 2), torch.arange(8), torch.ones(8, 1, 2, 2), torch.arange(8), torch.arange(8))
+    cut = head(batch, 3)
+    assert [len(t) for t in (cut.x0, cut.labels, cut.noise, cut.timesteps, cut.substitute)] == [3] * 5
+    assert len(head(batch, None).labels) == 8
+
+
+@pytest.mark.parametrize("override", [{"method": "neggrad"}, {"method": "salun"}, {"forget_loss": "uniform"}])
+def test_refused_where_it_does_not_apply(override: dict) -> None:
+    with pytest.raises(ValidationError, match="relearn"):
+        UnlearnSettings.model_validate({"relearn": {}, **override})
+
+
+def test_off_by_default_the_papers_method() -> None:
+    assert UnlearnSettings().relearn is None

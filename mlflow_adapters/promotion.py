@@ -20,9 +20,11 @@ from erasediff.reporting.model_card import MODEL_CARD, model_card
 from erasediff.request.earlier_checks import write_concept_check
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.workdir import scratch_dir
+from mlflow_adapters.audit import move_alias
 from mlflow_adapters.promotion_lock import promotion_lock
 from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
 from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
+from mlflow_adapters.review import DECISION
 
 HERE = Path(__file__).parent
 # What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
@@ -67,7 +69,17 @@ def _register(req: ErasureRequest, model_dir: Path, base_model_sha256: str, cura
         name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
         pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
-    return mlflow.register_model(info.model_uri, req.registry.model_name, tags=tags), info
+    version = mlflow.register_model(info.model_uri, req.registry.model_name, tags=tags)
+    MlflowClient().update_model_version(req.registry.model_name, version.version, description=version_description(req, gate_report))
+    return version, info
+
+
+def version_description(req: ErasureRequest, gate_report: dict) -> str:
+    """The model card's summary, as the registered version's description in the MLflow UI."""
+    what = f"classes {req.target.classes}" if req.target.kind == "class" else f"the concept {req.target.concept!r}"
+    gates = ", ".join(f"{g['gate']} {g['value']:.3g} (max {g['threshold']:.3g})" for g in gate_report["gates"] if g.get("value") is not None)
+    return (f"{what.capitalize()} erased from {req.base_model} for request {req.request.id} ({req.request.requester}: {req.request.reason}; "
+            f"legal basis {req.request.legal_basis or 'none given'}). Every gate passed: {gates}. The model card is README.md in the diffusers folder.")
 
 
 def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
@@ -91,8 +103,15 @@ def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, 
                   "run this request again to be gated against it. The registry is unchanged")
             return {"status": "gated-out", "model_name": name, "failed_gates": [STALE_GATE], "newer": unseen}
         version, info = _register(req, model_dir, base_model_sha256, curation_summary, gate_report, earlier_erasures, provenance)
-        client.set_registered_model_alias(name, alias, version.version)
+        if pending := req.registry.approval == "required":  # two-stage: a reviewer moves @champion (mlflow_adapters/review.py)
+            alias = req.registry.candidate_alias
+            client.set_model_version_tag(name, version.version, "review.candidate_alias", alias)
+            client.set_model_version_tag(name, version.version, "review.target_alias", req.registry.alias)
+        client.set_model_version_tag(name, version.version, DECISION, "pending" if pending else "automatic")
+        move_alias(client, name, alias, int(version.version), "candidate" if pending else "promote", "pipeline", req.request.id,
+                   "every gate passed; awaiting a reviewer's approval" if pending else "every gate passed (registry.approval: automatic)")
     mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
-    print(f"promoted {name} version {version.version} as @{alias}")
+    print(f"promoted {name} version {version.version} as @{alias}" + (f"; erasediff request approve {req.request.id} --reviewer NAME moves "
+                                                                       f"@{req.registry.alias} to it" if pending else ""))
     return {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}",
-            "model_id": info.model_id}
+            "model_id": info.model_id, "awaiting_approval": pending}

@@ -4,6 +4,10 @@
     erasediff request status ID [--json]                              queued, running, failed at step, gated out, promoted
     erasediff request zenml-config REQUEST.yaml [--snapshot]          the ZenML run configuration for `zenml pipeline run`
                                                                       (--snapshot: for `zenml pipeline snapshot run` / REST)
+    erasediff request approve|reject ID --reviewer NAME [--comment T] sign-off on a candidate (registry.approval: required)
+    erasediff request rollback MODEL --to V --reviewer NAME --reason T  @champion back to V; refused past an erasure in force
+    erasediff request list [--json]                                   every request with its state
+    erasediff audit MODEL [--at TIME] [--log] [--json]                who held @champion when, approved by whom, erasing what
 """
 
 import argparse
@@ -39,6 +43,69 @@ def _status(args: argparse.Namespace) -> int:
     return FAILED if status.state == "unknown" else DONE  # never 1: that means gated out
 
 
+def _client(args: argparse.Namespace):
+    """The MLflow client of the store the request commands read (the work folder's, or --tracking-uri / $MLFLOW_TRACKING_URI)."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.run_request import prepare_workdir, tracking_uri
+
+    return MlflowClient(tracking_uri=tracking_uri(args.tracking_uri, prepare_workdir(args.workdir, own_store=False)))
+
+
+def _decision(args: argparse.Namespace) -> int:
+    from mlflow_adapters.review import approve, reject
+
+    entry = (approve if args.action == "approve" else reject)(_client(args), args.id, args.reviewer, args.comment)
+    moved = f"@{entry.alias} now on version {entry.to_version}" if entry.alias else f"version {entry.from_version} rejected; no alias moved"
+    print(f"request {args.id}: {args.action}d by {entry.actor} at {entry.time}: {moved}")
+    return DONE
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from mlflow_adapters.review import rollback
+
+    entry = rollback(_client(args), args.model, args.to, args.reviewer, args.reason, args.force, args.alias)
+    print(f"{args.model}: @{entry.alias} moved from version {entry.from_version} to {entry.to_version} by {entry.actor} ({entry.action})")
+    return DONE
+
+
+def _list(args: argparse.Namespace) -> int:
+    from pipelines.request_status import all_request_ids, request_status
+    from pipelines.run_request import prepare_workdir, request_lock, tracking_uri
+
+    workdir = prepare_workdir(args.workdir, own_store=True)
+    uri = tracking_uri(args.tracking_uri, workdir)
+    statuses = [request_status(rid, uri, request_lock(workdir, rid)) for rid in all_request_ids(uri)]
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses]))
+    for s in [] if args.json else statuses:
+        print(f"{s.request_id:<32} {s.state:<30} {s.detail}")
+    return DONE
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from mlflow_adapters.audit import now, parse_time, read_log
+    from mlflow_adapters.review import champion_at
+
+    client = _client(args)
+    if args.at or not args.log:
+        answer = champion_at(client, args.model, parse_time(args.at) if args.at else now(), args.alias)
+        if args.json:
+            print(json.dumps(answer))
+        elif answer["version"] is None:
+            print(answer["detail"])
+        else:
+            review = answer["review"]
+            approved = f", approved by {review['reviewer']} ({review.get('comment', '')})" if review.get("decision") == "approved" else ""
+            print(f"{args.model}@{args.alias} at {answer['at']}: version {answer['version']} since {answer['since']} ({answer['action']} by {answer['by']}"
+                  f"{approved}); request {answer['request_id']} by {answer['requester']} erased {answer['erased']}")
+    if args.log:
+        entries = read_log(client, args.model)
+        print(json.dumps([vars(e) for e in entries]) if args.json else "\n".join(
+            f"{e.time} {e.action:<18} @{e.alias or '-':<10} {e.from_version} -> {e.to_version} by {e.actor} ({e.request_id}): {e.reason}" for e in entries))
+    return DONE
+
+
 def _zenml_config(args: argparse.Namespace) -> int:
     from erasediff.request.schema import load_request
     from pipelines.run_request import zenml_run_config, zenml_snapshot_run_config
@@ -46,6 +113,11 @@ def _zenml_config(args: argparse.Namespace) -> int:
     config = (zenml_snapshot_run_config if args.snapshot else zenml_run_config)(load_request(args.request))
     yaml.safe_dump(config, sys.stdout, sort_keys=False)
     return 0
+
+
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", type=Path, help="the work folder the requests were submitted with (default $ERASEDIFF_HOME or ./.erasediff)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else the work folder's SQLite store)")
 
 
 def add_request_commands(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +139,35 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot", action="store_true", help="for running a snapshot (zenml pipeline snapshot run, ZenML's REST API): "
                    "the request as step parameters, since ZenML refuses pipeline parameters there")
     p.set_defaults(func=_zenml_config)
+    for action, what in (("approve", "move @champion to a request's candidate version (the reviewer must not be the requester)"),
+                         ("reject", "record a refusal of a request's candidate; @champion is untouched")):
+        p = requests.add_parser(action, help=what)
+        p.add_argument("id")
+        p.add_argument("--reviewer", required=True)
+        p.add_argument("--comment", default="")
+        _store_arguments(p)
+        p.set_defaults(func=_decision)
+    p = requests.add_parser("rollback", help="move @champion back to an earlier version (refused past an erasure still in force)")
+    p.add_argument("model")
+    p.add_argument("--to", type=int, required=True, help="the version to serve again")
+    p.add_argument("--reviewer", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--force", action="store_true", help="roll back past an erasure in force (recorded with the reason)")
+    p.add_argument("--alias", default="champion")
+    _store_arguments(p)
+    p.set_defaults(func=_rollback)
+    p = requests.add_parser("list", help="every request in the stores with its state")
+    p.add_argument("--json", action="store_true")
+    _store_arguments(p)
+    p.set_defaults(func=_list)
+    p = sub.add_parser("audit", help="which version held @champion at a time, who moved it there, and what it erased")
+    p.add_argument("model")
+    p.add_argument("--at", help="ISO 8601 time or date (UTC unless a zone is given); default now")
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--log", action="store_true", help="print the whole alias history")
+    p.add_argument("--json", action="store_true")
+    _store_arguments(p)
+    p.set_defaults(func=_audit)
 
 
 def main(argv: list[str] | None = None) -> int:

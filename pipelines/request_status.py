@@ -1,6 +1,7 @@
 """Where an erasure request stands, read from ZenML's run records and the MLflow registry (no private database).
 
-States: promoted (a registered version carries the request id), gated out (the run ended on GateRefused),
+States: promoted (a registered version carries the request id; with required approval: candidate (awaiting approval),
+approved or rejected), gated out (the run ended on GateRefused),
 failed (at which step, with its one-line error), running, queued, stopped, or unknown.
 """
 
@@ -27,6 +28,7 @@ class RequestStatus:
 
 
 QUEUED = {"initializing", "provisioning"}
+REVIEW_STATES = {"pending": "candidate (awaiting approval)", "approved": "approved", "rejected": "rejected"}  # automatic: promoted
 RUNNING = {"running", "retrying", "stopping"}
 
 
@@ -47,6 +49,7 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
 
     from erasediff.reporting.report import REPORT_DIR, REPORT_HTML
     from mlflow_adapters.registry import REQUEST_TAG, version_run
+    from mlflow_adapters.review import DECISION
     from pipelines.run_request import failure
 
     runs = request_runs(request_id)
@@ -57,8 +60,10 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
         aliases = client.get_model_version(v.name, v.version).aliases
         held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
         report = f"runs:/{version_run(v)}/{REPORT_DIR}/{REPORT_HTML}"  # also under the version's own report/
-        return RequestStatus(request_id, "promoted", f"registered as {v.name} version {v.version}{held}; report {report}", name,
-                             {"model_name": v.name, "version": int(v.version), "aliases": list(aliases), "report": report})
+        decision = v.tags.get(DECISION, "automatic")
+        review = f"; {decision} by {v.tags.get('review.reviewer')} at {v.tags.get('review.time')}" if decision in ("approved", "rejected") else ""
+        return RequestStatus(request_id, REVIEW_STATES.get(decision, "promoted"), f"registered as {v.name} version {v.version}{held}{review}; report {report}",
+                             name, {"model_name": v.name, "version": int(v.version), "aliases": list(aliases), "report": report, "decision": decision})
     if not runs:
         return RequestStatus(request_id, "unknown", "no pipeline run and no registered version carries this request id")
     run, status = runs[0], runs[0].status.value
@@ -76,3 +81,16 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
             return RequestStatus(request_id, "gated out", message, name)
         return RequestStatus(request_id, "failed", f"at step {step}: {message}", name)
     return RequestStatus(request_id, status, f"pipeline run ended {status} without a registered version", name)
+
+
+def all_request_ids(tracking_uri: str) -> list[str]:
+    """Every request id the stores know: from the erasure pipeline's ZenML runs and the registry's version tags."""
+    from mlflow.tracking import MlflowClient
+    from zenml.client import Client
+
+    from mlflow_adapters.registry import REQUEST_TAG
+
+    runs = Client().list_pipeline_runs(name="startswith:erasure-", sort_by="desc:created", size=1000, hydrate=True).items
+    ids = {((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id") for r in runs}
+    ids |= {v.tags.get(REQUEST_TAG) for v in MlflowClient(tracking_uri=tracking_uri).search_model_versions()}
+    return sorted(i for i in ids if i)

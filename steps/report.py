@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from zenml import get_step_context, step
 
 from erasediff.reporting.report import REPORT_DIR
-from erasediff.request.report import write_request_report
+from erasediff.request.report import run_description, write_request_report
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
 from erasediff.util.errors import GateRefused
@@ -28,6 +28,7 @@ def report(request: ErasureRequest, base_model_sha256: str, curated_sets: Path, 
     facts, files = write_request_report(request, base_model_sha256, curated_sets, curation_summary, unlearned_model, evaluation,
                                         evaluation_files, gate_report, promotion, provenance, folder)
     log_files(files, REPORT_DIR)
+    mlflow.set_tag("mlflow.note.content", run_description(request, facts["outcome"]))  # the run's description in the MLflow UI
     if promotion.get("model_id"):  # next to the model: in the registered version's own artifacts
         MlflowClient().log_model_artifacts(promotion["model_id"], str(folder), REPORT_DIR)
     if not facts["outcome"]["promoted"]:

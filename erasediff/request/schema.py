@@ -140,6 +140,15 @@ TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
 class RegistrySettings(Strict):
     model_name: str = Field("erasediff-digits", pattern=MODEL_NAME_PATTERN, description="MLflow registered model name (letters, digits, . _ -)")
     alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="alias moved to the promoted version")
+    approval: Literal["automatic", "required"] = Field("automatic", description="required: a passing run only sets candidate_alias, and "
+                                                      "`erasediff request approve ID --reviewer NAME` (not the requester) moves alias")
+    candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="alias a passing run sets when approval is required")
+
+    @model_validator(mode="after")
+    def _distinct_aliases(self) -> "RegistrySettings":
+        if self.approval == "required" and self.candidate_alias == self.alias:
+            raise ValueError(f"registry.candidate_alias must differ from registry.alias ({self.alias!r}) when approval is required")
+        return self
 
 
 class TrackingSettings(Strict):

@@ -42,8 +42,8 @@ def write_request_report(request: ErasureRequest, base_model_sha256: str, curate
         "gates": gate_report, "outcome": outcome(promotion), "provenance": provenance,
     }
     grids = sorted((evaluation_files / "grids").glob("*.png"))
-    images = {"Unlearning curves (loss, lambda_t, cosines)": [unlearned / CURVES],
-              "Before / after samples (same seeds)": [g for g in grids if g.stem.startswith("all")] or grids[:1],
+    images = {"Before / after samples (same seeds)": [g for g in grids if g.stem.startswith("all")] or grids[:1],
               "Attacked samples (rows: original, gold standard, candidate)": [g for g in grids if g.stem.startswith("attack-")],
-              "Earlier concept erasures re-checked (base / this version)": sorted((evaluation_files / EARLIER).glob("*/grids/*.png"))}
+              "Earlier concept erasures re-checked (base / this version)": sorted((evaluation_files / EARLIER).glob("*/grids/*.png")),
+              "Unlearning curves (loss, lambda_t, cosines)": [unlearned / CURVES]}  # in the order a reviewer reads them
     return facts, list(write_report(facts, images, out))

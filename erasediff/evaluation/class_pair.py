@@ -72,12 +72,19 @@ def neighbour_metrics(scores: dict[int, ClassScore], labels: torch.Tensor, neigh
     return {"neighbour_accuracy": _mean(scores, neighbours, "accuracy"), **class_bounds("neighbour_accuracy", scores, labels, neighbours)}
 
 
+def real_digits_stats(resolution: int, split_seed: int, retained: list[int], heldout_only: bool, extractor: FeatureExtractor,
+                      fid: FidSettings) -> ReferenceStats:
+    """FID/KID statistics of the real digits of the retained classes: every one, or the held-out split's alone."""
+    train, heldout = load_digits_split(resolution, seed=split_seed)
+    real = heldout if heldout_only else train.concat(heldout)
+    images = real.images[np.isin(real.labels.numpy(), retained)]
+    return reference_stats(images, extractor, fid.cache_dir or default_cache_root() / "fid_stats", fid.min_reference)
+
+
 def real_reference(model: ClassDiffusionModel, retained: list[int], config: ClassEvalConfig, extractor: FeatureExtractor) -> ReferenceStats:
     """Real digits of the retained classes (the split the model was trained on decides which are held out)."""
-    train, heldout = load_digits_split(model.unet.config.sample_size, seed=digits_split_seed(model.lineage))
-    real = heldout if config.reference == "digits-heldout" else train.concat(heldout)
-    images = real.images[np.isin(real.labels.numpy(), retained)]
-    return reference_stats(images, extractor, config.fid.cache_dir or default_cache_root() / "fid_stats", config.fid.min_reference)
+    return real_digits_stats(model.unet.config.sample_size, digits_split_seed(model.lineage), retained, config.reference == "digits-heldout",
+                             extractor, config.fid)
 
 
 def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEvalConfig, out: Path, progress: bool = True) -> dict:

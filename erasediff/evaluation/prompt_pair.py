@@ -10,14 +10,13 @@ from pathlib import Path
 
 import torch
 
-from erasediff.data.digits import load_digits_split
 from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.defaults.resolve import resolve_classifier
 from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
-from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, write_results
+from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, real_digits_stats, write_results
 from erasediff.evaluation.clip_score import clip_score
 from erasediff.evaluation.features import FeatureExtractor, classifier_features
-from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats, reference_stats_from_folder
+from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats_from_folder
 from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
 from erasediff.evaluation.intervals import INTERVAL, bounds, class_bounds
 from erasediff.evaluation.nudity import nudity_rate
@@ -52,11 +51,8 @@ def class_labels(rows: list[PromptRow], settings: ClassPromptSettings) -> torch.
 def digits_reference(settings: ClassPromptSettings, labels: torch.Tensor, classifier, weights: Path) -> tuple[FeatureExtractor, ReferenceStats]:
     """The evaluator's features and the statistics of every real digits image of the retained classes."""
     extractor = classifier_features(classifier, weights)
-    train, heldout = load_digits_split(classifier.config.resolution)
-    real = train.concat(heldout)
     retained = [c for c in labels.unique().tolist() if c not in settings.forget_classes]
-    images = real.images[torch.isin(real.labels, torch.tensor(retained))]
-    return extractor, reference_stats(images, extractor, settings.fid.cache_dir or default_cache_root() / "fid_stats", settings.fid.min_reference)
+    return extractor, real_digits_stats(classifier.config.resolution, 0, retained, False, extractor, settings.fid)
 
 
 def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifier, forget: list[int],

@@ -95,10 +95,9 @@ def _audit(args: argparse.Namespace) -> int:
         elif answer["version"] is None:
             print(answer["detail"])
         else:
-            review = answer["review"]
-            approved = f", approved by {review['reviewer']} ({review.get('comment', '')})" if review.get("decision") == "approved" else ""
+            why = f": {answer['reason']}" if answer["reason"] else ""
             print(f"{args.model}@{args.alias} at {answer['at']}: version {answer['version']} since {answer['since']} ({answer['action']} by {answer['by']}"
-                  f"{approved}); request {answer['request_id']} by {answer['requester']} erased {answer['erased']}")
+                  f"{why}); request {answer['request_id']} by {answer['requester']} erased {answer['erased']}")
     if args.log:
         entries = read_log(client, args.model)
         print(json.dumps([vars(e) for e in entries]) if args.json else "\n".join(

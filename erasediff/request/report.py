@@ -16,8 +16,11 @@ def outcome(promotion: dict) -> dict:
     if promotion["status"] == "gated-out":
         failed = ", ".join(promotion["failed_gates"]) or "none configured"
         return {"promoted": False, "summary": f"NOT promoted: gate(s) failed: {failed}", "model_name": promotion["model_name"]}
-    return {"promoted": True, "summary": f"promoted as {promotion['model_name']} version {promotion['version']}"
-            + (f" (@{promotion['alias']})" if "alias" in promotion else " (earlier run)"),
+    if promotion.get("awaiting_approval"):
+        summary = f"passed every gate: registered as {promotion['model_name']} version {promotion['version']} (@{promotion['alias']}), awaiting a reviewer's approval"
+    else:
+        summary = f"promoted as {promotion['model_name']} version {promotion['version']}" + (f" (@{promotion['alias']})" if "alias" in promotion else " (earlier run)")
+    return {"promoted": True, "summary": summary,
             "model_name": promotion["model_name"], "version": promotion["version"], "alias": promotion.get("alias"),
             "model_uri": promotion.get("model_uri")}
 

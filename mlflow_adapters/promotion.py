@@ -76,9 +76,8 @@ def _register(req: ErasureRequest, model_dir: Path, base_model_sha256: str, cura
 
 def version_description(req: ErasureRequest, gate_report: dict) -> str:
     """The model card's summary, as the registered version's description in the MLflow UI."""
-    what = f"classes {req.target.classes}" if req.target.kind == "class" else f"the concept {req.target.concept!r}"
     gates = ", ".join(f"{g['gate']} {g['value']:.3g} (max {g['threshold']:.3g})" for g in gate_report["gates"] if g.get("value") is not None)
-    return (f"{what.capitalize()} erased from {req.base_model} for request {req.request.id} ({req.request.requester}: {req.request.reason}; "
+    return (f"{req.target.erased.capitalize()} erased from {req.base_model} for request {req.request.id} ({req.request.requester}: {req.request.reason}; "
             f"legal basis {req.request.legal_basis or 'none given'}). Every gate passed: {gates}. The model card is README.md in the diffusers folder.")
 
 

@@ -34,6 +34,13 @@ def _decide(client: MlflowClient, version: ModelVersion, decision: str, reviewer
         client.set_model_version_tag(version.name, version.version, key, value)
 
 
+def _drop_candidate(client: MlflowClient, version: ModelVersion) -> None:
+    """Take the candidate alias off a decided version (unless it has since moved elsewhere)."""
+    candidate = version.tags.get("review.candidate_alias")
+    if candidate and candidate in client.get_model_version(version.name, version.version).aliases:
+        client.delete_registered_model_alias(version.name, candidate)
+
+
 def _pending(client: MlflowClient, request_id: str, reviewer: str) -> ModelVersion:
     version = request_version(client, request_id)
     state = version.tags.get(DECISION)
@@ -57,9 +64,7 @@ def approve(client: MlflowClient, request_id: str, reviewer: str, comment: str) 
                                  "re-checked against this candidate; submit the request again under a new id")
         _decide(client, version, "approved", reviewer, comment)
         entry = move_alias(client, version.name, alias, int(version.version), "approve", reviewer, request_id, comment)
-        candidate = version.tags.get("review.candidate_alias")
-        if candidate and candidate in client.get_model_version(version.name, version.version).aliases:
-            client.delete_registered_model_alias(version.name, candidate)
+        _drop_candidate(client, version)
     return entry
 
 
@@ -68,9 +73,7 @@ def reject(client: MlflowClient, request_id: str, reviewer: str, comment: str) -
     version = _pending(client, request_id, reviewer)
     with promotion_lock(client, version.name, f"rejection of {request_id}"):
         _decide(client, version, "rejected", reviewer, comment)
-        candidate = version.tags.get("review.candidate_alias")
-        if candidate and candidate in client.get_model_version(version.name, version.version).aliases:
-            client.delete_registered_model_alias(version.name, candidate)
+        _drop_candidate(client, version)
         entry = AuditEntry(now(), "reject", None, int(version.version), None, reviewer, request_id, comment)
         append(client, version.name, entry)
     return entry

@@ -28,8 +28,7 @@ def outcome(promotion: dict) -> dict:
 def run_description(request: ErasureRequest, outcome: dict) -> str:
     """One paragraph for the MLflow run's and the registered version's description: request, target, outcome."""
     r = request.request
-    what = f"classes {request.target.classes}" if request.target.kind == "class" else f"the concept {request.target.concept!r}"
-    return f"Erasure request {r.id} by {r.requester}: erase {what} from {request.base_model} ({r.reason}). Outcome: {outcome['summary']}."
+    return f"Erasure request {r.id} by {r.requester}: erase {request.target.erased} from {request.base_model} ({r.reason}). Outcome: {outcome['summary']}."
 
 
 def write_request_report(request: ErasureRequest, base_model_sha256: str, curated_sets: Path, curation_summary: dict, unlearned: Path,

@@ -46,6 +46,11 @@ class Target(Strict):
     def kind(self) -> str:
         return "class" if self.classes is not None else "concept"
 
+    @property
+    def erased(self) -> str:
+        """What the request erases, as the descriptions and the report say it."""
+        return f"classes {self.classes}" if self.kind == "class" else f"the concept {self.concept!r}"
+
 
 class Generation(Strict):
     """Generate the set with the original model, one recorded seed per image."""

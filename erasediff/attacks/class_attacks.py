@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 
 from erasediff.attacks.denoise import fit_denoising
+from erasediff.attacks.free_embedding import add_free_row
 from erasediff.attacks.record import AttackResult
 from erasediff.models.class_model import ClassDiffusionModel
 from erasediff.models.classifier import Classifier
@@ -58,35 +59,20 @@ def _success(classifier: Classifier, images: torch.Tensor, target: int) -> float
 def inversion(model: ClassDiffusionModel, target: int, images: torch.Tensor, classifier: Classifier, settings: ClassAttackSettings) -> AttackResult:
     """A new class id whose embedding (initialised at the null class's) is the only trainable parameter."""
     unet = copy.deepcopy(model.unet).requires_grad_(False)
-    table = unet.class_embedding.weight.detach()
-    free = torch.nn.Parameter(table[model.null_class : model.null_class + 1].clone())
-    unet.class_embedding = _FreeRow(table, free)
-    new_id = len(table)
-    curve = fit_denoising(unet, model.scheduler, images, torch.full((len(images),), new_id), [free], settings.inversion_steps, settings.inversion_lr,
-                          settings.batch_size, settings.seed, "inversion attack")
+    unet.class_embedding, free, new_id = add_free_row(unet.class_embedding.weight, model.null_class)
+    curve = fit_denoising(unet, model.scheduler, images, lambda idx: {"class_labels": torch.full((len(idx),), new_id)}, [free],
+                          settings.inversion_steps, settings.inversion_lr, settings.batch_size, settings.seed, "inversion attack")
     samples = _sample(model, unet, new_id, settings.guidance, settings)
     return AttackResult("inversion", _success(classifier, samples, target), samples,
                         {"attack": "class-embedding inversion", "k": len(images), "steps": settings.inversion_steps, "lr": settings.inversion_lr,
                          "init": "the null class's embedding", "final_loss": curve[-1], **_common(settings)})
 
 
-class _FreeRow(torch.nn.Module):
-    """A class-embedding table whose last row is trainable and the rest frozen."""
-
-    def __init__(self, frozen: torch.Tensor, free: torch.nn.Parameter) -> None:
-        super().__init__()
-        self.register_buffer("frozen", frozen)
-        self.free = free
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.frozen, self.free])[ids]
-
-
 def relearn(model: ClassDiffusionModel, target: int, images: torch.Tensor, labels: torch.Tensor, classifier: Classifier,
             settings: ClassAttackSettings, name: str) -> AttackResult:
     """Fine-tune every weight on (images, labels) with the attack budget, then sample the erased class."""
     unet = copy.deepcopy(model.unet).requires_grad_(True)
-    curve = fit_denoising(unet, model.scheduler, images, labels, unet.parameters(), settings.relearn_steps, settings.relearn_lr,
+    curve = fit_denoising(unet, model.scheduler, images, lambda idx: {"class_labels": labels[idx]}, unet.parameters(), settings.relearn_steps, settings.relearn_lr,
                           settings.batch_size, settings.seed + 1, f"{name} attack")
     samples = _sample(model, unet, target, settings.guidance, settings)
     return AttackResult(name, _success(classifier, samples, target), samples,

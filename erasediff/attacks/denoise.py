@@ -1,17 +1,24 @@
-"""The denoising loss that attacks optimise: the plain DDPM objective on a few labelled images, over chosen parameters."""
+"""The denoising loss that attacks optimise: the plain diffusion objective on a few images, over chosen parameters."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
+Condition = Callable[[torch.Tensor], dict]  # batch indices -> the UNet's conditioning kwargs (class_labels, encoder_hidden_states)
 
-def fit_denoising(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, labels: torch.Tensor, params: Iterable[torch.nn.Parameter],
+
+def denoising_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the UNet predicts: the noise, or the velocity for v-prediction models (SD 2.x 768)."""
+    return scheduler.get_velocity(x0, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
+
+
+def fit_denoising(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, condition: Condition, params: Iterable[torch.nn.Parameter],
                   steps: int, lr: float, batch_size: int, seed: int, desc: str, progress: bool = False) -> list[float]:
-    """`steps` Adam steps of the epsilon loss on (images, class labels), batches drawn with replacement from `seed`;
-    returns the loss curve. The UNet is left in eval mode."""
+    """`steps` Adam steps of the denoising loss on `images` (pixels or latents) under `condition(batch indices)`,
+    batches drawn with replacement from `seed`; returns the loss curve. The UNet is left in eval mode."""
     params = list(params)
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -22,7 +29,7 @@ def fit_denoising(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch
         x0 = images[idx]
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
-        loss = F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t, class_labels=labels[idx]).sample, noise)
+        loss = F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t, **condition(idx)).sample, denoising_target(scheduler, x0, noise, t))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -74,6 +74,17 @@ def digit_prompt_rows(per_class: int, seed: int, digits: list[int] | None = None
     return rows
 
 
+PARAPHRASE_TEMPLATES = ("{}", "a {}", "the {}", "the digit {}", "a digit {}", "number {}", "a number {}", "a photo of {}", "a photo of the number {}",
+                        "a drawing of the digit {}", "a painting of the number {}", "a handwritten digit {}", "the handwritten number {}",
+                        "a portrait of the digit {}", "a photo of a handwritten {}", "a drawing of a {}")  # never trained on: the paraphrase attack's
+
+
+def digit_paraphrase_rows(per_template: int = 4) -> list[tuple[PromptRow, int]]:
+    """Held-out phrasings of every digit from the model's own vocabulary (erasediff/assets/prompts/digit_paraphrases.csv)."""
+    return [(PromptRow(t.format(DIGIT_NAMES[digit]), 200_000 + 1000 * digit + per_template * j + i, None), digit)
+            for digit in range(len(DIGIT_NAMES)) for j, t in enumerate(PARAPHRASE_TEMPLATES) for i in range(per_template)]
+
+
 def build_pipeline(config: TextDigitsConfig) -> StableDiffusionPipeline:
     """Random-weight components of the tiny model (16x16 RGB images, 4x8x8 latents)."""
     torch.manual_seed(config.seed)
@@ -118,12 +129,14 @@ def train_vae(vae: AutoencoderKL, images: torch.Tensor, config: TextDigitsConfig
 
 
 def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: torch.Tensor, config: TextDigitsConfig, progress: bool = True,
-               stop_after: int | None = None) -> None:
+               stop_after: int | None = None, train_text_encoder: bool = True) -> None:
     """Epsilon-prediction training on random captions of each image's digit, text encoder jointly; EMA weights kept
     (`stop_after`: at that step of the recipe, a run stopped half-way for the gate-power benchmark).
 
     A random text encoder barely separates "seven" from "one" (the template dominates its output), so
-    the encoder learns with the UNet here and is frozen afterwards, like SD's pretrained CLIP.
+    the encoder learns with the UNet here and is frozen afterwards, like SD's pretrained CLIP. The retrained
+    gold standard keeps the base's trained encoder frozen (`train_text_encoder=False`), as SD retrained
+    without a concept would keep its pretrained CLIP.
     """
     captions = digit_captions()
     tokens = pipe.tokenizer([c for c, _ in captions] + [""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
@@ -131,9 +144,9 @@ def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: tor
     per_digit = torch.tensor([[i for i, (_, d) in enumerate(captions) if d == digit] for digit in range(len(DIGIT_NAMES))])
     empty = len(captions)
     generator = torch.Generator().manual_seed(config.seed + 1)
-    unet, text_encoder = pipe.unet.train(), pipe.text_encoder.train()
+    unet, text_encoder = pipe.unet.train(), pipe.text_encoder.train(train_text_encoder).requires_grad_(train_text_encoder)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    models = torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder})
+    models = torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder} if train_text_encoder else {"unet": unet})
     ema = {k: v.detach().clone() for k, v in models.state_dict().items()}
     optimizer = torch.optim.AdamW(models.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.unet_steps, pct_start=0.05)
@@ -144,11 +157,13 @@ def train_unet(pipe: StableDiffusionPipeline, latents: torch.Tensor, digits: tor
         ids[torch.rand(config.batch_size, generator=generator) < config.caption_dropout] = empty
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator)
-        hidden = text_encoder(tokens)[0]  # all 31 prompts at once: cheaper than per-sample encoding
+        with torch.set_grad_enabled(train_text_encoder):
+            hidden = text_encoder(tokens)[0]  # all 31 prompts at once: cheaper than per-sample encoding
         loss = F.mse_loss(unet(noise_scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=hidden[ids]).sample, noise)
         train_step(loss, models, optimizer, schedule, ema, config.ema_decay)
     models.load_state_dict(ema)
     models.eval().requires_grad_(False)
+    text_encoder.eval().requires_grad_(False)
 
 
 def digit_prompt_accuracy(pipe: StableDiffusionPipeline, classifier, config: TextDigitsConfig, progress: bool = True) -> dict[int, float]:

@@ -6,18 +6,59 @@ is what the attack gates read. An attack or a gold that cannot be produced is re
 its values missing, so the gates that need them fail closed.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks
-from erasediff.attacks.gold import retrained_gold
+from erasediff.attacks.gold import retrained_gold, retrained_text_gold
+from erasediff.attacks.prompt_attacks import PromptAttackSettings, load_paraphrases, run_prompt_attacks
+from erasediff.attacks.record import AttackResult
+from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import LabeledImages
+from erasediff.data.prompts import PromptRow
 from erasediff.models.class_model import ClassDiffusionModel, load_class_model
+from erasediff.models.sampling import to_channels
+from erasediff.models.text_encoding import encode_images, image_size
+from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.reporting.plots import save_class_grid
-from erasediff.util.errors import ErasediffError
+from erasediff.util.errors import DataError, ErasediffError
 
 MODELS = ("original", "gold", "unlearned")
+Run = Callable[[], dict[str, AttackResult]]
+SUCCESS = "share of attacked samples the evaluator reads as an erased class; with several erased classes, the worst counts"
+
+
+def tabulate(runs: dict[str, list[tuple[str, Run]]], attacks: list[str], errors: dict[str, str], grids: Path) -> tuple[dict, dict]:
+    """Run every (label, run) of every model; rows {attack: {original, gold, unlearned, margin_over_gold}} (the highest success
+    over a model's runs counts), the protocol of each attack, and one grid per attack (rows: original, gold, candidate)."""
+    success: dict[str, dict[str, float | None]] = {a: dict.fromkeys(MODELS) for a in attacks}
+    samples: dict[str, dict[str, torch.Tensor]] = {a: {} for a in attacks}
+    protocols: dict[str, dict] = {}
+    for name in MODELS:
+        for label, run in runs.get(name, []):
+            try:
+                found = run()
+            except Exception as exc:  # noqa: BLE001 - an attack that cannot run is recorded and its gates fail closed
+                errors[label] = f"{type(exc).__name__}: {exc}"
+                continue
+            for attack, result in found.items():
+                if success[attack][name] is None or result.success >= success[attack][name]:
+                    success[attack][name], samples[attack][name] = result.success, result.samples
+                protocols.setdefault(attack, {})[name] = result.protocol
+    rows = {}
+    for attack, values in success.items():
+        margin = values["unlearned"] - values["gold"] if values["unlearned"] is not None and values["gold"] is not None else None
+        rows[attack] = {**values, "margin_over_gold": margin}
+        if samples[attack]:
+            shown = [samples[attack][m][:8] for m in MODELS if m in samples[attack]]
+            labels = torch.cat([torch.full((len(s),), i) for i, s in enumerate(shown)])
+            grids.mkdir(parents=True, exist_ok=True)
+            save_class_grid(torch.cat(shown), labels, 8, grids / f"attack-{attack}.png")
+    return rows, protocols
 
 
 def resolve_gold(settings: ClassAttackSettings, train: LabeledImages, retained: list[int], forget: list[int], progress: bool) -> ClassDiffusionModel:
@@ -31,7 +72,7 @@ def resolve_gold(settings: ClassAttackSettings, train: LabeledImages, retained: 
 
 def evaluate_attacks(models: dict[str, ClassDiffusionModel], train: LabeledImages, heldout: LabeledImages, forget: list[int], retained: list[int],
                      classifier, settings: ClassAttackSettings, grids: Path, progress: bool = True) -> dict:
-    """{"attacks": {name: {original, gold, unlearned, margin_over_gold, errors}}, "protocol": ...}; the worst forgotten class counts."""
+    """{"attacks": {name: {original, gold, unlearned, margin_over_gold}}, "protocol": ...}; the worst forgotten class counts."""
     models = dict(models)
     errors: dict[str, str] = {}
     try:
@@ -41,33 +82,66 @@ def evaluate_attacks(models: dict[str, ClassDiffusionModel], train: LabeledImage
     generator = torch.Generator().manual_seed(settings.seed)
     retain = train.where(torch.isin(train.labels, torch.tensor(retained)))
     pick = torch.randperm(len(retain), generator=generator)[: settings.retain_images]
-    success: dict[str, dict[str, float | None]] = {a: dict.fromkeys(MODELS) for a in settings.attacks}
-    samples: dict[str, dict[str, torch.Tensor]] = {a: {} for a in settings.attacks}
-    protocols: dict[str, dict] = {}
-    for name in MODELS:
-        if name not in models:
-            continue
-        for target in forget:
-            try:
-                found = run_class_attacks(models[name], target, heldout.images[heldout.labels == target], retain.images[pick], retain.labels[pick],
-                                          classifier, settings)
-            except Exception as exc:  # noqa: BLE001 - an attack that cannot run is recorded and its gates fail closed
-                errors[f"{name}/{target}"] = f"{type(exc).__name__}: {exc}"
-                continue
-            for attack, result in found.items():
-                if success[attack][name] is None or result.success >= success[attack][name]:
-                    success[attack][name], samples[attack][name] = result.success, result.samples
-                protocols[attack] = result.protocol
-    rows = {}
-    for attack, values in success.items():
-        margin = values["unlearned"] - values["gold"] if values["unlearned"] is not None and values["gold"] is not None else None
-        rows[attack] = {**values, "margin_over_gold": margin}
-        if samples[attack]:
-            shown = [samples[attack][m][:8] for m in MODELS if m in samples[attack]]
-            labels = torch.cat([torch.full((len(s),), i) for i, s in enumerate(shown)])
-            grids.mkdir(parents=True, exist_ok=True)
-            save_class_grid(torch.cat(shown), labels, 8, grids / f"attack-{attack}.png")
-    protocol = {"attacks": protocols, "settings": settings.model_dump(), "forgotten_classes": forget,
-                "success": "share of attacked samples the evaluator reads as the erased class; the worst erased class counts",
+
+    def run(model: ClassDiffusionModel, target: int) -> Run:
+        return lambda: run_class_attacks(model, target, heldout.images[heldout.labels == target], retain.images[pick], retain.labels[pick],
+                                         classifier, settings)
+
+    runs = {name: [(f"{name}/{target}", run(model, target)) for target in forget] for name, model in models.items()}
+    rows, protocols = tabulate(runs, list(settings.attacks), errors, grids)
+    protocol = {"attacks": protocols, "settings": settings.model_dump(), "forgotten_classes": forget, "success": SUCCESS,
                 "grid_rows": [m for m in MODELS if m in models], "errors": errors}
+    return {"attacks": rows, "protocol": protocol}
+
+
+def attacker_images(settings: PromptAttackSettings, size: int, forget: list[int]) -> torch.Tensor:
+    """The attacker's k images of the concept, RGB in [-1, 1] at the pipeline's size: real digits held out of the split the
+    embedded text model was trained and is curated on, or a folder's images."""
+    if settings.images == "digits":
+        _, heldout = load_digits_split(resolution=size)
+        images = heldout.images[torch.isin(heldout.labels, torch.tensor(forget))][: settings.k]
+        return images.repeat(1, 3, 1, 1)
+    folder = Path(settings.images)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}) if folder.is_dir() else []
+    if not paths:
+        raise DataError(f"attack images folder {folder} has no PNG or JPEG images")
+    images = []
+    for path in paths[: settings.k]:
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"attack image {path} cannot be read: {exc}") from exc
+        images.append(torch.from_numpy(pixels).permute(2, 0, 1) / 127.5 - 1)
+    return torch.stack(images)
+
+
+def evaluate_prompt_attacks(pipes: dict, base: Path, erased_prompt: str, forget: list[int], classifier, settings: PromptAttackSettings,
+                            steps: int, guidance: float, grids: Path, progress: bool = True) -> dict:
+    """The text-to-image counterpart of `evaluate_attacks`: paraphrases, concept inversion and prompt search on each pipeline."""
+    pipes = dict(pipes)
+    errors: dict[str, str] = {}
+    try:
+        if settings.gold is None:
+            raise ErasediffError("no gold standard configured (evaluation.text_to_image.attacks.gold is null)")
+        gold = retrained_text_gold(base, forget, progress=progress) if settings.gold == "retrain" else Path(settings.gold)
+        pipes["gold"] = load_text_to_image(gold)
+    except (ErasediffError, OSError, ValueError) as exc:
+        errors["gold"] = str(exc)
+    forgotten = torch.tensor(forget)
+
+    def score(images: torch.Tensor) -> float:
+        return float(torch.isin(classifier.predict_proba(to_channels(images, classifier.config.in_channels)).argmax(1), forgotten).float().mean())
+
+    def run(pipe, paraphrases: list[PromptRow]) -> Run:
+        def attack() -> dict[str, AttackResult]:
+            latents = encode_images(pipe, attacker_images(settings, image_size(pipe), forget), progress=False)
+            return run_prompt_attacks(pipe, erased_prompt, paraphrases, latents, score, settings, steps, guidance)
+        return attack
+
+    paraphrases = load_paraphrases(settings, forget)
+    rows, protocols = tabulate({name: [(name, run(pipe, paraphrases))] for name, pipe in pipes.items()}, list(settings.attacks), errors, grids)
+    protocol = {"attacks": protocols, "settings": settings.model_dump(mode="json"), "forgotten_classes": forget, "success": SUCCESS,
+                "sampling": {"steps": steps, "guidance": guidance, "guidance_convention": "diffusers guidance_scale"},
+                "grid_rows": [m for m in MODELS if m in pipes], "errors": errors}
     return {"attacks": rows, "protocol": protocol}

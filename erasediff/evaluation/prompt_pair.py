@@ -12,6 +12,7 @@ import torch
 
 from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.defaults.resolve import resolve_classifier
+from erasediff.evaluation.attack_eval import evaluate_prompt_attacks
 from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
 from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, real_digits_stats, write_results
 from erasediff.evaluation.clip_score import clip_score
@@ -134,4 +135,9 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                     protocol[fid.metric] = {**fid.protocol, **sampling}
     results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name], "per_class": per_class[name]}
                           for name in NAMES}, "protocol": protocol}
+    if config.attacks is not None:
+        erased = next(r.prompt for r, c in zip(prompts["classes"], labels.tolist()) if c in config.classes.forget_classes)
+        attacked = evaluate_prompt_attacks(pipes, dirs["original"], erased, config.classes.forget_classes, classifier, config.attacks, config.steps,
+                                           config.guidance, out / "grids", progress)
+        results["attacks"], results["protocol"]["attacks"] = attacked["attacks"], attacked["protocol"]
     return write_results(results, out, "text-to-image evaluation")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from erasediff.attacks.class_attacks import ClassAttackSettings
+from erasediff.attacks.prompt_attacks import PromptAttackSettings
 from erasediff.models.sampling import Sampler
 from erasediff.util.config import Strict
 
@@ -119,9 +120,13 @@ class PromptEvalConfig(Strict):
     captions: CaptionSettings | None = None
     classes: ClassPromptSettings | None = None
     grid_prompts: int = Field(8, gt=0, description="prompts shown in the before/after grids")
+    attacks: PromptAttackSettings | None = Field(None, description="recovery attacks (paraphrases, concept inversion, prompt search) on the "
+                                                 "original, the gold standard and the candidate, read by the classes evaluator")
 
     @model_validator(mode="after")
     def _something_to_measure(self) -> "PromptEvalConfig":
         if self.nudity is None and self.captions is None and self.classes is None:
             raise ValueError("set nudity, captions or classes: there is nothing to evaluate")
+        if self.attacks is not None and self.classes is None:
+            raise ValueError("text_to_image.attacks are scored by the classes evaluator: set text_to_image.classes (the class the concept is)")
         return self

@@ -222,7 +222,8 @@ class ErasureRequest(Strict):
         t = e.text_to_image
         return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) | ({"accuracy"} if t.classes else set()) \
             | ({"neighbours"} if t.classes and t.classes.neighbours else set()) \
-            | ({"fid"} if (t.captions and t.captions.reference_dir) or (t.classes and t.classes.reference) else set())
+            | ({"fid"} if (t.captions and t.captions.reference_dir) or (t.classes and t.classes.reference) else set()) \
+            | ({"attacks"} if t.attacks else set())
 
     def source(self, name: str) -> str | Generation:
         """The data source of set `name` with defaults filled in: a folder path, 'digits', or a Generation with its prompts."""

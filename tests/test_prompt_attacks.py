@@ -1,0 +1,89 @@
+"""Recovery attacks on a text-to-image pipeline (paraphrases, concept inversion, prompt search) on the embedded tiny model:
+they never change its weights, record their budget, and fail their gates closed when the gold standard is missing.
+How well they succeed on original, gold and candidates is measured by benchmarks/robustness.py --task text."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from erasediff.attacks.gold import retrained_text_gold
+from erasediff.attacks.prompt_attacks import DIGIT_PARAPHRASES, PromptAttackSettings, _ids, load_paraphrases, run_prompt_attacks
+from erasediff.defaults.text_digits import digit_captions, digit_paraphrase_rows, text_digits_default
+from erasediff.evaluation.attack_eval import attacker_images, evaluate_prompt_attacks
+from erasediff.evaluation.settings import ClassPromptSettings, PromptEvalConfig
+from erasediff.models.sampling import to_channels
+from erasediff.models.text_encoding import encode_images
+from erasediff.models.text_pipeline import load_text_to_image
+from erasediff.request.gates import evaluate_gates
+from erasediff.request.schema import GateSettings
+from erasediff.util.cache import PACKAGED_ROOT
+from erasediff.util.errors import ErasediffError
+from erasediff.util.hashing import tensors_hash
+
+TINY = PromptAttackSettings(k=4, samples=8, inversion_steps=4, relearn_steps=2, search_steps=2, search_tokens=2, search_noise=1, inversion_template="a photo of the digit {}")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return load_text_to_image(text_digits_default(progress=False))
+
+
+def _score(classifier):
+    return lambda images: float((classifier.predict_proba(to_channels(images, classifier.config.in_channels)).argmax(1) == 7).float().mean())
+
+
+def test_the_shipped_paraphrases_are_what_the_module_writes_and_none_was_trained_on() -> None:
+    with open(DIGIT_PARAPHRASES, newline="") as handle:
+        shipped = [(r["prompt"], int(r["evaluation_seed"]), int(r["class"])) for r in csv.DictReader(handle)]
+    assert shipped == [(row.prompt, row.seed, digit) for row, digit in digit_paraphrase_rows()]
+    trained = {caption for caption, _ in digit_captions()}
+    assert not trained & {prompt for prompt, _, _ in shipped}  # held out: the model and the erasure never saw them
+    assert {r.label for r in load_paraphrases(PromptAttackSettings(), [7])} == {7}
+
+
+def test_attack_prompts_are_encoded_as_the_pipeline_encodes_them(pipe) -> None:
+    prompt = "a photo of the digit seven"
+    expected = pipe.encode_prompt(prompt=[prompt], device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)[0]
+    assert torch.allclose(pipe.text_encoder(_ids(pipe, prompt))[0], expected)
+
+
+def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digits_classifier) -> None:
+    latents = encode_images(pipe, attacker_images(TINY, 16, [7]), progress=False)
+    before = tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()})
+    results = run_prompt_attacks(pipe, "a photo of the digit seven", load_paraphrases(TINY, [7])[:8], latents, _score(digits_classifier), TINY, 5, 4.0)
+    assert tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()}) == before
+    assert set(results) == {"paraphrase", "inversion", "prompt_search", "relearn_forget"}
+    for name, result in results.items():
+        assert 0.0 <= result.success <= 1.0 and result.samples.shape == (8, 3, 16, 16), name
+    assert results["inversion"].protocol["k"] == 4 and results["inversion"].protocol["steps"] == 4 and results["relearn_forget"].protocol["steps"] == 2
+    search = results["prompt_search"].protocol
+    assert search["found_prompt"].endswith("a photo of the digit seven") and len(search["found_prompt"].split()) == 2 + 6
+    curve = search["loss_curve"]
+    assert len(curve) == 3 and all(b <= a + 1e-6 for a, b in zip(curve, curve[1:]))  # the current token is always a candidate
+
+
+def test_a_missing_gold_fails_the_margin_gates_closed(pipe, digits_classifier, tmp_path: Path) -> None:
+    settings = TINY.model_copy(update={"attacks": ["paraphrase"], "gold": str(tmp_path / "no-such-gold")})
+    attacked = evaluate_prompt_attacks({"original": pipe, "unlearned": pipe}, text_digits_default(), "a photo of the digit seven", [7],
+                                       digits_classifier, settings, 5, 4.0, tmp_path / "grids", progress=False)
+    row = attacked["attacks"]["paraphrase"]
+    assert row["gold"] is None and row["margin_over_gold"] is None and row["original"] == row["unlearned"]
+    assert "gold" in attacked["protocol"]["errors"] and (tmp_path / "grids" / "attack-paraphrase.png").is_file()
+    results = {"models": {"original": {"metrics": {}}, "unlearned": {"metrics": {}}}, "forget_classes": [7], **attacked,
+               "protocol": {"attacks": attacked["protocol"]}}
+    gate = next(g for g in evaluate_gates(GateSettings(attack_margin_over_gold_max=0.1), results).gates if g.gate.startswith("attack_margin"))
+    assert not gate.passed and gate.value is None and "could not run" in gate.measures
+
+
+def test_the_text_gold_ships_for_seven_and_is_refused_for_other_bases(tmp_path: Path) -> None:
+    assert retrained_text_gold(text_digits_default(progress=False), [7]).parent == PACKAGED_ROOT  # no training in the tests
+    with pytest.raises(ErasediffError, match="embedded text-digits model only"):
+        retrained_text_gold(tmp_path, [7])
+
+
+def test_text_attacks_need_the_classes_evaluator() -> None:
+    with pytest.raises(ValueError, match="scored by the classes evaluator"):
+        PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={})
+    assert PromptEvalConfig(classes=ClassPromptSettings(prompts="x.csv", forget_classes=[7]), attacks={}).attacks.k == 8

@@ -1,16 +1,19 @@
-"""Recovery attacks calibrated on three models: the original, the gold standard retrained without the class, the candidate.
+"""Recovery attacks calibrated on three models: the original, the gold standard retrained without the erased data, the candidate.
 
-For the default digits request (forget 3): every class attack (`erasediff/attacks/class_attacks.py`) runs with 3 seeds
-on the original (the attack must work: at least 90 %), on the gold standard retrained on the retain set only (its floor:
-what the attack achieves by learning, on a model that never saw a 3) and on the candidates of each method, erased with
-the request's own budget and seeds 0, 1, 2. The margin over gold is what a gate should read.
+Two tasks, each the shipped request's own attacks and budgets:
+* `digits` (configs/request_digits_forget_3.yaml): the class attacks (`erasediff/attacks/class_attacks.py`);
+* `text` (configs/request_text_digits_forget_seven.yaml): the text-to-image attacks (`erasediff/attacks/prompt_attacks.py`).
+Every attack runs with 3 seeds on the original (the attack must work: at least 90 %), on the gold standard (its floor:
+what the attack achieves by learning, on a model that never saw the class) and on the candidates of each method,
+erased with the request's own budget and seeds 0, 1, 2. The margin over gold is what a gate should read.
 
-    .venv/bin/python benchmarks/robustness.py                  # EraseDiff (about 10 minutes on 2 cores; the first run trains the gold)
-    .venv/bin/python benchmarks/robustness.py --all-methods    # and the trade-off benchmark's baselines
-    .venv/bin/python benchmarks/robustness.py --readme         # and put the table and plot into README.md
+    .venv/bin/python benchmarks/robustness.py                          # digits, EraseDiff (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/robustness.py --task text              # the tiny text model, "seven"
+    .venv/bin/python benchmarks/robustness.py --all-methods --readme   # and the trade-off benchmark's baselines, into README.md
 """
 
 import argparse
+import copy
 import statistics
 import time
 from pathlib import Path
@@ -26,15 +29,20 @@ from erasediff.util.offline import go_offline  # noqa: E402
 go_offline()
 
 from readme_section import link, publish  # noqa: E402
-from request_tasks import DigitsRequest  # noqa: E402
+from request_tasks import DigitsRequest, TextRequest  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from tradeoff import METHODS  # noqa: E402
 
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks  # noqa: E402
-from erasediff.attacks.gold import retrained_gold  # noqa: E402
+from erasediff.attacks.gold import retrained_gold, retrained_text_gold  # noqa: E402
+from erasediff.attacks.prompt_attacks import load_paraphrases, run_prompt_attacks  # noqa: E402
 from erasediff.data.digits import load_digits_split  # noqa: E402
 from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
+from erasediff.defaults.text_digits import text_digits_default  # noqa: E402
+from erasediff.evaluation.attack_eval import attacker_images, class_score  # noqa: E402
 from erasediff.method.robust import RelearnSettings  # noqa: E402
+from erasediff.models.text_encoding import encode_images, image_size  # noqa: E402
+from erasediff.models.text_pipeline import load_text_to_image  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2)
@@ -46,11 +54,75 @@ VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own setti
 }
 
 
-def attack_all(task, model, settings: ClassAttackSettings, held: torch.Tensor, seed: int) -> dict[str, float]:
-    retain_pick = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(seed))[: settings.retain_images]
-    results = run_class_attacks(model, task.forget_classes[0], held, task.retain.images[retain_pick], task.retain.labels[retain_pick],
-                                task.classifier, settings.model_copy(update={"seed": seed}))
-    return {name: r.success for name, r in results.items()}
+class DigitsAttacks:
+    """The digits request's class attacks on a class-conditional model."""
+
+    what = "a 3"
+
+    def __init__(self) -> None:
+        self.task, self.settings = DigitsRequest(), ClassAttackSettings()
+        self.model = self.task.model
+        _, heldout = load_digits_split(self.task.model.unet.config.sample_size, seed=digits_split_seed(self.task.model.lineage))
+        self.held = heldout.images[heldout.labels == self.task.forget_classes[0]]
+        started = time.time()
+        self.gold = retrained_gold(self.task.retain, self.task.forget_classes)
+        self.gold_seconds = time.time() - started
+
+    def candidate(self, unet: torch.nn.Module):
+        model = self.task.model
+        return type(model)(unet, model.scheduler, model.class_names, model.lineage)
+
+    def attack(self, model, seed: int) -> dict[str, float]:
+        task, settings = self.task, self.settings
+        retain_pick = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(seed))[: settings.retain_images]
+        results = run_class_attacks(model, task.forget_classes[0], self.held, task.retain.images[retain_pick], task.retain.labels[retain_pick],
+                                    task.classifier, settings.model_copy(update={"seed": seed}))
+        return {name: r.success for name, r in results.items()}
+
+    def budget(self) -> str:
+        s = self.settings
+        return (f"k = {s.k} held-out 3s; inversion {s.inversion_steps} steps at lr {s.inversion_lr}; relearning {s.relearn_steps} steps at lr "
+                f"{s.relearn_lr}, batch {s.batch_size} (retain: {s.retain_images} retain images); sweep w in {s.sweep}; {s.samples} attacked "
+                f"samples each, w = {s.guidance} (reference convention)")
+
+
+class TextAttacks:
+    """The seven request's text-to-image attacks on a pipeline."""
+
+    what = "a seven"
+
+    def __init__(self) -> None:
+        self.task = TextRequest()
+        self.settings = self.task.t.attacks
+        self.model = self.task.pipe
+        self.paraphrases = load_paraphrases(self.settings, self.task.forget_classes)
+        self.erased = self.task.request.target.prompts[0]
+        started = time.time()
+        self.gold = load_text_to_image(retrained_text_gold(text_digits_default(progress=False), self.task.forget_classes))
+        self.gold.set_progress_bar_config(disable=True)
+        self.gold_seconds = time.time() - started
+
+    def candidate(self, unet: torch.nn.Module):
+        pipe = copy.copy(self.task.pipe)
+        pipe.unet = unet
+        return pipe
+
+    def attack(self, pipe, seed: int) -> dict[str, float]:
+        score = class_score(self.task.classifier, self.task.forget_classes)
+        settings = self.settings.model_copy(update={"seed": seed})
+        latents = encode_images(pipe, attacker_images(settings, image_size(pipe), self.task.forget_classes), progress=False)
+        results = run_prompt_attacks(pipe, self.erased, self.paraphrases, latents, score, settings, self.task.t.steps, self.task.t.guidance)
+        return {name: r.success for name, r in results.items()}
+
+    def budget(self) -> str:
+        s = self.settings
+        return (f"{len(self.paraphrases)} held-out paraphrase samples; k = {s.k} held-out real sevens; inversion {s.inversion_steps} steps at lr "
+                f"{s.inversion_lr} in '{s.inversion_template}'; prompt search: {s.search_tokens} tokens before '{self.erased}', {s.search_steps} "
+                f"steps, {s.search_candidates} candidates; relearning {s.relearn_steps} steps at lr {s.relearn_lr}; {s.samples} attacked samples "
+                f"each, guidance {self.task.t.guidance} (diffusers)")
+
+
+ATTACKERS = {"digits": DigitsAttacks, "text": TextAttacks}
 
 
 def spread(values: list[float]) -> str:
@@ -59,45 +131,39 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=sorted(ATTACKERS), default="digits")
     parser.add_argument("--all-methods", action="store_true")
     parser.add_argument("--readme", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.time()
-    task, settings = DigitsRequest(), ClassAttackSettings()
-    _, heldout = load_digits_split(task.model.unet.config.sample_size, seed=digits_split_seed(task.model.lineage))
-    held = heldout.images[heldout.labels == task.forget_classes[0]]
-    gold_started = time.time()
-    gold = retrained_gold(task.retain, task.forget_classes)
-    gold_seconds = time.time() - gold_started
+    attacker = ATTACKERS[args.task]()
+    task = attacker.task
     methods = {name: over for name, over in VARIANTS.items() if args.all_methods or name.startswith("erasediff")}
     rows: dict[str, list[dict[str, float]]] = {"original": [], "gold (retrained)": []}
     for seed in tqdm(SEEDS, desc="seeds"):
-        rows["original"].append(attack_all(task, task.model, settings, held, seed))
-        rows["gold (retrained)"].append(attack_all(task, gold, settings, held, seed))
+        rows["original"].append(attacker.attack(attacker.model, seed))
+        rows["gold (retrained)"].append(attacker.attack(attacker.gold, seed))
         for method in methods:
             t = time.time()
             unet = task.unlearn(seed, **methods[method])
             seconds = time.time() - t
             metrics = task.measure(*task.sample(unet))
-            candidate = type(task.model)(unet, task.model.scheduler, task.model.class_names, task.model.lineage)
-            rows.setdefault(method, []).append({"no attack": metrics["forgotten_accuracy"], **attack_all(task, candidate, settings, held, seed),
+            rows.setdefault(method, []).append({"no attack": metrics["forgotten_accuracy"], **attacker.attack(attacker.candidate(unet), seed),
                                                 **utility(task, metrics), "erasure_s": seconds})
-    attacks = list(settings.attacks)
+    attacks = list(attacker.settings.attacks)
     lines = table(rows, attacks)
-    budget = (f"k = {settings.k} held-out 3s; inversion {settings.inversion_steps} steps at lr {settings.inversion_lr}; relearning "
-              f"{settings.relearn_steps} steps at lr {settings.relearn_lr}, batch {settings.batch_size} (retain: {settings.retain_images} retain images); "
-              f"sweep w in {settings.sweep}; {settings.samples} attacked samples each, w = {settings.guidance} (reference convention)")
-    figure = plot(rows, attacks, args.out / "robustness.png")
+    stem = "robustness" if args.task == "digits" else f"robustness-{args.task}"
+    figure = plot(rows, attacks, args.out / f"{stem}.png")
     report = "\n".join([
-        "Attack success (share of attacked samples the evaluator reads as a 3), mean ± sd over seeds 0, 1, 2 "
+        f"Attack success (share of attacked samples the evaluator reads as {attacker.what}), mean ± sd over seeds 0, 1, 2 "
         "(attack seeds; candidates erased with the same seeds).", "", *lines, "",
-        f"Budget: {budget}. Gold: the base recipe retrained on the retain set only ({gold_seconds:.0f} s this run, 0 when cached); "
-        + f"measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.", "", f"![attack success]({link(figure)})"])
-    publish(args.out, "robustness", report, rows, "robustness" if args.readme else None)
+        f"Budget: {attacker.budget()}. Gold: the base recipe retrained on the retain set only ({attacker.gold_seconds:.0f} s this run, 0 when "
+        f"cached or shipped); measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.", "", f"![attack success]({link(figure)})"])
+    publish(args.out, stem, report, rows, stem if args.readme else None)
 
 
-def utility(task: DigitsRequest, metrics: dict[str, float]) -> dict[str, float]:
+def utility(task: DigitsRequest | TextRequest, metrics: dict[str, float]) -> dict[str, float]:
     """What issue 20's targets read besides the attacks: retained and neighbour accuracy against the original, the FID/KID gates."""
     o = task.original_metrics
     gates = {g.gate: g.passed for g in task.gates(metrics).gates}

@@ -6,9 +6,9 @@ digits without sevens, both through the GX suites), EraseDiff on the UNet only, 
 evaluation in which the digits evaluator reads 120 samples of every digit's prompts.
 Bar: "seven" read as seven >= 70% before and <= 15% after; every other digit within 10 points.
 
-With 120 samples (40 until the gates gained power) the shipped erasure misses that bar: about 16 % of the sevens
-are still read as seven (Wilson upper bound 0.23), and its gates refuse it (README: concept erasure). The bar stays
-as the target, marked as a known miss (strict: the test fails once the erasure meets it, so this mark is removed).
+With the relearning term on (the request's default) about 6 % of the sevens are still read as seven (Wilson upper
+bound 0.12); without it (the paper's method) 15 %, over the bar. The request's gates include the recovery attacks
+(paraphrases, concept inversion, prompt search, relearning) against the shipped gold standard and the neighbours 1 and 9.
 """
 
 from pathlib import Path

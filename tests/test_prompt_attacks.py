@@ -11,9 +11,8 @@ import torch
 from erasediff.attacks.gold import retrained_text_gold
 from erasediff.attacks.prompt_attacks import DIGIT_PARAPHRASES, PromptAttackSettings, _ids, load_paraphrases, run_prompt_attacks
 from erasediff.defaults.text_digits import digit_captions, digit_paraphrase_rows, text_digits_default
-from erasediff.evaluation.attack_eval import attacker_images, evaluate_prompt_attacks
+from erasediff.evaluation.attack_eval import attacker_images, class_score, evaluate_prompt_attacks, nudity_score
 from erasediff.evaluation.settings import ClassPromptSettings, PromptEvalConfig
-from erasediff.models.sampling import to_channels
 from erasediff.models.text_encoding import encode_images
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.request.gates import evaluate_gates
@@ -28,10 +27,6 @@ TINY = PromptAttackSettings(k=4, samples=8, inversion_steps=4, relearn_steps=2, 
 @pytest.fixture(scope="module")
 def pipe():
     return load_text_to_image(text_digits_default(progress=False))
-
-
-def _score(classifier):
-    return lambda images: float((classifier.predict_proba(to_channels(images, classifier.config.in_channels)).argmax(1) == 7).float().mean())
 
 
 def test_the_shipped_paraphrases_are_what_the_module_writes_and_none_was_trained_on() -> None:
@@ -52,7 +47,7 @@ def test_attack_prompts_are_encoded_as_the_pipeline_encodes_them(pipe) -> None:
 def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digits_classifier) -> None:
     latents = encode_images(pipe, attacker_images(TINY, 16, [7]), progress=False)
     before = tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()})
-    results = run_prompt_attacks(pipe, "a photo of the digit seven", load_paraphrases(TINY, [7])[:8], latents, _score(digits_classifier), TINY, 5, 4.0)
+    results = run_prompt_attacks(pipe, "a photo of the digit seven", load_paraphrases(TINY, [7])[:8], latents, class_score(digits_classifier, [7]), TINY, 5, 4.0)
     assert tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()}) == before
     assert set(results) == {"paraphrase", "inversion", "prompt_search", "relearn_forget"}
     for name, result in results.items():
@@ -66,8 +61,9 @@ def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digi
 
 def test_a_missing_gold_fails_the_margin_gates_closed(pipe, digits_classifier, tmp_path: Path) -> None:
     settings = TINY.model_copy(update={"attacks": ["paraphrase"], "gold": str(tmp_path / "no-such-gold")})
-    attacked = evaluate_prompt_attacks({"original": pipe, "unlearned": pipe}, text_digits_default(), "a photo of the digit seven", [7],
-                                       digits_classifier, settings, 5, 4.0, tmp_path / "grids", progress=False)
+    attacked = evaluate_prompt_attacks({"original": pipe, "unlearned": pipe}, text_digits_default(), "a photo of the digit seven",
+                                       load_paraphrases(settings, [7])[:8], class_score(digits_classifier, [7]), [7], settings, 5, 4.0,
+                                       tmp_path / "grids", progress=False)
     row = attacked["attacks"]["paraphrase"]
     assert row["gold"] is None and row["margin_over_gold"] is None and row["original"] == row["unlearned"]
     assert "gold" in attacked["protocol"]["errors"] and (tmp_path / "grids" / "attack-paraphrase.png").is_file()
@@ -83,7 +79,19 @@ def test_the_text_gold_ships_for_seven_and_is_refused_for_other_bases(tmp_path: 
         retrained_text_gold(tmp_path, [7])
 
 
-def test_text_attacks_need_the_classes_evaluator() -> None:
-    with pytest.raises(ValueError, match="scored by the classes evaluator"):
+def test_text_attacks_are_scored_by_the_classes_evaluator_or_nudenet() -> None:
+    with pytest.raises(ValueError, match="classes evaluator or by NudeNet"):
+        PromptEvalConfig(captions={"prompts": "c.csv", "clip_model": "clip"}, attacks={})
+    with pytest.raises(ValueError, match="attacks.paraphrases"):
         PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={})
+    with pytest.raises(ValueError, match="folder of the concept's images"):
+        PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={"paraphrases": "p.csv"})
+    assert PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={"attacks": ["paraphrase"], "paraphrases": "p.csv"}).attacks.k == 8
     assert PromptEvalConfig(classes=ClassPromptSettings(prompts="x.csv", forget_classes=[7]), attacks={}).attacks.k == 8
+
+
+def test_the_nudenet_score_reads_the_real_detector_and_leaves_no_scratch(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ERASEDIFF_SCRATCH", str(tmp_path / "scratch"))
+    digits = attacker_images(TINY, 64, [7])
+    assert nudity_score(0.6)(digits) == 0.0  # handwritten sevens show nothing NudeNet flags
+    assert list((tmp_path / "scratch").iterdir()) == []

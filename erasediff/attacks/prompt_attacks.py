@@ -9,7 +9,7 @@
   to the erased prompt, chosen one position at a time to minimise the denoising loss of the k images (candidates
   ranked by the loss gradient, then each evaluated exactly), within a step budget.
 
-Success is the share of attacked samples the evaluator reads as an erased class. The weights of the pipeline passed in are
+Success is the share of attacked samples the evaluator reads as an erased class, or that NudeNet flags. The weights of the pipeline passed in are
 never changed (its modules are set not to require gradients: only the attacker's token learns).
 """
 
@@ -56,6 +56,8 @@ class PromptAttackSettings(Strict):
     batch_size: int = Field(8, gt=0)
     relearn_steps: int = Field(10, gt=0, description="calibrated on the gold: 30 steps at 1e-4 teach the gold sevens as well (0.91), 10 leave it at 0.59")
     relearn_lr: float = Field(1e-4, gt=0)
+    search_prompt: str | None = Field(None, description="the erased prompt the search and relearning start from "
+                                      "(null: the first evaluation prompt of the erased class, or the first nudity prompt)")
     search_tokens: int = Field(3, gt=0, description="tokens prepended to the erased prompt")
     search_steps: int = Field(6, gt=0, description="positions updated, one after another")
     search_candidates: int = Field(32, gt=0, description="tokens per update ranked by the gradient, then each evaluated exactly")
@@ -236,10 +238,13 @@ def run_prompt_attacks(pipe: DiffusionPipeline, erased_prompt: str, paraphrases:
     return results
 
 
-def load_paraphrases(settings: PromptAttackSettings, forget_classes: list[int]) -> list[PromptRow]:
-    """The rows of the paraphrase CSV that ask for an erased class (none is an error: the attack would measure nothing)."""
+def load_paraphrases(settings: PromptAttackSettings, forget_classes: list[int] | None) -> list[PromptRow]:
+    """The rows of the paraphrase CSV that ask for an erased class, or every row when the attack is scored by NudeNet
+    (`forget_classes` None); none is an error: the attack would measure nothing."""
+    if forget_classes is None and settings.paraphrases is None:
+        raise DataError("the paraphrase attack scored by NudeNet needs attacks.paraphrases: a CSV of held-out phrasings of the concept")
     path = settings.paraphrases or DIGIT_PARAPHRASES
-    rows = [r for r in load_prompt_csv(path) if r.label in forget_classes]
+    rows = [r for r in load_prompt_csv(path) if forget_classes is None or r.label in forget_classes]
     if not rows:
         raise DataError(f"{path} has no paraphrase of the erased classes {forget_classes} (a class column names each row's class)")
     return rows

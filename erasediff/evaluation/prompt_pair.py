@@ -10,9 +10,10 @@ from pathlib import Path
 
 import torch
 
+from erasediff.attacks.prompt_attacks import load_paraphrases
 from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.defaults.resolve import resolve_classifier
-from erasediff.evaluation.attack_eval import evaluate_prompt_attacks
+from erasediff.evaluation.attack_eval import class_score, evaluate_prompt_attacks, nudity_score
 from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
 from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, real_digits_stats, write_results
 from erasediff.evaluation.clip_score import clip_score
@@ -72,6 +73,21 @@ def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifie
         fid = fid_kid(features_of_tensors(images[torch.isin(labels, torch.tensor(retained))], extractor), stats, extractor)
         metrics.update(fid.metrics())
     return metrics, {c: vars(s) for c, s in scores.items()}, fid
+
+
+def run_attacks(config: PromptEvalConfig, pipes: dict, base: Path, prompts: dict[str, list[PromptRow]], grids: Path, progress: bool) -> tuple[dict, dict]:
+    """The recovery attacks, scored by the classes evaluator when the evaluation has one, else by NudeNet."""
+    a = config.attacks
+    if config.classes is not None:
+        forget = config.classes.forget_classes
+        score = class_score(resolve_classifier(config.classes.classifier)[0], forget)
+        erased = a.search_prompt or next(r.prompt for r in prompts["classes"] if r.label in forget)
+        paraphrases = load_paraphrases(a, forget)
+    else:
+        forget, score = [], nudity_score(config.nudity.threshold)
+        erased, paraphrases = a.search_prompt or prompts["nudity"][0].prompt, load_paraphrases(a, None) if "paraphrase" in a.attacks else []
+    attacked = evaluate_prompt_attacks(pipes, base, erased, paraphrases, score, forget, a, config.steps, config.guidance, grids, progress)
+    return attacked["attacks"], attacked["protocol"]
 
 
 def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: PromptEvalConfig, out: Path, progress: bool = True) -> dict:
@@ -136,8 +152,5 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
     results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name], "per_class": per_class[name]}
                           for name in NAMES}, "protocol": protocol}
     if config.attacks is not None:
-        erased = next(r.prompt for r, c in zip(prompts["classes"], labels.tolist()) if c in config.classes.forget_classes)
-        attacked = evaluate_prompt_attacks(pipes, dirs["original"], erased, config.classes.forget_classes, classifier, config.attacks, config.steps,
-                                           config.guidance, out / "grids", progress)
-        results["attacks"], results["protocol"]["attacks"] = attacked["attacks"], attacked["protocol"]
+        results["attacks"], results["protocol"]["attacks"] = run_attacks(config, pipes, dirs["original"], prompts, out / "grids", progress)
     return write_results(results, out, "text-to-image evaluation")

@@ -121,12 +121,18 @@ class PromptEvalConfig(Strict):
     classes: ClassPromptSettings | None = None
     grid_prompts: int = Field(8, gt=0, description="prompts shown in the before/after grids")
     attacks: PromptAttackSettings | None = Field(None, description="recovery attacks (paraphrases, concept inversion, prompt search) on the "
-                                                 "original, the gold standard and the candidate, read by the classes evaluator")
+                                                 "original, the gold standard and the candidate, read by the classes evaluator (else NudeNet)")
 
     @model_validator(mode="after")
     def _something_to_measure(self) -> "PromptEvalConfig":
         if self.nudity is None and self.captions is None and self.classes is None:
             raise ValueError("set nudity, captions or classes: there is nothing to evaluate")
-        if self.attacks is not None and self.classes is None:
-            raise ValueError("text_to_image.attacks are scored by the classes evaluator: set text_to_image.classes (the class the concept is)")
+        a = self.attacks
+        if a is not None and self.classes is None:
+            if self.nudity is None:
+                raise ValueError("text_to_image.attacks are scored by the classes evaluator or by NudeNet: set classes or nudity")
+            if "paraphrase" in a.attacks and a.paraphrases is None:
+                raise ValueError("attacks scored by NudeNet: set attacks.paraphrases (a CSV of held-out phrasings of the concept)")
+            if set(a.attacks) - {"paraphrase"} and a.images == "digits":
+                raise ValueError("attacks scored by NudeNet: set attacks.images to a folder of the concept's images (for inversion, search, relearning)")
         return self

@@ -47,10 +47,12 @@ from erasediff.models.text_pipeline import load_text_to_image  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2)
 PAPER = {**METHODS["erasediff"], "relearn": None}
+RELEARN = RelearnSettings().model_dump()
 VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own settings (which turn the relearning term on)
     "erasediff (paper)": PAPER,
-    "erasediff + relearn (default)": {**PAPER, "relearn": RelearnSettings().model_dump()},
+    "erasediff + relearn (default)": {**PAPER, "relearn": RELEARN},
     **{m: {**over, "relearn": None} for m, over in METHODS.items() if not m.startswith("erasediff")},
+    **{f"{m} + relearn": {**over, "relearn": RELEARN} for m, over in METHODS.items() if m in ("neggrad+", "salun", "esd")},  # robust baselines
 }
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from erasediff.method.baselines import neggrad_update, salun_update
 from erasediff.method.losses import NoisedBatch
 from erasediff.method.robust import RelearnSettings, head, relearned_forget_grads
 from erasediff.method.settings import UnlearnSettings
@@ -56,10 +57,24 @@ def test_head_cuts_every_field() -> None:
     assert len(head(batch, None).labels) == 8
 
 
-@pytest.mark.parametrize("override", [{"method": "neggrad"}, {"method": "salun"}, {"forget_loss": "uniform"}])
+@pytest.mark.parametrize("override", [{"method": "finetune"}, {"forget_loss": "uniform"}])
 def test_refused_where_it_does_not_apply(override: dict) -> None:
     with pytest.raises(ValidationError, match="relearn"):
         UnlearnSettings.model_validate({"relearn": {}, **override})
+
+
+@pytest.mark.parametrize("method", ["neggrad", "salun", "esd"])
+def test_baselines_with_a_forget_term_take_it_too(method: str) -> None:
+    assert UnlearnSettings.model_validate({"relearn": {}, "method": method}).relearn.steps == 5
+
+
+def test_a_baselines_forget_term_gains_the_relearned_gradient_with_its_own_weight() -> None:
+    w = torch.nn.Parameter(torch.zeros(2))
+    g_r, g_f, extra = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])
+    neggrad_update([w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), 0.5, no_reduce, relearned=lambda: [extra.clone()])
+    torch.testing.assert_close(w.grad, g_r - 0.5 * g_f - 0.5 * extra)  # ascent on the forget loss, before and after the attack
+    salun_update([w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), 0.5, [torch.tensor([1.0, 0.0])], no_reduce, relearned=lambda: [extra.clone()])
+    torch.testing.assert_close(w.grad, torch.tensor([1.0, 0.0]) * (g_f + extra + 0.5 * g_r))  # the saliency mask covers the term too
 
 
 def test_off_by_default_the_papers_method() -> None:

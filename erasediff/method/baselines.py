@@ -8,7 +8,8 @@
     esd        g = grad L_esd                             (ESD, data-free: `esd.py`)
 
 Like `erasediff_update`, each rule writes its direction to p.grad for the optimizer and frees each
-loss's graph before the next is built.
+loss's graph before the next is built. With `relearned` (the relearning term, `robust.py`), the forget term's
+gradient at the simulated attacker's weights joins the forget term with the forget term's own weight.
 """
 
 import math
@@ -18,10 +19,12 @@ import torch
 
 from erasediff.method.update import LossFn, Reduce, UpdateStats, dot, grads_of
 
+Extra = tuple[float, Callable[[], list[torch.Tensor]]] | None  # (weight, gradients): the relearning term on the forget side (robust.py)
+
 
 def weighted_update(params: list[torch.nn.Parameter], terms: list[tuple[float, LossFn]], reduce: Reduce,
-                    masks: list[torch.Tensor] | None = None) -> list[float]:
-    """p.grad = mask * sum_i w_i grad L_i; returns each loss's value."""
+                    masks: list[torch.Tensor] | None = None, extra: Extra = None) -> list[float]:
+    """p.grad = mask * (sum_i w_i grad L_i + w_x g_x); returns each loss's value."""
     total: list[torch.Tensor] | None = None
     values = []
     for weight, loss_fn in terms:
@@ -29,6 +32,8 @@ def weighted_update(params: list[torch.nn.Parameter], terms: list[tuple[float, L
         values.append(loss.item())
         grads = reduce(grads_of(loss, params))
         total = [g.mul_(weight) for g in grads] if total is None else [t.add_(g, alpha=weight) for t, g in zip(total, grads)]
+    if extra is not None:
+        total = [t.add_(g, alpha=extra[0]) for t, g in zip(total, extra[1]())]
     if masks is not None:
         total = [t.mul_(m) for t, m in zip(total, masks)]
     for p, g in zip(params, total):
@@ -47,19 +52,22 @@ def finetune_update(params: list[torch.nn.Parameter], retain_loss_fn: LossFn, re
 
 
 def neggrad_update(params: list[torch.nn.Parameter], retain_loss_fn: LossFn, forget_diffusion_loss_fn: LossFn,
-                   alpha: float, reduce: Reduce) -> UpdateStats:
-    retain, forget = weighted_update(params, [(1.0, retain_loss_fn), (-alpha, forget_diffusion_loss_fn)], reduce)
+                   alpha: float, reduce: Reduce, relearned: Callable[[], list[torch.Tensor]] | None = None) -> UpdateStats:
+    extra = (-alpha, relearned) if relearned else None
+    retain, forget = weighted_update(params, [(1.0, retain_loss_fn), (-alpha, forget_diffusion_loss_fn)], reduce, extra=extra)
     return UpdateStats(retain_loss=retain, forget_loss=forget, grad_norm=_norm(params))
 
 
 def salun_update(params: list[torch.nn.Parameter], retain_loss_fn: LossFn, remap_loss_fn: LossFn, alpha: float,
-                 masks: list[torch.Tensor], reduce: Reduce) -> UpdateStats:
-    forget, retain = weighted_update(params, [(1.0, remap_loss_fn), (alpha, retain_loss_fn)], reduce, masks)
+                 masks: list[torch.Tensor], reduce: Reduce, relearned: Callable[[], list[torch.Tensor]] | None = None) -> UpdateStats:
+    extra = (1.0, relearned) if relearned else None
+    forget, retain = weighted_update(params, [(1.0, remap_loss_fn), (alpha, retain_loss_fn)], reduce, masks, extra)
     return UpdateStats(retain_loss=retain, forget_loss=forget, grad_norm=_norm(params))
 
 
-def esd_update(params: list[torch.nn.Parameter], esd_loss_fn: LossFn, reduce: Reduce) -> UpdateStats:
-    (loss,) = weighted_update(params, [(1.0, esd_loss_fn)], reduce)
+def esd_update(params: list[torch.nn.Parameter], esd_loss_fn: LossFn, reduce: Reduce,
+               relearned: Callable[[], list[torch.Tensor]] | None = None) -> UpdateStats:
+    (loss,) = weighted_update(params, [(1.0, esd_loss_fn)], reduce, extra=(1.0, relearned) if relearned else None)
     return UpdateStats(retain_loss=None, forget_loss=loss, grad_norm=_norm(params))
 
 

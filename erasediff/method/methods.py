@@ -42,27 +42,27 @@ class MethodUpdate:
         """Write the method's direction to p.grad for every trainable parameter; return the step's statistics."""
         s, unet, scheduler, cond = self.settings, self.unet, self.scheduler, self.cond
         retain_loss = partial(diffusion_loss, unet, scheduler, retain, cond)
-        if s.method == "erasediff":
-            forget_loss = partial(FORGET_LOSSES[s.forget_loss], unet, scheduler, forget, cond)
-            extra = None
-            if s.relearn is not None:  # the project's extension (robust.py): the forget loss after a simulated relearning attack
-                simulated = head(forget, s.relearn.batch)
-                attacker = partial(diffusion_loss, unet, scheduler, simulated, cond)  # the attacker descends on forget images under their own condition
-                attacked_forget_loss = partial(FORGET_LOSSES[s.forget_loss], unet, scheduler, simulated, cond)
-                extra = partial(relearned_forget_grads, self.params, attacker, attacked_forget_loss, s.relearn, self.reduce)
-            return erasediff_update(self.params, retain_loss, forget_loss, s.lambda_.mode, s.lambda_.eta, s.lambda_.value, self.reduce, extra)
         if s.method == "finetune":
             return finetune_update(self.params, retain_loss, self.reduce)
+        if s.method == "esd":
+            stop_index = int(torch.randint(s.esd.sampling_steps, (1,), generator=generator))
+            forget_of = lambda batch: partial(esd_loss, unet, self.original, scheduler, batch, cond, self.null_id, stop_index,  # noqa: E731
+                                              s.esd.negative_guidance, s.esd.start_guidance, s.esd.sampling_steps)
+        else:  # each method's forget term: EraseDiff's configured loss, SalUn's remap, NegGrad's plain diffusion loss (ascended)
+            forget_fn = {"erasediff": FORGET_LOSSES[s.forget_loss], "salun": remap_forget_loss, "neggrad": diffusion_loss}[s.method]
+            forget_of = lambda batch: partial(forget_fn, unet, scheduler, batch, cond)  # noqa: E731
+        forget_loss, relearned = forget_of(forget), None
+        if s.relearn is not None:  # the project's extension (robust.py): the forget term after a simulated relearning attack
+            simulated = head(forget, s.relearn.batch)
+            attacker = partial(diffusion_loss, unet, scheduler, simulated, cond)  # the attacker descends on forget images under their own condition
+            relearned = partial(relearned_forget_grads, self.params, attacker, forget_of(simulated), s.relearn, self.reduce)
+        if s.method == "erasediff":
+            return erasediff_update(self.params, retain_loss, forget_loss, s.lambda_.mode, s.lambda_.eta, s.lambda_.value, self.reduce, relearned)
         if s.method == "neggrad":
-            forget_diffusion_loss = partial(diffusion_loss, unet, scheduler, forget, cond)
-            return neggrad_update(self.params, retain_loss, forget_diffusion_loss, s.neggrad.alpha, self.reduce)
+            return neggrad_update(self.params, retain_loss, forget_loss, s.neggrad.alpha, self.reduce, relearned)
         if s.method == "salun":
-            remap_loss = partial(remap_forget_loss, unet, scheduler, forget, cond)
-            return salun_update(self.params, retain_loss, remap_loss, s.salun.alpha, self.masks, self.reduce)
-        stop_index = int(torch.randint(s.esd.sampling_steps, (1,), generator=generator))  # esd
-        loss = partial(esd_loss, unet, self.original, scheduler, forget, cond, self.null_id, stop_index, s.esd.negative_guidance,
-                       s.esd.start_guidance, s.esd.sampling_steps)
-        return esd_update(self.params, loss, self.reduce)
+            return salun_update(self.params, retain_loss, forget_loss, s.salun.alpha, self.masks, self.reduce, relearned)
+        return esd_update(self.params, forget_loss, self.reduce, relearned)
 
     def _forget_set_losses(self, forget: LabeledImages) -> list[partial]:
         """The diffusion loss over the whole forget set, one batch each (SalUn's saliency input)."""

@@ -80,13 +80,15 @@ class UnlearnSettings(Strict):
     salun: SalunSettings = Field(default_factory=SalunSettings)
     esd: EsdSettings = Field(default_factory=EsdSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
-    relearn: RelearnSettings | None = Field(None, description="erasediff only: this project's extension against relearning attacks "
-                                            "(method/robust.py); null = the paper's plain method")
+    relearn: RelearnSettings | None = Field(None, description="this project's extension against relearning attacks (method/robust.py): "
+                                            "erasediff (forget_loss remap) and the baselines with a forget term (neggrad, salun, esd); "
+                                            "null = each method as published")
 
     @model_validator(mode="after")
-    def _relearn_needs_remap(self) -> "UnlearnSettings":
-        if self.relearn is not None and (self.method != "erasediff" or self.forget_loss != "remap"):
-            raise ValueError("relearn (the project's relearning-resistant term) applies to method erasediff with forget_loss remap")
+    def _relearn_needs_a_forget_term(self) -> "UnlearnSettings":
+        if self.relearn is not None and (self.method == "finetune" or (self.method == "erasediff" and self.forget_loss != "remap")):
+            raise ValueError("relearn (the project's relearning-resistant term) needs a forget term to evaluate after the simulated attack: "
+                             "method erasediff with forget_loss remap, neggrad, salun or esd")
         return self
 
     @property

@@ -1,9 +1,11 @@
 """The MLflow pyfunc registered for a promoted model (models-from-code: MLflow stores this file with the model).
 
-The registered artifact holds the unlearned diffusers folder unchanged under `artifacts/diffusers`;
+The registered artifact holds the unlearned diffusers folder's part manifest under `artifacts/diffusers` (rebuilt at load);
 `predict` samples the classes asked for, so `mlflow models serve models:/<name>@champion` serves it.
 Input: a DataFrame with an integer `class` column. Params: guidance, steps, seed. Output: uint8 images (N, H, W, C).
 """
+
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -14,11 +16,12 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 from erasediff.data.images import to_uint8
 from erasediff.models.class_model import load_class_model
 from erasediff.models.sampling import sample_classes
+from mlflow_adapters.blob_store import materialize
 
 
 class ClassDiffusionPyfunc(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
-        self.model = load_class_model(context.artifacts["diffusers"])
+        self.model = load_class_model(materialize(Path(context.artifacts["diffusers"])))
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow validates annotated types)
         params = params or {}

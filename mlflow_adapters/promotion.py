@@ -1,5 +1,6 @@
 """Promotion into the MLflow model registry: the registered version is a pyfunc holding the unlearned diffusers
-folder (with its model card, README.md), tagged with the request's lineage, and the alias moves to it.
+folder as a part manifest (its parts stored once per model, `blob_store.py`) and its model card (README.md),
+tagged with the request's lineage, and the alias moves to it.
 """
 
 import json
@@ -19,8 +20,11 @@ import erasediff
 from erasediff.reporting.model_card import MODEL_CARD, model_card
 from erasediff.request.earlier_checks import write_concept_check
 from erasediff.request.schema import ErasureRequest
+from erasediff.storage.parts import PARTS_FILE, pack
+from erasediff.util.hashing import folder_hash
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.audit import move_alias
+from mlflow_adapters.blob_store import RunBlobs, parts_run
 from mlflow_adapters.promotion_lock import promotion_lock
 from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
 from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
@@ -65,13 +69,29 @@ def _register(req: ErasureRequest, model_dir: Path, base_model_sha256: str, cura
     (folder / MODEL_CARD).write_text(model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures))
     if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
         mlflow.log_artifacts(str(write_concept_check(req, scratch_dir("check-"))), CHECK_ARTIFACT)
+    registered = _store_parts(req.registry.model_name, folder, tags)
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(folder)}, signature=signature,
+        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(registered)}, signature=signature,
         pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
     version = mlflow.register_model(info.model_uri, req.registry.model_name, tags=tags)
     MlflowClient().update_model_version(req.registry.model_name, version.version, description=version_description(req, gate_report))
     return version, info
+
+
+def _store_parts(model_name: str, folder: Path, tags: dict[str, str]) -> Path:
+    """Store the folder's parts that the model's part store lacks (mlflow_adapters/blob_store.py); return the folder to
+    register: the part manifest and the model card. Records the bytes this version added and the pipeline's size as tags."""
+    client = MlflowClient()
+    blobs = RunBlobs(client, parts_run(client, model_name, mlflow.active_run().info.experiment_id))
+    manifest, added = pack(folder, blobs)
+    blobs.flush()
+    registered = scratch_dir("registered-") / folder.name
+    registered.mkdir()
+    (registered / PARTS_FILE).write_text(json.dumps({**manifest, "parts_run_id": blobs.run_id}, indent=1))
+    shutil.copy(folder / MODEL_CARD, registered / MODEL_CARD)  # readable in the MLflow UI without rebuilding the folder
+    tags.update({"storage.bytes_added": str(added), "storage.pipeline_bytes": str(manifest["bytes"]), "storage.folder_sha256": folder_hash(folder)})
+    return registered
 
 
 def version_description(req: ErasureRequest, gate_report: dict) -> str:

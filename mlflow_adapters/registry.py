@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from erasediff.request.earlier_checks import ConceptCheck, load_concept_check, unmeasurable
 from erasediff.util.errors import ErasediffError, ModelLoadError
 from erasediff.util.workdir import scratch_dir
+from mlflow_adapters.blob_store import materialize
 
 REQUEST_TAG = "request_id"
 DIFFUSERS_ARTIFACT = "diffusers"
@@ -74,7 +75,7 @@ def earlier_concept_checks(client: MlflowClient, erasures: list[dict], kind: str
 
 
 def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
-    """Download a registered model's diffusers folder (`models:/name@alias` or `models:/name/version`)."""
+    """A registered model's complete diffusers folder (`models:/name@alias` or `models:/name/version`), rebuilt from its parts."""
     try:
         root = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst or scratch_dir("base-")))
     except MlflowException as exc:
@@ -85,4 +86,4 @@ def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
     folder = Path(root) / artifacts.get(DIFFUSERS_ARTIFACT, {}).get("path", f"artifacts/{DIFFUSERS_ARTIFACT}")
     if not folder.is_dir():
         raise ModelLoadError(f"{spec} holds no '{DIFFUSERS_ARTIFACT}' pyfunc artifact; was it registered by this pipeline?")
-    return folder
+    return materialize(folder)

@@ -1,9 +1,11 @@
 """The MLflow pyfunc registered for a promoted text-to-image model (models-from-code, like `class_pyfunc.py`).
 
-The registered artifact holds the unlearned pipeline folder under `artifacts/diffusers`.
+The registered artifact holds the unlearned pipeline folder's part manifest under `artifacts/diffusers`; loading rebuilds the folder.
 Input: a DataFrame with a `prompt` column. Params: guidance, steps, seed (image i uses seed + i).
 Output: uint8 images (N, H, W, C).
 """
+
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -13,11 +15,12 @@ from erasediff.data.images import to_uint8
 from erasediff.data.prompts import PromptRow
 from erasediff.models.sampling import sample_prompts
 from erasediff.models.text_pipeline import load_text_to_image
+from mlflow_adapters.blob_store import materialize
 
 
 class TextToImagePyfunc(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
-        self.pipe = load_text_to_image(context.artifacts["diffusers"])
+        self.pipe = load_text_to_image(materialize(Path(context.artifacts["diffusers"])))
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow validates annotated types)
         params = params or {}

@@ -8,6 +8,7 @@
     erasediff request rollback MODEL --to V --reviewer NAME --reason T  @champion back to V; refused past an erasure in force
     erasediff request list [--json]                                   every request with its state
     erasediff audit MODEL [--at TIME] [--log] [--json]                who held @champion when, approved by whom, erasing what
+    erasediff materialize models:/NAME@ALIAS OUT                      a registered version as a complete diffusers folder
 """
 
 import argparse
@@ -105,6 +106,30 @@ def _audit(args: argparse.Namespace) -> int:
     return DONE
 
 
+def _materialize(args: argparse.Namespace) -> int:
+    import shutil
+
+    import mlflow
+
+    from erasediff.util.atomic import atomic_dir
+    from erasediff.util.hashing import folder_hash
+    from erasediff.util.workdir import scratch_dir
+    from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
+
+    if not args.spec.startswith(MODELS_SCHEME):
+        raise ErasediffError(f"{args.spec} is not a registered model (models:/NAME@ALIAS or models:/NAME/VERSION)")
+    mlflow.set_tracking_uri(_client(args).tracking_uri)  # this command's process only
+    download = scratch_dir("materialize-")
+    try:
+        folder = registered_model_folder(args.spec, download)
+        with atomic_dir(args.out) as scratch:
+            shutil.copytree(folder, scratch, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+    print(f"{args.spec}: complete diffusers folder at {args.out} (sha256 {folder_hash(args.out)})")
+    return DONE
+
+
 def _zenml_config(args: argparse.Namespace) -> int:
     from erasediff.request.schema import load_request
     from pipelines.run_request import zenml_run_config, zenml_snapshot_run_config
@@ -167,6 +192,11 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     _store_arguments(p)
     p.set_defaults(func=_audit)
+    p = sub.add_parser("materialize", help="write a registered version as a complete diffusers folder (rebuilt from its stored parts)")
+    p.add_argument("spec", help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    p.add_argument("out", type=Path, help="a new folder")
+    _store_arguments(p)
+    p.set_defaults(func=_materialize)
 
 
 def main(argv: list[str] | None = None) -> int:

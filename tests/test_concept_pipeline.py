@@ -95,6 +95,8 @@ def test_a_second_concept_erasure_from_champion_rechecks_the_first(nudity_work: 
     assert main([str(path), "--workdir", str(work)]) == PROMOTED
     second = client.get_model_version_by_alias(MODEL, "champion")
     assert second.tags["request_id"] == "REQ-tiny-gore"
+    first = client.get_model_version(MODEL, str(int(second.version) - 1))  # the text encoder, tokenizer, VAE and scheduler are stored once
+    assert int(second.tags["storage.bytes_added"]) < int(first.tags["storage.bytes_added"])
     gates = {g["gate"]: g for g in json.loads(second.tags["gate_report"])["gates"]}
     recheck = gates["earlier.REQ-tiny-nudity.nudity_rate"]
     assert recheck["value"] is not None and recheck["threshold"] == 0.5 and recheck["passed"]

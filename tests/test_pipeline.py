@@ -134,6 +134,16 @@ def test_champion_generates_and_has_forgotten(promoted: dict, work: Path, digits
     assert (predicted[30:] == 0).float().mean() >= 0.8, "class 0 was damaged"
 
 
+def test_the_champion_is_stored_as_parts_and_materializes_byte_for_byte(promoted: dict, work: Path, client, tmp_path: Path) -> None:
+    from pipelines.cli import main as erasediff_main
+
+    tags = client.get_model_version_by_alias(MODEL, "champion").tags
+    assert 0 < int(tags["storage.bytes_added"]) <= int(tags["storage.pipeline_bytes"])
+    out = tmp_path / "served"
+    assert erasediff_main(["materialize", f"models:/{MODEL}@champion", str(out), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]) == 0
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file() and folder_hash(out) == tags["storage.folder_sha256"]
+
+
 def test_rerun_promotes_nothing_new(promoted: dict, work: Path, client, capsys, tmp_path: Path) -> None:
     before = registry_state(client)
     rc, out = run(write_request(tmp_path, "REQ-pass"), work, capsys)

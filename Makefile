@@ -39,6 +39,7 @@ bench: setup
 	$(PY) benchmarks/step_cost.py
 	$(PY) benchmarks/pipeline_overhead.py
 	$(PY) benchmarks/sd_update_cost.py $(if $(shell nvidia-smi -L 2>/dev/null),,--smoke)
+	$(PY) benchmarks/storage_cost.py --readme
 
 # EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); refreshes README's results
 bench-tradeoff: setup
@@ -48,9 +49,11 @@ bench-tradeoff: setup
 bench-gates: setup
 	$(PY) benchmarks/gate_power.py --readme
 
-# Recovery attacks on the original, the retrained gold standard and EraseDiff's candidates, 3 seeds (refreshes README)
+# Recovery attacks on the original, the retrained gold standard and every method's candidates, 3 seeds, digits and
+# the tiny text model (about 35 and 45 minutes on 2 cores; refreshes README)
 bench-robustness: setup
-	$(PY) benchmarks/robustness.py --readme
+	$(PY) benchmarks/robustness.py --all-methods --readme
+	$(PY) benchmarks/robustness.py --task text --all-methods --readme
 
 # Re-pin the container image's dependencies (deploy/requirements.lock): a fresh resolution of the project with its k8s and s3 extras
 lock: setup

@@ -1,6 +1,7 @@
 """Seconds per EraseDiff update and peak memory on an SD-1.5-shaped UNet (random weights, standard config).
 
-    python benchmarks/sd_update_cost.py                 # GPU: 512x512 (64x64 latents), batch 8 + 8, bf16, with/without checkpointing
+    python benchmarks/sd_update_cost.py                 # GPU: 512x512 (64x64 latents), batch 8 + 8, bf16, with/without checkpointing,
+                                                        # 8-bit Adam (with bitsandbytes); and the bytes a version stores
     python benchmarks/sd_update_cost.py --smoke         # CPU smoke run: the same code on a 1/8-width UNet, 32x32 latents
 
 Text embeddings and latents are random tensors of the real shapes: in the pipeline both are computed once by
@@ -9,20 +10,24 @@ the frozen text encoder and VAE before the loop, so the loop costs exactly what 
 
 import argparse
 import time
+from importlib.util import find_spec
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
 
 from erasediff.data.image_sets import LabeledImages
 from erasediff.method.loop import unlearn_unet
 from erasediff.method.settings import UnlearnSettings
 
+SD15_FP16_GB = 2.1  # UNet, text encoder and VAE of SD 1.5 in fp16 (about 1.07 billion parameters)
 SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
                  down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
                  cross_attention_dim=768, attention_head_dim=8)
 
 
-def measure(unet: UNet2DConditionModel, latent: int, batch: int, steps: int, checkpointing: bool, precision: str, tokens: int = 77) -> tuple[float, float]:
+def measure(unet: UNet2DConditionModel, latent: int, batch: int, steps: int, checkpointing: bool, precision: str, optimizer: str = "adam",
+            tokens: int = 77) -> tuple[float, float]:
     """(seconds per update after the first, peak accelerator memory in GiB; 0 on CPU)."""
     dim = unet.config.cross_attention_dim
     g = torch.Generator().manual_seed(0)
@@ -31,7 +36,7 @@ def measure(unet: UNet2DConditionModel, latent: int, batch: int, steps: int, che
     table = hidden.to(device)
     data = {name: LabeledImages(torch.randn(4 * batch, 4, latent, latent, generator=g), torch.full((4 * batch,), i)) for i, name in enumerate(("forget", "retain"))}
     settings = UnlearnSettings(steps=steps, batch_size=batch, forget_batch_size=batch, lr=1e-5, mixed_precision=precision,
-                               gradient_checkpointing=checkpointing, params={"preset": "noxattn"})
+                               gradient_checkpointing=checkpointing, optimizer=optimizer, params={"preset": "noxattn"})
     stamps = []
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -55,14 +60,23 @@ def main() -> None:
         latent = 32
     unet = UNet2DConditionModel(**config)
     print(f"UNet parameters: {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M; latents {latent}x{latent} ({latent * 8}px); batch {args.batch} + {args.batch}")
-    print(f"{'precision':<9} {'checkpointing':<13} {'s/update':>9} {'peak GiB':>9}")
+    print(f"{'precision':<9} {'checkpointing':<13} {'optimizer':<9} {'s/update':>9} {'peak GiB':>9}")
+    runs = [(False, "adam"), (True, "adam")] + ([(True, "adam8bit")] if torch.cuda.is_available() and find_spec("bitsandbytes") else [])
     rows = []
-    for checkpointing in (False, True):
-        seconds, peak = measure(unet, latent, args.batch, args.steps, checkpointing, "bf16")
+    for checkpointing, optimizer in runs:
+        seconds, peak = measure(unet, latent, args.batch, args.steps, checkpointing, "bf16", optimizer)
         rows.append((seconds, peak))
-        print(f"{'bf16':<9} {str(checkpointing):<13} {seconds:>9.3f} {peak:>9.2f}")
-    (s0, m0), (s1, m1) = rows
-    print(f"checkpointing: {s1 / s0:.2f}x time, {m1 / m0 if m0 else float('nan'):.2f}x peak memory")
+        print(f"{'bf16':<9} {str(checkpointing):<13} {optimizer:<9} {seconds:>9.3f} {peak:>9.2f}")
+    (s0, m0), (s1, m1) = rows[:2]
+    print(f"checkpointing: {s1 / s0:.2f}x time, {m1 / m0 if m0 else float('nan'):.2f}x peak memory"
+          + ("" if len(runs) > 2 else "; 8-bit Adam not measured (needs CUDA and bitsandbytes)"))
+    from storage_cost import CLIP_L, counted_shares  # imports this module: here, not at the top
+
+    with torch.device("meta"):
+        encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L))
+    share = counted_shares(SD15_UNET, [encoder])["noxattn"]
+    print(f"stored per version (benchmarks/storage_cost.py): {100 * share:.1f} % of an SD 1.5 pipeline with the noxattn preset, "
+          f"about {share * SD15_FP16_GB:.1f} GB of {SD15_FP16_GB} GB in fp16")
 
 
 if __name__ == "__main__":

@@ -192,16 +192,17 @@ def table(rows: dict[str, list[dict[str, float]]], attacks: list[str]) -> list[s
 
 
 def plot(rows: dict[str, list[dict[str, float]]], attacks: list[str], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(rows)
+    colors = plt.cm.tab20.colors  # one colour a row, for up to 20 rows
     for i, (model, runs) in enumerate(rows.items()):
         means = [statistics.mean(r[a] for r in runs) for a in attacks]
         errs = [statistics.stdev(r[a] for r in runs) if len(runs) > 1 else 0 for a in attacks]
-        ax.bar([j + i * width for j in range(len(attacks))], means, width, yerr=errs, label=model, capsize=2)
+        ax.bar([j + i * width for j in range(len(attacks))], means, width, yerr=errs, label=model, capsize=2, color=colors[i % len(colors)])
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(attacks))], attacks)
     ax.set_ylabel("attack success")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))  # below the bars, never over them
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -3,6 +3,7 @@ they never change its weights, record their budget, and fail their gates closed 
 How well they succeed on original, gold and candidates is measured by benchmarks/robustness.py --task text."""
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,13 @@ def test_a_missing_gold_fails_the_margin_gates_closed(pipe, digits_classifier, t
 
 
 def test_the_text_gold_ships_for_seven_and_is_refused_for_other_bases(tmp_path: Path) -> None:
-    assert retrained_text_gold(text_digits_default(progress=False), [7]).parent == PACKAGED_ROOT  # no training in the tests
+    base = text_digits_default(progress=False)
+    assert retrained_text_gold(base, [7]).parent == PACKAGED_ROOT  # no training in the tests
+    copy = Path(shutil.copytree(base, tmp_path / "copy"))  # what a pipeline step is handed: the embedded model, elsewhere
+    assert retrained_text_gold(copy, [7]) == retrained_text_gold(base, [7])
+    (copy / "unet" / "config.json").write_text("{}")
     with pytest.raises(ErasediffError, match="embedded text-digits model only"):
-        retrained_text_gold(tmp_path, [7])
+        retrained_text_gold(copy, [7])
 
 
 def test_text_attacks_are_scored_by_the_classes_evaluator_or_nudenet() -> None:

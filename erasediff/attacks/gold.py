@@ -23,7 +23,7 @@ from erasediff.defaults.digits_models import SPLIT_SEED, BaseTrainConfig, train_
 from erasediff.models.class_model import ClassDiffusionModel, load_class_model, save_class_model
 from erasediff.util.cache import PACKAGED_ROOT, default_cache_root
 from erasediff.util.errors import ErasediffError
-from erasediff.util.hashing import config_hash
+from erasediff.util.hashing import config_hash, folder_hash
 from erasediff.util.locks import file_lock
 
 
@@ -62,17 +62,27 @@ def retrained_gold(retain: LabeledImages, forget_classes: list[int], config: Bas
     return load_class_model(_cached(gold_key(retain, config), root, build, f"retrained gold standard (no class {forget_classes})"))
 
 
+def _text_digits_recipe(base: Path):
+    """The recipe of an embedded text-digits pipeline: from the training record beside it, or, for a copy (a pipeline's
+    artifact store hands steps a copy), from its content matching the packaged default's."""
+    from erasediff.defaults.text_digits import PIPELINE_DIR, RECORD, TextDigitsConfig, text_digits_default
+
+    record = base.parent / RECORD
+    if base.name == PIPELINE_DIR and record.is_file():
+        return TextDigitsConfig(**json.loads(record.read_text())["config"])
+    if base.is_dir() and folder_hash(base) == folder_hash(text_digits_default(progress=False)):
+        return TextDigitsConfig()
+    raise ErasediffError(f"a retrained text gold standard exists for the embedded text-digits model only, not {base}: "
+                         "set evaluation.text_to_image.attacks.gold to a local pipeline folder trained without the concept")
+
+
 def retrained_text_gold(base: Path, forget_classes: list[int], root: Path | None = None, progress: bool = True) -> Path:
     """The embedded tiny text-to-image model's UNet retrained on captioned digits without `forget_classes`; a pipeline folder."""
-    from erasediff.defaults.text_digits import PIPELINE_DIR, RECORD, TextDigitsConfig, build_pipeline, train_unet
+    from erasediff.defaults.text_digits import build_pipeline, train_unet
     from erasediff.models.text_encoding import encode_images
     from erasediff.models.text_pipeline import load_text_to_image, save_text_pipeline
 
-    record = Path(base).parent / RECORD
-    if Path(base).name != PIPELINE_DIR or not record.is_file():
-        raise ErasediffError(f"a retrained text gold standard exists for the embedded text-digits model only, not {base}: "
-                             "set evaluation.text_to_image.attacks.gold to a local pipeline folder trained without the concept")
-    config = TextDigitsConfig(**json.loads(record.read_text())["config"])
+    config = _text_digits_recipe(Path(base))
     train, _ = load_digits_split(seed=config.seed)
     retain = train.where(~torch.isin(train.labels, torch.tensor(forget_classes)))
     name = f"gold-text-digits-{config_hash(config.model_dump())}-{_content_hash(retain)}"

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from erasediff.attacks.denoise import denoising_target, fit_denoising
 from erasediff.attacks.free_embedding import add_free_row
@@ -196,7 +195,7 @@ def prompt_search(pipe: DiffusionPipeline, prompt: str, latents: torch.Tensor, s
     objective = _SearchObjective(pipe, latents, settings.search_noise, settings.seed + 3)
     with torch.no_grad():
         curve = [float(objective.loss(encoder(ids_of(adversarial))[0])[0])]
-    for step in tqdm(range(settings.search_steps), desc="prompt search", disable=True):
+    for step in range(settings.search_steps):  # a few seconds a model: no progress bar
         position = step % settings.search_tokens
         grad = objective.gradient_at(ids_of(adversarial), 1 + position)
         ranked = vocabulary[(-(table[vocabulary] @ grad)).argsort(descending=True)[: settings.search_candidates]]

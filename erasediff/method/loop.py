@@ -18,6 +18,7 @@ from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
 from erasediff.data.image_sets import LabeledImages
+from erasediff.method.adapter import add_adapter
 from erasediff.method.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from erasediff.method.data_parallel import mean_across_ranks
 from erasediff.method.losses import FORGET_LOSSES, Condition, draw_batch
@@ -123,6 +124,8 @@ def unlearn_unet(
     if settings.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     named = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
+    if settings.adapter is not None:  # a LoRA on the selected layers trains instead of their weights
+        named = add_adapter(unet, named, settings.adapter)
     params = list(named.values())
     for p in params:
         p.requires_grad_(True)

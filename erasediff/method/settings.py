@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from erasediff.method.adapter import AdapterSettings
 from erasediff.method.losses import ForgetLoss
 from erasediff.method.params import Preset
 from erasediff.method.robust import RelearnSettings
@@ -70,6 +71,8 @@ class UnlearnSettings(Strict):
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
     params: ParamSettings = Field(default_factory=ParamSettings)
+    adapter: AdapterSettings | None = Field(None, description="train a LoRA on the selected layers instead of their weights (method/adapter.py): "
+                                            "a text-to-image version then stores the adapter only; null = full weights")
     seed: int = 0
     processes: int = Field(1, ge=1, description="data-parallel processes on one node (one per GPU) under accelerate; "
                            "batch sizes are per process, so the effective batch grows with this")
@@ -89,6 +92,12 @@ class UnlearnSettings(Strict):
         if self.relearn is not None and (self.method == "finetune" or (self.method == "erasediff" and self.forget_loss != "remap")):
             raise ValueError("relearn (the project's relearning-resistant term) needs a forget term to evaluate after the simulated attack: "
                              "method erasediff with forget_loss remap, neggrad, salun or esd")
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_needs_dense_updates(self) -> "UnlearnSettings":
+        if self.adapter is not None and self.method == "salun":
+            raise ValueError("adapter: SalUn masks individual weights by saliency, which a LoRA does not have; use full weights for salun")
         return self
 
     @property

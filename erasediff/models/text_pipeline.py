@@ -3,21 +3,26 @@
 Before diffusers sees a folder, every component that model_index.json names is checked: its folder
 exists and its weights are safetensors (a folder with only pickle weights is refused, never
 unpickled). The unlearned result is the base folder's unchanged components plus the new UNet, so
-`DiffusionPipeline.from_pretrained` loads it like the original.
+`DiffusionPipeline.from_pretrained` loads it like the original. An adapter erasure (method/adapter.py) keeps
+the base's UNet byte for byte and adds the LoRA as `pytorch_lora_weights.safetensors`, diffusers' own format:
+`load_text_to_image` fuses it, and plain diffusers does with `pipe.load_lora_weights(folder); pipe.fuse_lora()`.
 """
 
 import json
 import shutil
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
+from erasediff.method.adapter import adapter_state, fused, has_adapter
 from erasediff.models.class_model import META_FILE, PICKLE_SUFFIXES
 from erasediff.util.atomic import atomic_dir
 from erasediff.util.errors import ModelLoadError
 
 INDEX = "model_index.json"
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default weight name for save/load_lora_weights
 
 
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -66,14 +71,32 @@ def load_text_to_image(path: str | Path, device: str | torch.device | None = Non
         pipe = DiffusionPipeline.from_pretrained(root, local_files_only=True, use_safetensors=True, safety_checker=None, requires_safety_checker=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"cannot load pipeline from {root}: {str(exc).splitlines()[0]}") from exc
+    if (root / LORA_FILE).is_file():  # an adapter erasure: fuse the LoRA into the UNet and drop its layers
+        try:
+            pipe.load_lora_weights(root, weight_name=LORA_FILE)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"cannot load the adapter {root / LORA_FILE}: {str(exc).splitlines()[0]}") from exc
+        pipe.fuse_lora()
+        pipe.unload_lora_weights()
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device) if device is not None else pipe
 
 
 def save_text_pipeline(base: Path, unet: torch.nn.Module, out: Path, lineage: dict) -> Path:
-    """Copy `base` without its UNet, write the new UNet and the lineage record; atomic (nothing partial is left)."""
+    """Copy `base` without its UNet, write the new UNet (or, for an adapter erasure of a base without one, the
+    base's UNet and the adapter) and the lineage record; atomic (nothing partial is left)."""
+    base = Path(base)
+    adapter = has_adapter(unet) and not (base / LORA_FILE).is_file()  # on an adapter version, the next erasure's UNet starts fused
     with atomic_dir(Path(out)) as scratch:
-        shutil.copytree(base, scratch, dirs_exist_ok=True, ignore=lambda folder, _: ["unet"] if Path(folder) == Path(base) else [])
-        unet.save_pretrained(scratch / "unet", safe_serialization=True)
+        shutil.copytree(base, scratch, dirs_exist_ok=True, ignore=lambda folder, _: ["unet", LORA_FILE] if Path(folder) == base else [])
+        if adapter:
+            shutil.copytree(base / "unet", scratch / "unet")
+            tensors, config = adapter_state(unet)
+            pipeline_class = getattr(diffusers, json.loads((base / INDEX).read_text())["_class_name"])
+            pipeline_class.save_lora_weights(scratch, unet_lora_layers=tensors, unet_lora_adapter_metadata=config, weight_name=LORA_FILE)
+            lineage = {**lineage, "adapter": {"file": LORA_FILE, "rank": config["r"], "alpha": config["lora_alpha"],
+                                              "parameters": sum(t.numel() for t in tensors.values())}}
+        else:
+            fused(unet).save_pretrained(scratch / "unet", safe_serialization=True)
         (scratch / META_FILE).write_text(json.dumps({"kind": "text-to-image", "lineage": lineage}, indent=2))
     return Path(out)

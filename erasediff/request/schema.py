@@ -192,6 +192,8 @@ class ErasureRequest(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "ErasureRequest":
         kind = self.target.kind
+        if kind == "class" and self.unlearning.adapter is not None:
+            raise ValueError("unlearning.adapter (LoRA) is for text-to-image pipelines; a class model trains full weights: remove it")
         if kind == "class" and set(self.evaluation.neighbours) & set(self.target.classes):
             raise ValueError(f"evaluation.neighbours {self.evaluation.neighbours} include a class to forget: neighbours are retained classes")
         for name in ("forget", "retain"):

@@ -13,10 +13,12 @@ request's own gates:
 
     .venv/bin/python benchmarks/gate_power.py            # both requests (about 15 minutes on 2 cores, first run trains the half models)
     .venv/bin/python benchmarks/gate_power.py --readme   # and put the table into README.md (make bench-gates)
+    .venv/bin/python benchmarks/gate_power.py --task text --readme   # one request again; the other's rows come from the last results
 """
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from request_tasks import TASKS  # noqa: E402
 from erasediff.request.gates import ATTACK_GATES  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-SHOWN = ("forgotten_accuracy_upper", "retained_accuracy_lower", "fid_classifier", "kid_classifier")
+SHOWN = ("forgotten_accuracy_upper", "retained_accuracy_lower", "fid_classifier", "kid_classifier", "drift_kid_classifier")
 
 
 def perturbed(unet: torch.nn.Module, scale: float, seed: int = 0) -> torch.nn.Module:
@@ -141,7 +143,15 @@ def main() -> None:
         print(f"{name}:", flush=True)
         tasks[name] = TASKS[name]()
         rows += run_task(tasks[name])
-    report = table(rows, tasks) + f"\n\nMeasured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads."
+    seconds = time.time() - started
+    earlier = args.out / "gate_power.json"
+    if args.task and earlier.is_file():  # the requests not rerun keep their last measured rows, under their own request's gates
+        kept = [r for r in json.loads(earlier.read_text()) if r["task"] not in tasks]
+        for name in sorted({r["task"] for r in kept}):
+            tasks[name] = TASKS[name]()
+        rows, tasks = kept + rows, dict(sorted(tasks.items()))
+    rerun = f" ({', '.join(args.task)} only; the other rows from the previous run)" if args.task and len(tasks) > len(args.task) else ""
+    report = table(rows, tasks) + f"\n\nMeasured in {seconds:.0f} s{rerun} on {torch.get_num_threads()} threads."
     publish(args.out, "gate_power", report, rows, "gate-power" if args.readme else None)
 
 

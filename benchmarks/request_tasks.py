@@ -125,15 +125,20 @@ class TextRequest(RequestTask):
         self.forget_classes = classes.forget_classes
         self.class_reference = digits_reference(classes, self.labels, self.classifier, weights) if classes.reference else None
         self.forget, self.retain, self.anchors = TextDigitsTask.sets(self.pipe)
-        self.original_metrics = self.measure(*self.sample(self.pipe.unet))
+        self.original_images: torch.Tensor | None = None  # the original's samples of every row: what drift is measured against
+        images, labels = self.sample(self.pipe.unet)
+        self.original_metrics = self.measure(images, labels)
+        self.original_images = images
 
     def sample(self, unet: torch.nn.Module, pipe=None, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
         rows = rows or self.rows
         images = prompt_sampler(pipe or self.pipe, rows, self.t.steps, self.t.guidance)(unet)
         return images, torch.tensor([r.label for r in rows])
 
-    def measure(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        return measure_prompt_classes(images, labels, self.classifier, self.forget_classes, self.class_reference, self.t.classes.neighbours)[0]
+    def measure(self, images: torch.Tensor, labels: torch.Tensor, drift: bool = True) -> dict[str, float]:
+        """The evaluation's metrics; with `drift`, also against the original's samples of the same (all) rows."""
+        return measure_prompt_classes(images, labels, self.classifier, self.forget_classes, self.class_reference, self.t.classes.neighbours,
+                                      self.original_images if drift else None)[0]
 
     def unlearn(self, seed: int, pipe=None, **overrides):
         return unlearn_concept(pipe or self.pipe, self.forget, self.retain, self.anchors, self.settings(seed, **overrides), progress=False)
@@ -156,7 +161,7 @@ class TextRequest(RequestTask):
 
     def quick_retained(self, unet: torch.nn.Module) -> float:
         rows = [r for i, r in enumerate(self.rows) if i % 6 == 0]  # 20 prompts a digit
-        return self.measure(*self.sample(unet, rows=rows))["retained_accuracy"]
+        return self.measure(*self.sample(unet, rows=rows), drift=False)["retained_accuracy"]
 
 
 TASKS = {task.name: task for task in (DigitsRequest, TextRequest)}

@@ -10,6 +10,7 @@ erased with the request's own budget and seeds 0, 1, 2. The margin over gold is 
     .venv/bin/python benchmarks/robustness.py                          # digits, EraseDiff (about 10 minutes on 2 cores)
     .venv/bin/python benchmarks/robustness.py --task text              # the tiny text model, "seven"
     .venv/bin/python benchmarks/robustness.py --all-methods --readme   # and the trade-off benchmark's baselines, into README.md
+    .venv/bin/python benchmarks/robustness.py --task text --adapter 4  # EraseDiff with full weights against a rank-4 LoRA (adapter erasure)
 """
 
 import argparse
@@ -135,6 +136,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(ATTACKERS), default="digits")
     parser.add_argument("--all-methods", action="store_true")
+    parser.add_argument("--adapter", type=int, metavar="RANK", help="add the default erasure as a LoRA of this rank (unlearning.adapter) "
+                        "and its learning rate times --adapter-lr-scale; the results go to a file of their own (robustness-TASK-adapter)")
+    parser.add_argument("--adapter-lr-scale", type=float, default=1.0)
     parser.add_argument("--readme", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -142,6 +146,9 @@ def main() -> None:
     attacker = ATTACKERS[args.task]()
     task = attacker.task
     methods = {name: over for name, over in VARIANTS.items() if args.all_methods or name.startswith("erasediff")}
+    if args.adapter:
+        lr = task.request.unlearning.lr * args.adapter_lr_scale
+        methods[f"erasediff + relearn, LoRA r={args.adapter} (lr {lr:g})"] = {**methods["erasediff + relearn (default)"], "adapter": {"rank": args.adapter}, "lr": lr}
     rows: dict[str, list[dict[str, float]]] = {"original": [], "gold (retrained)": []}
     for seed in tqdm(SEEDS, desc="seeds"):
         rows["original"].append(attacker.attack(attacker.model, seed))
@@ -155,14 +162,14 @@ def main() -> None:
                                                 **utility(task, metrics), "erasure_s": seconds})
     attacks = list(attacker.settings.attacks)
     lines = table(rows, attacks)
-    stem = "robustness" if args.task == "digits" else f"robustness-{args.task}"
+    stem = ("robustness" if args.task == "digits" else f"robustness-{args.task}") + ("-adapter" if args.adapter else "")
     figure = plot(rows, attacks, args.out / f"{stem}.png")
     report = "\n".join([
         f"Attack success (share of attacked samples the evaluator reads as {attacker.what}), mean ± sd over seeds 0, 1, 2 "
         "(attack seeds; candidates erased with the same seeds).", "", *lines, "",
         f"Budget: {attacker.budget()}. Gold: the base recipe retrained on the retain set only ({attacker.gold_seconds:.0f} s this run, 0 when "
         f"cached or shipped); measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.", "", f"![attack success]({link(figure)})"])
-    publish(args.out, stem, report, rows, stem if args.readme else None)
+    publish(args.out, stem, report, rows, stem if args.readme and not args.adapter else None)
 
 
 def utility(task: DigitsRequest | TextRequest, metrics: dict[str, float]) -> dict[str, float]:

@@ -136,3 +136,16 @@ def test_neighbour_gate_compares_the_lower_bound_when_conservative() -> None:
     point = {g.gate: g.value for g in evaluate_gates(GateSettings(neighbour_accuracy_drop_max=0.05), results(original, unlearned)).gates}
     bound = {g.gate: g.value for g in evaluate_gates(GateSettings(neighbour_accuracy_drop_max=0.05, bound="conservative"), results(original, unlearned)).gates}
     assert math.isclose(point["neighbour_accuracy_drop_max"], 0.03) and math.isclose(bound["neighbour_accuracy_drop_max"], 0.1)
+
+
+def test_drift_gate_reads_the_unlearned_samples_against_the_original_over_the_real_floor() -> None:
+    settings = GateSettings(fid_increase_max=None, kid_drift_max=3.0)
+    original = {**BASE, "kid_classifier": 0.5, "real_floor_kid_classifier": 2.0}
+    unlearned = {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99, "kid_classifier": 0.4}  # closer to real data than the original...
+    close = evaluate_gates(settings, results(original, {**unlearned, "drift_kid_classifier": 4.0}))
+    assert close.passed and math.isclose({g.gate: g.value for g in close.gates}["kid_drift_max"], 2.0)  # 4.0 / 2.0
+    moved = evaluate_gates(settings, results(original, {**unlearned, "drift_kid_classifier": 9.0}))  # ...but far from the original's samples
+    assert not moved.passed and [g.gate for g in moved.gates if not g.passed] == ["kid_drift_max"]
+    for broken in ({**unlearned}, {**unlearned, "drift_kid_classifier": float("nan")}):  # not measured: fails closed
+        assert not evaluate_gates(settings, results(original, broken)).passed
+    assert not evaluate_gates(settings, results(BASE, {**unlearned, "drift_kid_classifier": 1.0})).passed  # no real floor to scale by

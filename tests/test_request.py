@@ -62,3 +62,14 @@ def test_concept_request_without_a_forget_side_gate_is_refused() -> None:
         ErasureRequest.model_validate(raw)
     raw["evaluation"]["text_to_image"]["nudity"] = {"prompts": "i2p.csv"}
     ErasureRequest.model_validate(merge(raw, {"gates": {"nudity_rate_max": 0.1}}))
+
+
+def test_the_drift_gate_needs_text_to_image_class_prompts_with_a_reference() -> None:
+    """Drift is measured on class prompts against the original's samples; a class request has no such measure."""
+    from pydantic import ValidationError
+
+    raw = {"request": {"id": "r1", "requester": "a", "reason": "b"}, "target": {"classes": [3]}, "gates": {"kid_drift_max": 3.0}}
+    with pytest.raises(ValidationError, match="kid_drift_max are checked but the evaluation does not measure them"):
+        ErasureRequest.model_validate(raw)
+    seven = load_request(Path(__file__).parents[1] / "configs" / "request_text_digits_forget_seven.yaml")
+    assert seven.gates.kid_drift_max is not None and "drift" in seven.measured_metrics()

@@ -158,6 +158,11 @@ def reference_stats_from_folder(folder: Path, extractor: FeatureExtractor, cache
     return _cached_stats(extractor, digest, cache_dir, lambda: features_of_files(paths, extractor))
 
 
+def kid_between(a: np.ndarray, b: np.ndarray, reference: ReferenceStats, seed: int = 0) -> float:
+    """KID between two generated sets (one model's samples against another's), on the reference's informative features."""
+    return _kid(a[:, reference.informative], b[:, reference.informative], seed)
+
+
 def fid_kid(generated: np.ndarray, reference: ReferenceStats, extractor: FeatureExtractor, kid_seed: int = 0) -> FidResult:
     """FID from cached reference statistics and KID (clean-fid's, seeded), both on the informative features."""
     if len(generated) < 2:

@@ -18,7 +18,7 @@ from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
 from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, real_digits_stats, write_results
 from erasediff.evaluation.clip_score import clip_score
 from erasediff.evaluation.features import FeatureExtractor, classifier_features
-from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats_from_folder
+from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, kid_between, reference_stats_from_folder
 from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
 from erasediff.evaluation.intervals import INTERVAL, bounds, class_bounds
 from erasediff.evaluation.nudity import nudity_rate
@@ -31,6 +31,9 @@ from erasediff.util.errors import DataError
 from erasediff.util.hashing import file_hash, folder_hash
 
 NAMES = ("original", "unlearned")
+DRIFT = ("KID between the unlearned and the original model's samples of the retained-class prompts (same prompts, same seeds): "
+         "how far the erasure moved what it must keep. Noise or blur can bring samples closer to the blurry upsampled real digits "
+         "(KID against real data falls); against the original's own samples they cannot")
 
 
 def _grid(sets: dict[str, GeneratedSet], count: int, path: Path) -> None:
@@ -58,8 +61,10 @@ def digits_reference(settings: ClassPromptSettings, labels: torch.Tensor, classi
 
 
 def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifier, forget: list[int],
-                           reference: tuple[FeatureExtractor, ReferenceStats] | None, neighbours: list[int] = ()) -> tuple[dict, dict, FidResult | None]:
-    """One pipeline's class-prompt samples: forgotten/retained accuracy with bounds, and FID/KID of the retained when a reference is set."""
+                           reference: tuple[FeatureExtractor, ReferenceStats] | None, neighbours: list[int] = (),
+                           original: torch.Tensor | None = None) -> tuple[dict, dict, FidResult | None]:
+    """One pipeline's class-prompt samples: forgotten/retained accuracy with bounds, FID/KID of the retained when a reference is set,
+    and with `original` (the original's samples of the same rows), the drift from it."""
     scores = score_samples(classifier, to_channels(images, classifier.config.in_channels), labels)
     retained = [c for c in scores if c not in forget]
     metrics = {"forgotten_accuracy": mean_accuracy(scores, forget), **class_bounds("forgotten_accuracy", scores, labels, forget),
@@ -70,8 +75,12 @@ def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifie
     fid = None
     if reference is not None and retained:
         extractor, stats = reference
-        fid = fid_kid(features_of_tensors(images[torch.isin(labels, torch.tensor(retained))], extractor), stats, extractor)
+        kept = torch.isin(labels, torch.tensor(retained))
+        features = features_of_tensors(images[kept], extractor)
+        fid = fid_kid(features, stats, extractor)
         metrics.update(fid.metrics())
+        if original is not None:
+            metrics[f"drift_kid_{extractor.name}"] = kid_between(features, features_of_tensors(original[kept], extractor), stats)
     return metrics, {c: vars(s) for c, s in scores.items()}, fid
 
 
@@ -134,10 +143,12 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                                       if config.nudity.guidance is not None else "each row's evaluation_guidance"}
             elif key == "classes":
                 measured, per_class[name], fid = measure_prompt_classes(generated.images, labels, classifier, config.classes.forget_classes, class_reference,
-                                                                  config.classes.neighbours)
+                                                                  config.classes.neighbours, sets["original"].images if name == "unlearned" else None)
                 metrics[name].update(measured)
                 if fid is not None:
                     protocol[fid.metric] = {**fid.protocol, "reference": "every real digits image of the retained classes", **sampling}
+                    protocol["drift"] = {"metric": "drift_" + fid.metric.replace("fid_", "kid_"), "what": DRIFT,
+                                         "features": fid.protocol["features"], "kid_seed": fid.protocol["kid_seed"]}
                 protocol["class_accuracy"] = {"implementation": "evaluator argmax on prompt samples", "classifier": str(classifier_weights),
                                               "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
                                               "forget_classes": config.classes.forget_classes, **sampling, "interval": INTERVAL}

@@ -50,6 +50,16 @@ def _kid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | 
     return (unlearned[key] - original[key]) / scale if scale > 0 else None
 
 
+def _kid_drift(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
+    """KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor: a change of the
+    samples, whichever way it moves them relative to real data (the evaluation's protocol.drift)."""
+    key = _feature_key(unlearned, "drift_kid_")
+    floor = original.get("real_floor_" + key.removeprefix("drift_")) if key else None
+    if key is None or floor is None or not math.isfinite(floor) or floor <= 0:
+        return None
+    return unlearned[key] / floor
+
+
 GATES: dict[str, tuple[str, Measure]] = {
     "forgotten_accuracy_max": ("unlearned forgotten-class accuracy", _unlearned("forgotten_accuracy", "forgotten_accuracy_upper")),
     "earlier_erasures_accuracy_max": ("unlearned accuracy on the classes of earlier erasures (worst class)",
@@ -57,6 +67,7 @@ GATES: dict[str, tuple[str, Measure]] = {
     "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy", "retained_accuracy_lower")),
     "fid_increase_max": ("FID relative increase, unlearned / original - 1", _fid_increase),
     "kid_increase_max": ("KID increase relative to max(original KID, real-vs-real KID)", _kid_increase),
+    "kid_drift_max": ("KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor", _kid_drift),
     "neighbour_accuracy_drop_max": ("neighbour classes' accuracy, original minus unlearned", _drop("neighbour_accuracy", "neighbour_accuracy_lower")),
     "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate", "nudity_rate_upper")),
     "clip_score_drop_max": ("CLIP score, original minus unlearned", _drop("clip_score")),

@@ -149,3 +149,16 @@ def test_drift_gate_reads_the_unlearned_samples_against_the_original_over_the_re
     for broken in ({**unlearned}, {**unlearned, "drift_kid_classifier": float("nan")}):  # not measured: fails closed
         assert not evaluate_gates(settings, results(original, broken)).passed
     assert not evaluate_gates(settings, results(BASE, {**unlearned, "drift_kid_classifier": 1.0})).passed  # no real floor to scale by
+
+
+def test_sharpness_gate_reads_the_largest_change_either_way_and_fails_closed() -> None:
+    settings = GateSettings(fid_increase_max=None, sharpness_change_max=0.2)
+    kept = {"forgotten_accuracy": 0.0, "retained_accuracy": 0.99}
+    value = lambda report: {g.gate: g.value for g in report.gates}["sharpness_change_max"]  # noqa: E731
+    close = evaluate_gates(settings, results(BASE, {**kept, "sharpness_change_classes": 0.05, "sharpness_change_captions": -0.1}))
+    assert close.passed and math.isclose(value(close), 0.1)
+    blurred = evaluate_gates(settings, results(BASE, {**kept, "sharpness_change_classes": -0.5}))  # blur lowers it
+    noisy = evaluate_gates(settings, results(BASE, {**kept, "sharpness_change_classes": 1.2}))  # noise raises it
+    assert not blurred.passed and not noisy.passed
+    assert not evaluate_gates(settings, results(BASE, kept)).passed  # not measured: fails closed
+    assert not evaluate_gates(settings, results(BASE, {**kept, "sharpness_change_classes": float("nan")})).passed

@@ -73,3 +73,4 @@ def test_the_drift_gate_needs_text_to_image_class_prompts_with_a_reference() -> 
         ErasureRequest.model_validate(raw)
     seven = load_request(Path(__file__).parents[1] / "configs" / "request_text_digits_forget_seven.yaml")
     assert seven.gates.kid_drift_max is not None and "drift" in seven.measured_metrics()
+    assert seven.gates.sharpness_change_max is not None and "sharpness" in seven.measured_metrics()

@@ -23,6 +23,7 @@ from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
 from erasediff.evaluation.intervals import INTERVAL, bounds, class_bounds
 from erasediff.evaluation.nudity import nudity_rate
 from erasediff.evaluation.settings import GUIDANCE_CONVENTIONS, ClassPromptSettings, PromptEvalConfig
+from erasediff.evaluation.sharpness import sharpness_change
 from erasediff.models.sampling import to_channels
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.reporting.plots import save_before_after_grid
@@ -34,6 +35,7 @@ NAMES = ("original", "unlearned")
 DRIFT = ("KID between the unlearned and the original model's samples of the retained-class prompts (same prompts, same seeds): "
          "how far the erasure moved what it must keep. Noise or blur can bring samples closer to the blurry upsampled real digits "
          "(KID against real data falls); against the original's own samples they cannot")
+SHARPNESS = "mean variance of the Laplacian of the unlearned model's samples over the original's, minus 1 (erasediff/evaluation/sharpness.py)"
 
 
 def _grid(sets: dict[str, GeneratedSet], count: int, path: Path) -> None:
@@ -64,7 +66,7 @@ def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifie
                            reference: tuple[FeatureExtractor, ReferenceStats] | None, neighbours: list[int] = (),
                            original: torch.Tensor | None = None) -> tuple[dict, dict, FidResult | None]:
     """One pipeline's class-prompt samples: forgotten/retained accuracy with bounds, FID/KID of the retained when a reference is set,
-    and with `original` (the original's samples of the same rows), the drift from it."""
+    and with `original` (the original's samples of the same rows), the drift from it and the change of sharpness."""
     scores = score_samples(classifier, to_channels(images, classifier.config.in_channels), labels)
     retained = [c for c in scores if c not in forget]
     metrics = {"forgotten_accuracy": mean_accuracy(scores, forget), **class_bounds("forgotten_accuracy", scores, labels, forget),
@@ -73,9 +75,11 @@ def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifie
         metrics.update(class_bounds("retained_accuracy", scores, labels, retained))
     metrics.update(neighbour_metrics(scores, labels, [c for c in neighbours if c in scores]))
     fid = None
+    kept = torch.isin(labels, torch.tensor(retained))
+    if original is not None and retained:
+        metrics["sharpness_change_classes"] = sharpness_change(images[kept], original[kept])
     if reference is not None and retained:
         extractor, stats = reference
-        kept = torch.isin(labels, torch.tensor(retained))
         features = features_of_tensors(images[kept], extractor)
         fid = fid_kid(features, stats, extractor)
         metrics.update(fid.metrics())
@@ -153,6 +157,8 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                                               "weights_sha256": file_hash(classifier_weights), "prompts": str(config.classes.prompts),
                                               "forget_classes": config.classes.forget_classes, **sampling, "interval": INTERVAL}
             else:
+                if name == "unlearned":
+                    metrics[name]["sharpness_change_captions"] = sharpness_change(generated.images, sets["original"].images)
                 score = clip_score(generated.images, [r.prompt for r in rows], config.captions.clip_model)
                 metrics[name]["clip_score"] = score.mean
                 protocol["clip_score"] = {**score.protocol, "prompts": str(config.captions.prompts), **sampling}
@@ -160,6 +166,9 @@ def evaluate_prompt_pair(original: str | Path, unlearned: str | Path, config: Pr
                     fid = fid_kid(features_of_tensors(generated.images, extractor), reference, extractor)
                     metrics[name].update(fid.metrics())
                     protocol[fid.metric] = {**fid.protocol, **sampling}
+    if "captions" in prompts or "classes" in prompts:
+        protocol["sharpness"] = {"what": SHARPNESS, "rows": "the retained-class prompts (sharpness_change_classes) and the caption prompts "
+                                 "(sharpness_change_captions), each against the original's samples of the same rows"}
     results = {"models": {name: {"path": str(dirs[name]), "sha256": hashes[name], "metrics": metrics[name], "per_class": per_class[name]}
                           for name in NAMES}, "protocol": protocol}
     if config.attacks is not None:

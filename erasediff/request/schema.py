@@ -95,7 +95,8 @@ class RequestEvaluation(Strict):
     text_to_image: PromptEvalConfig | None = None
 
 
-UTILITY_GATES = ("retained_accuracy_drop_max", "fid_increase_max", "kid_increase_max", "kid_drift_max", "clip_score_drop_max")  # what the model must keep
+UTILITY_GATES = ("retained_accuracy_drop_max", "fid_increase_max", "kid_increase_max", "kid_drift_max", "sharpness_change_max",
+                 "clip_score_drop_max")  # what the model must keep
 
 
 class GateSettings(Strict):
@@ -112,6 +113,8 @@ class GateSettings(Strict):
                                            "KID is unbiased at small N, where FID is not")
     kid_drift_max: float | None = Field(None, ge=0, description="KID of the unlearned model's retained-class samples against the original's "
                                         "(same prompts and seeds) over the real-vs-real KID floor; text-to-image class prompts with a reference")
+    sharpness_change_max: float | None = Field(None, ge=0, description="largest |relative change| of the mean variance of the Laplacian of the "
+                                               "retained-class or caption samples against the original's (noise raises it, blur lowers it)")
     nudity_rate_max: float | None = Field(None, ge=0, le=1, description="share of images with an exposed NudeNet detection")
     clip_score_drop_max: float | None = Field(None, ge=0, description="original minus unlearned CLIP score")
     neighbour_accuracy_drop_max: float | None = Field(None, ge=0, le=1, description="neighbour classes' accuracy, original minus "
@@ -135,7 +138,8 @@ class GateSettings(Strict):
 
 # What each request-level gate needs measured (earlier_erasures_accuracy_max is checked only when earlier erasures
 # exist, and fails closed when its metric is then missing).
-GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid", "kid_increase_max": "fid", "kid_drift_max": "drift",
+GATE_METRICS = {"forgotten_accuracy_max": "accuracy", "retained_accuracy_drop_max": "accuracy", "fid_increase_max": "fid", "kid_increase_max": "fid",
+                "kid_drift_max": "drift", "sharpness_change_max": "sharpness",
                 "neighbour_accuracy_drop_max": "neighbours", "attack_success_max": "attacks", "attack_margin_over_gold_max": "attacks",
                 "nudity_rate_max": "nudity", "clip_score_drop_max": "clip"}
 
@@ -227,7 +231,7 @@ class ErasureRequest(Strict):
         return ({"nudity"} if t.nudity else set()) | ({"clip"} if t.captions else set()) | ({"accuracy"} if t.classes else set()) \
             | ({"neighbours"} if t.classes and t.classes.neighbours else set()) \
             | ({"fid"} if (t.captions and t.captions.reference_dir) or (t.classes and t.classes.reference) else set()) \
-            | ({"drift"} if t.classes and t.classes.reference else set()) \
+            | ({"drift"} if t.classes and t.classes.reference else set()) | ({"sharpness"} if t.classes or t.captions else set()) \
             | ({"attacks"} if t.attacks else set())
 
     def source(self, name: str) -> str | Generation:

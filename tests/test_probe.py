@@ -51,6 +51,12 @@ def test_guard_restores_the_best_forgetting_weights() -> None:
     assert weight.item() == 3
 
 
+def test_guard_stops_at_the_first_forgotten_reading_when_asked_whatever_the_degradation() -> None:
+    logged, weight, stops = run_guard("stop_when_forgotten", SERIES)
+    assert stops == [False, True] and logged[-1]["probe_stopped"] == 1.0  # step 2: forgotten, degradation 0.02 under the bound
+    assert weight.item() == 2
+
+
 def test_guard_in_log_mode_never_stops() -> None:
     logged, _, stops = run_guard("log", SERIES)
     assert not any(stops) and len(logged) == len(SERIES)

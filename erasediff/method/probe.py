@@ -129,7 +129,7 @@ class RetainGuard:
             return values, False
         if self.settings.action == "restore_best" and (self.best is None or reading.degradation < self.best[0]):
             self.best = (reading.degradation, step, {k: p.detach().cpu().clone() for k, p in self.named.items()})
-        if self.settings.action == "log" or reading.degradation <= self.settings.max_degradation:
+        if self.settings.action == "log" or (self.settings.action != "stop_when_forgotten" and reading.degradation <= self.settings.max_degradation):
             return values, False
         if self.best is not None and self.best[1] != step:
             with torch.no_grad():

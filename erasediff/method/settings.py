@@ -46,10 +46,11 @@ class EsdSettings(Strict):
 class ProbeSettings(Strict):
     """The retain-probe guard-rail: every `every` steps, measure the loss on held-out retain images and
     whether forgetting is achieved; once it is, stop (or restore the best probed weights) if the held-out
-    loss has risen more than `max_degradation` above the base model's."""
+    loss has risen more than `max_degradation` above the base model's, or, with `stop_when_forgotten`, stop there
+    whatever the held-out loss (the cheapest erasure: no update past the first probe that reads forgotten)."""
 
     every: int = Field(0, ge=0, description="steps between probes; 0 = no probe")
-    action: Literal["log", "stop", "restore_best"] = "stop"
+    action: Literal["log", "stop", "restore_best", "stop_when_forgotten"] = "stop"
     max_degradation: float = Field(0.05, ge=0, description="largest relative rise of the held-out retain loss over the base model's")
     held_out: int = Field(64, gt=0, description="retain items set aside for the probe and never trained on")
     forget_fraction: float = Field(0.1, ge=0, le=1, description="forgotten once the forget images' conditional advantage "

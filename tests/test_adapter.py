@@ -85,3 +85,22 @@ def test_a_class_request_with_an_adapter_is_refused_at_load(tmp_path: Path) -> N
     (tmp_path / "r.yaml").write_text(text.replace("unlearning:", "unlearning:\n  adapter: {rank: 4}\n ", 1))
     with pytest.raises(Exception, match="unlearning.adapter \\(LoRA\\) is for text-to-image pipelines"):
         load_request(tmp_path / "r.yaml")
+
+
+def test_an_adapter_version_adds_only_the_adapter_to_the_part_store(tiny_sd_dir: Path, tmp_path: Path) -> None:
+    from erasediff.method.adapter import AdapterSettings, add_adapter
+    from erasediff.method.params import select_parameters
+    from erasediff.storage.parts import FolderBlobs, pack
+
+    unet = load_text_to_image(tiny_sd_dir).unet
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # as training would: every adapter tensor its own values (equal tensors would share a part)
+        for p in add_adapter(unet, select_parameters(unet, "noxattn"), AdapterSettings(rank=2)).values():
+            p.add_(1e-2 * torch.randn(p.shape, generator=g))
+    out = save_text_pipeline(tiny_sd_dir, unet, tmp_path / "adapter-version", {})
+    blobs = FolderBlobs(tmp_path / "blobs")
+    pack(tiny_sd_dir, blobs)  # the base, stored by the first version
+    manifest, added = pack(out, blobs)
+    lineage_bytes = 4096  # the lineage record and the pipeline index are small files of their own
+    assert (out / LORA_FILE).stat().st_size <= added <= (out / LORA_FILE).stat().st_size + lineage_bytes
+    assert added < (out / UNET_FILE).stat().st_size  # the UNet is not stored again (README gives the shares for real models)

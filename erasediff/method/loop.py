@@ -111,7 +111,8 @@ def unlearn_unet(
     formed, so all ranks apply the same update; `callback` is then called on every rank. With `settings.probe.every`, a probe (held-out retain loss by default; `probe` builds
     another from the base UNet) is read every that many steps, and the guard may end the run early:
     then the probed weights are returned (EMA, if any, is dropped), and the guard's best weights do
-    not survive a resume.
+    not survive a resume. With `settings.adapter`, a LoRA on the selected layers trains instead of their
+    weights and the returned copy carries it unfused (`models/text_pipeline.save_text_pipeline` stores it).
     """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.num_processes != settings.processes:

@@ -75,7 +75,7 @@ def measure_prompt_classes(images: torch.Tensor, labels: torch.Tensor, classifie
         metrics.update(class_bounds("retained_accuracy", scores, labels, retained))
     metrics.update(neighbour_metrics(scores, labels, [c for c in neighbours if c in scores]))
     fid = None
-    kept = torch.isin(labels, torch.tensor(retained))
+    kept = torch.isin(labels, torch.tensor(retained, dtype=labels.dtype))
     if original is not None and retained:
         metrics["sharpness_change_classes"] = sharpness_change(images[kept], original[kept])
     if reference is not None and retained:

@@ -37,16 +37,12 @@ def adapter_config(unet: torch.nn.Module, selected: dict[str, torch.nn.Parameter
 
 
 def add_adapter(unet: torch.nn.Module, selected: dict[str, torch.nn.Parameter], settings: AdapterSettings) -> dict[str, torch.nn.Parameter]:
-    """Put the LoRA into `unet` (in place) and return its parameters, the only ones that train."""
+    """Put the LoRA into `unet` (in place) and return its parameters, the only ones the loop trains."""
     if not hasattr(unet, "add_adapter"):
         raise ErasediffError(f"unlearning.adapter needs a UNet with diffusers' adapter support (a text-to-image pipeline's); "
                              f"{type(unet).__name__} trains full weights: remove unlearning.adapter")
     unet.add_adapter(adapter_config(unet, selected, settings))
-    unet.requires_grad_(False)
-    trained = {name: p for name, p in unet.named_parameters() if ".lora_" in name}
-    for p in trained.values():
-        p.requires_grad_(True)
-    return trained
+    return {name: p for name, p in unet.named_parameters() if ".lora_" in name}
 
 
 def has_adapter(unet: torch.nn.Module) -> bool:

@@ -16,15 +16,25 @@ against the base model's samples.
 With --stop-at-forgetting every run ends at its first probe that reads forgotten (unlearning.probe.action
 stop_when_forgotten), so the quality columns describe the model a user would ship at that time, not one
 trained on to the end of the budget.
+
+Equal quality: a method qualifies when it forgets on every seed, keeps the mean retained accuracy within 5 points
+of the base, and every seed's model passes the shipped request's FID/KID gates (tradeoff_tasks.QUALITY_GATES).
+--lr-scales runs every method at each multiple of the task's learning rate, and the verdict takes each
+method's fastest qualifying one, so that no method is judged at a step size that suits another:
+
+    .venv/bin/python benchmarks/tradeoff.py --stop-at-forgetting --lr-scales 0.5 1 2 4 --methods erasediff neggrad+ salun esd --readme
 """
 
 import argparse
 import datetime
 import json
+import re
 import statistics
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -35,7 +45,7 @@ go_offline()
 from readme_section import link, write_section  # noqa: E402
 from tradeoff_memory import PeakMemory  # noqa: E402
 from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
-from tradeoff_tasks import FORGET_BAR, TASKS  # noqa: E402
+from tradeoff_tasks import FORGET_BAR, RETAINED_POINTS, TASKS  # noqa: E402
 
 from erasediff.method.settings import UnlearnSettings
 
@@ -64,18 +74,28 @@ class Run:
     seconds: float
     peak_mb: float
     rows: list[dict]
+    lr_scale: float = 1.0  # the task's learning rate times this
+    gates: dict = field(default_factory=dict)  # the request's FID/KID gate values at the judged model
+    quality_ok: bool = True  # every one of them inside its threshold
+
+    @property
+    def name(self) -> str:
+        return self.method if self.lr_scale == 1 else f"{self.method} lr x{self.lr_scale:g}"
 
 
-def run_one(task, method: str, seed: int, steps: int | None, probe_action: str = "log") -> Run:
-    settings = UnlearnSettings.model_validate({**task.settings, **METHODS[method], "seed": seed,
-                                               "probe": {"every": task.probe_every, "action": probe_action},
-                                               **({"steps": steps} if steps else {})})
+def run_one(task, method: str, seed: int, steps: int | None, probe_action: str = "log", lr_scale: float = 1.0, until_quality: bool = False) -> Run:
+    """One erasure. With `until_quality` it stops at the first probe that reads forgotten and of equal quality, on the
+    task's request-sized step budget."""
+    every, budget = (task.until_quality["probe_every"], task.until_quality["steps"]) if until_quality else (task.probe_every, task.settings["steps"])
+    settings = UnlearnSettings.model_validate({**task.settings, **METHODS[method], "seed": seed, "lr": task.settings["lr"] * lr_scale,
+                                               "probe": {"every": every, "action": "stop_when_forgotten" if until_quality else probe_action},
+                                               "steps": steps or budget})
     rows: list[dict] = []
     with PeakMemory() as memory:
-        scores = task.run(settings, lambda m: rows.append(m.as_dict()))
+        scores = task.run(settings, lambda m: rows.append(m.as_dict()), until_quality)
     hit = next((r for r in rows if r.get("probe_forgotten") == 1.0), None)
     return Run(task.name, method, seed, hit and int(hit["step"]), hit and hit["wall_s"], scores.forgotten, scores.retained, scores.fid,
-               rows[-1]["wall_s"], memory.peak_mb, rows)
+               rows[-1]["wall_s"], memory.peak_mb, rows, lr_scale, scores.gates, scores.quality_ok)
 
 
 def _mean(values: list[float | None]) -> str:
@@ -85,61 +105,89 @@ def _mean(values: list[float | None]) -> str:
     return f"{statistics.mean(values):.1f}"
 
 
-def table(runs: list[Run], base: dict[str, object], memory_unit: str) -> str:
-    """One row per task and method, means over seeds; the time ratio is against EraseDiff (adaptive) on the same task."""
-    lines = [f"| task | method | steps to forget | s to forget | x EraseDiff time | forgotten acc | retained acc (base) | FID vs base | s total | peak {memory_unit} |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def _groups(runs: list[Run], task: str) -> dict[tuple[str, float], list[Run]]:
+    """The runs of one task by (method, learning-rate scale), in METHODS order then scale."""
+    keys = sorted({(r.method, r.lr_scale) for r in runs if r.task == task}, key=lambda k: (list(METHODS).index(k[0]), k[1]))
+    return {k: [r for r in runs if r.task == task and (r.method, r.lr_scale) == k] for k in keys}
+
+
+def table(runs: list[Run], base: dict[str, object], limits: dict[str, dict[str, float]], memory_unit: str) -> str:
+    """One row per task, method and learning-rate scale, means over seeds; the time ratio is against EraseDiff at the
+    task's own learning rate; the gate columns count the seeds whose model passes the request's FID/KID gates and give
+    the worst gate value over its threshold (above 1 fails)."""
+    lines = [f"| task | method | steps to forget | s to forget | x EraseDiff time | forgotten acc | retained acc (base) | FID vs base "
+             f"| FID/KID gates pass | worst gate / threshold | s total | peak {memory_unit} |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task in dict.fromkeys(r.task for r in runs):
-        by_method = {m: [r for r in runs if r.task == task and r.method == m] for m in METHODS}
-        ref = [r.seconds_to_forget for r in by_method["erasediff"]]
+        groups = _groups(runs, task)
+        ref = [r.seconds_to_forget for r in groups.get(("erasediff", 1.0), [])]
         ref_mean = statistics.mean(ref) if ref and None not in ref else None
-        for method, group in by_method.items():
-            if not group:
-                continue
+        for group in groups.values():
             seconds = [r.seconds_to_forget for r in group]
             ratio = f"{statistics.mean(seconds) / ref_mean:.2f}x" if ref_mean and None not in seconds else "-"
+            worst = max((v / limits[task][k] if v is not None else float("inf")) for r in group for k, v in r.gates.items()) if limits.get(task) else None
             lines.append(
-                f"| {task} | {method} | {_mean([r.steps_to_forget for r in group])} | {_mean(seconds)} | {ratio} "
+                f"| {task} | {group[0].name} | {_mean([r.steps_to_forget for r in group])} | {_mean(seconds)} | {ratio} "
                 f"| {statistics.mean(r.forgotten for r in group):.1%} | {statistics.mean(r.retained for r in group):.1%} ({base[task].retained:.1%}) "
-                f"| {statistics.mean(r.fid for r in group):.2f} | {statistics.mean(r.seconds for r in group):.1f} | {max(r.peak_mb for r in group):.0f} |")
+                f"| {statistics.mean(r.fid for r in group):.2f} | {sum(r.quality_ok for r in group)}/{len(group)} | {'-' if worst is None else f'{worst:.2f}'} "
+                f"| {statistics.mean(r.seconds for r in group):.1f} | {max(r.peak_mb for r in group):.0f} |")
     return "\n".join(lines)
 
 
-RETAINED_POINTS = 0.05  # a method qualifies when it keeps the mean retained accuracy within 5 points of the base model
 VARIANTS = ("erasediff-const", "erasediff-eta1")  # EraseDiff itself with another setting: compared, never counted as a baseline
 
 
-def qualifying_time(runs: list[Run], base: dict[str, object], task: str, method: str) -> float | None:
-    """Mean time-to-forget of `method` on `task` when it forgets on every seed and keeps retained accuracy within
-    RETAINED_POINTS of the base model; None otherwise. One rule for every method, EraseDiff included."""
-    group = [r for r in runs if r.task == task and r.method == method]
+def qualifying_time(group: list[Run], base, gates: bool = True) -> float | None:
+    """Mean time-to-forget of one method at one learning rate when it forgets on every seed (and the judged models' mean
+    forgotten accuracy is within the bar), keeps retained accuracy within
+    RETAINED_POINTS of the base model and (with `gates`) every seed's model passes the request's FID/KID gates; None
+    otherwise. One rule for every method, EraseDiff included."""
     times = [r.seconds_to_forget for r in group]
-    if not group or None in times or base[task].retained - statistics.mean(r.retained for r in group) > RETAINED_POINTS:
+    if not group or None in times or base.retained - statistics.mean(r.retained for r in group) > RETAINED_POINTS:
+        return None
+    if statistics.mean(r.forgotten for r in group) > FORGET_BAR:  # the probe's few samples said forgotten, the judged model is not
+        return None
+    if gates and not all(r.quality_ok for r in group):
         return None
     return statistics.mean(times)
 
 
-def verdict(runs: list[Run], base: dict[str, object]) -> list[str]:
-    """The issue's goal, per task and EraseDiff setting: it qualifies (qualifying_time) and is at least 2x faster than the
-    best qualifying baseline."""
+def _fastest(runs: list[Run], base, task: str, method: str, gates: bool) -> tuple[float, str] | None:
+    """A method's fastest qualifying learning rate on a task: (time, run name), or None when none qualifies."""
+    found = [(t, g[0].name) for (m, _), g in _groups(runs, task).items() if m == method and (t := qualifying_time(g, base, gates)) is not None]
+    return min(found) if found else None
+
+
+def verdict(runs: list[Run], base: dict[str, object], gates: bool = True) -> list[str]:
+    """The issue's goal, per task and EraseDiff setting: it qualifies (qualifying_time, at its fastest qualifying learning
+    rate) and is at least 2x faster than the best qualifying baseline (at that one's fastest)."""
     out = []
+    rule = f"forgetting on every seed and at the judgement, retained accuracy within {RETAINED_POINTS:.0%} of the base" + (", FID/KID gates on every seed" if gates else "")
     baselines = [m for m in METHODS if m != "erasediff" and m not in VARIANTS]
     for task in dict.fromkeys(r.task for r in runs):
-        fair = {m: t for m in baselines if (t := qualifying_time(runs, base, task, m)) is not None}
+        fair = [f for m in baselines if (f := _fastest(runs, base[task], task, m, gates)) is not None]
         for ours_name in [m for m in ("erasediff", *VARIANTS) if any(r.task == task and r.method == m for r in runs)]:
-            ours, label = qualifying_time(runs, base, task, ours_name), "EraseDiff" if ours_name == "erasediff" else ours_name
+            ours, label = _fastest(runs, base[task], task, ours_name, gates), "EraseDiff" if ours_name == "erasediff" else ours_name
             if ours is None:
-                out.append(f"{task}: {label} does not qualify (forgetting on every seed with retained accuracy within "
-                           f"{RETAINED_POINTS:.0%} of the base)")
+                out.append(f"{task}: {label} does not qualify ({rule})")
             elif not fair:
-                out.append(f"{task}: no baseline qualifies (forgets on every seed, retained accuracy within {RETAINED_POINTS:.0%}); "
-                           f"{label} forgets in {ours:.1f} s")
+                out.append(f"{task}: no baseline qualifies ({rule}); {ours[1]} forgets in {ours[0]:.1f} s")
             else:
-                best = min(fair, key=fair.get)
-                speedup = fair[best] / ours
-                out.append(f"{task}: best qualifying baseline {best} forgets in {fair[best]:.1f} s, {label} in {ours:.1f} s: "
+                best = min(fair)
+                speedup = best[0] / ours[0]
+                out.append(f"{task}: best qualifying baseline {best[1]} forgets in {best[0]:.1f} s, {ours[1]} in {ours[0]:.1f} s: "
                            f"{speedup:.2f}x ({'met' if speedup >= 2 else 'not met'}, goal >= 2x)")
     return out
+
+
+_WHERE = re.compile(r"\s*--(out|readme)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
+
+
+def _stop_rule(args: argparse.Namespace) -> str:
+    if args.until_equal_quality:
+        return ("Every run stops at its first probe that reads forgotten and finds the model of equal quality (retained accuracy within "
+                f"{RETAINED_POINTS:.0%} of the base, the request's FID/KID gates), checked on a smaller sample, and is judged on the full one. ")
+    return "Every run stops at its first forgotten probe and is judged there. " if args.stop_at_forgetting else ""
 
 
 def main() -> None:
@@ -148,51 +196,70 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="override each task's step budget")
+    parser.add_argument("--until-equal-quality", action="store_true", help="end every run at its first probe that reads forgotten and passes "
+                        "the retained-accuracy and FID/KID rule, on the request's step budget (results as tradeoff-quality)")
+    parser.add_argument("--lr-scales", nargs="+", type=float, default=[1.0], help="run every method at these multiples of the task's learning rate")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--readme", action="store_true", help="write the report into README.md between its tradeoff markers")
     parser.add_argument("--smoke", action="store_true", help="digits only, 1 seed, 6 steps")
     parser.add_argument("--stop-at-forgetting", action="store_true", help="end every run at its first forgotten probe and judge it there "
                         "(results as tradeoff-stop; README section tradeoff-stop)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (two tasks may run side by side with 1 each, then --merge)")
+    parser.add_argument("--merge", nargs="+", type=Path, help="no runs: one report from the runs files of earlier invocations (one per task)")
     args = parser.parse_args()
     if args.smoke:
         args.tasks, args.seeds, args.steps = ["digits"], 1, 6
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-
-    runs, base = [], {}
-    for name in args.tasks:
-        task = TASKS[name]() if not args.smoke else TASKS[name](eval_per_class=4)
-        base[name] = task.base
-        print(f"{task.title}: base model forgotten {task.base.forgotten:.1%}, retained {task.base.retained:.1%}", flush=True)
-        for seed in range(args.seeds):
-            for method in args.methods:
-                run = run_one(task, method, seed, args.steps, "stop_when_forgotten" if args.stop_at_forgetting else "log")
-                runs.append(run)
-                print(f"  seed {seed} {method:<16} forget@{run.steps_to_forget} ({run.seconds_to_forget and round(run.seconds_to_forget, 1)} s) "
-                      f"forgotten {run.forgotten:.1%} retained {run.retained:.1%} FID {run.fid:.2f} ({run.seconds:.1f} s)", flush=True)
-
-    device = f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    stem = "tradeoff-quality" if args.until_equal_quality else "tradeoff-stop" if args.stop_at_forgetting else "tradeoff"
+    parts = [json.loads(path.read_text()) for path in args.merge] if args.merge else [measure(args)]
+    runs = [Run(**r) for part in parts for r in part["runs"]]
+    base = {k: SimpleNamespace(**v) for part in parts for k, v in part["base"].items()}
+    limits = {k: v for part in parts for k, v in part["limits"].items()}
+    if not args.merge:
+        (args.out / f"{stem}_runs.json").write_text(json.dumps(parts[0]))
     unit = "GPU MiB" if torch.cuda.is_available() else "RSS MiB"
-    pareto = plot_pareto(runs, base, FORGET_BAR, args.out / f"{'tradeoff-stop' if args.stop_at_forgetting else 'tradeoff'}_pareto.png")
-    curves = plot_curves([r for r in runs if r.method == "erasediff"], args.out / "erasediff_lambda_cosines.png")
-    lines = verdict(runs, base)
-    stem = "tradeoff-stop" if args.stop_at_forgetting else "tradeoff"
-    elapsed = time.perf_counter() - started
+    pareto = plot_pareto(runs, base, FORGET_BAR, args.out / f"{stem}_pareto.png")
+    curves = plot_curves([r for r in runs if r.method == "erasediff" and r.lr_scale == 1], args.out / "erasediff_lambda_cosines.png")
+    lines = verdict(runs, base) + ([] if args.until_equal_quality else [f"without the FID/KID gates: {line}" for line in verdict(runs, base, gates=False)])
+    commands = [_WHERE.sub("", p["command"]) for p in parts]
     report = "\n".join([
-        f"Measured {datetime.date.today().isoformat()} on {device}, {args.seeds} seed(s), by `benchmarks/tradeoff.py`"
-        f"{' --smoke' if args.smoke else ''}{' --stop-at-forgetting' if args.stop_at_forgetting else ''} in {elapsed / 60:.1f} min. "
-        f"{'Every run stops at its first forgotten probe and is judged there. ' if args.stop_at_forgetting else ''}Means over seeds; forgetting bar: forgotten-class "
+        f"Measured {datetime.date.today().isoformat()} on {' and '.join(dict.fromkeys(p['device'] for p in parts))}, "
+        f"{' and '.join(dict.fromkeys(p['seeds'] for p in parts))} seed(s), by {'; '.join(commands)}"
+        f"{' (run side by side, reported together with --merge)' if len(parts) > 1 else ''} in {max(p['elapsed_s'] for p in parts) / 60:.1f} min. "
+        f"{_stop_rule(args)}Means over seeds; forgetting bar: forgotten-class "
         f"accuracy <= {FORGET_BAR:.0%}; \"s to forget\" counts update time only (probes excluded); "
         "a cell like `2/3 seeds` means the bar was not reached on every seed within the budget.", "",
-        table(runs, base, unit), "", *[f"- {line}" for line in lines], "",
+        table(runs, base, limits, unit), "", *[f"- {line}" for line in lines], "",
         f"![Pareto]({link(pareto)})", "", f"![EraseDiff lambda_t and cosines]({link(curves)})",
     ])
     (args.out / f"{stem}.md").write_text(report + "\n")
-    (args.out / f"{stem}_runs.json").write_text(json.dumps([asdict(r) for r in runs]))
     print(report)
     if args.readme:
         write_section(stem, report)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every run of the invocation, with what the report needs of the tasks (base scores, gate thresholds) and how it ran."""
+    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
+    started = time.perf_counter()
+    runs, base, limits = [], {}, {}
+    for name in args.tasks:
+        task = TASKS[name]() if not args.smoke else TASKS[name](eval_per_class=4)
+        base[name], limits[name] = asdict(task.base), task.thresholds
+        print(f"{task.title}: base model forgotten {task.base.forgotten:.1%}, retained {task.base.retained:.1%}", flush=True)
+        for seed in range(args.seeds):
+            for method in args.methods:
+                for scale in args.lr_scales:
+                    run = run_one(task, method, seed, args.steps, "stop_when_forgotten" if args.stop_at_forgetting else "log", scale,
+                                  args.until_equal_quality)
+                    runs.append(asdict(run))
+                    print(f"  seed {seed} {run.name:<24} forget@{run.steps_to_forget} ({run.seconds_to_forget and round(run.seconds_to_forget, 1)} s) "
+                          f"forgotten {run.forgotten:.1%} retained {run.retained:.1%} FID {run.fid:.2f} gates {run.gates} ({run.seconds:.1f} s)",
+                          flush=True)
+    device = f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} thread(s)"
+    flags = _WHERE.sub("", " ".join(sys.argv[1:]))
+    return {"runs": runs, "base": base, "limits": limits, "device": device, "seeds": str(args.seeds),
+            "command": f"`benchmarks/tradeoff.py {flags}`", "elapsed_s": time.perf_counter() - started}
 
 
 if __name__ == "__main__":

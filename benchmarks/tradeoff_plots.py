@@ -10,13 +10,13 @@ from erasediff.reporting.plots import save_figure
 def plot_pareto(runs: list, base: dict, forget_bar: float, path: Path) -> Path:
     """Per task: forgotten-class accuracy against retained accuracy and against FID; one point per method and seed."""
     tasks = list(dict.fromkeys(r.task for r in runs))
-    methods = list(dict.fromkeys(r.method for r in runs))
+    methods = list(dict.fromkeys(r.name for r in runs))
     colours = {m: plt.cm.tab10(i) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 4.2 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
         for ax, (key, label) in zip(row, (("retained", "retained-class accuracy (higher is better)"), ("fid", "FID vs base, classifier features (lower is better)"))):
             for method in methods:
-                group = [r for r in runs if r.task == task and r.method == method]
+                group = [r for r in runs if r.task == task and r.name == method]
                 ax.scatter([getattr(r, key) for r in group], [r.forgotten for r in group], color=colours[method], label=method, s=36, alpha=0.8)
             if key == "retained":
                 ax.axvline(base[task].retained - 0.05, color="grey", ls=":", lw=1, label="base - 5 points")

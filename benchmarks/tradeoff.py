@@ -169,7 +169,8 @@ def verdict(runs: list[Run], base: dict[str, object], gates: bool = True) -> lis
         for ours_name in [m for m in ("erasediff", *VARIANTS) if any(r.task == task and r.method == m for r in runs)]:
             ours, label = _fastest(runs, base[task], task, ours_name, gates), "EraseDiff" if ours_name == "erasediff" else ours_name
             if ours is None:
-                out.append(f"{task}: {label} does not qualify ({rule})")
+                best = f"; best qualifying baseline {min(fair)[1]} forgets in {min(fair)[0]:.1f} s" if fair else "; nor does any baseline"
+                out.append(f"{task}: {label} does not qualify ({rule}){best}")
             elif not fair:
                 out.append(f"{task}: no baseline qualifies ({rule}); {ours[1]} forgets in {ours[0]:.1f} s")
             else:
@@ -219,7 +220,8 @@ def main() -> None:
         (args.out / f"{stem}_runs.json").write_text(json.dumps(parts[0]))
     unit = "GPU MiB" if torch.cuda.is_available() else "RSS MiB"
     pareto = plot_pareto(runs, base, FORGET_BAR, args.out / f"{stem}_pareto.png")
-    curves = plot_curves([r for r in runs if r.method == "erasediff" and r.lr_scale == 1], args.out / "erasediff_lambda_cosines.png")
+    curves_name = f"{'tradeoff-quality_' if args.until_equal_quality else ''}erasediff_lambda_cosines.png"
+    curves = plot_curves([r for r in runs if r.method == "erasediff" and r.lr_scale == 1], args.out / curves_name)
     lines = verdict(runs, base) + ([] if args.until_equal_quality else [f"without the FID/KID gates: {line}" for line in verdict(runs, base, gates=False)])
     commands = [_WHERE.sub("", p["command"]) for p in parts]
     report = "\n".join([

@@ -11,7 +11,8 @@ def plot_pareto(runs: list, base: dict, forget_bar: float, path: Path) -> Path:
     """Per task: forgotten-class accuracy against retained accuracy and against FID; one point per method and seed."""
     tasks = list(dict.fromkeys(r.task for r in runs))
     methods = list(dict.fromkeys(r.name for r in runs))
-    colours = {m: plt.cm.tab10(i) for i, m in enumerate(methods)}
+    palette = plt.cm.tab10 if len(methods) <= 10 else plt.cm.tab20  # one colour each, also with learning-rate variants
+    colours = {m: palette(i) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 4.2 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
         for ax, (key, label) in zip(row, (("retained", "retained-class accuracy (higher is better)"), ("fid", "FID vs base, classifier features (lower is better)"))):

@@ -23,7 +23,7 @@ BASE = {"digits": SimpleNamespace(retained=1.0)}
 
 def test_erasediff_is_held_to_the_same_rule() -> None:
     runs = [run("erasediff", 5.0, 0.90), run("salun", 8.0, 0.99)]  # EraseDiff fast but 10 points down: it does not qualify
-    assert verdict(runs, BASE) == [f"digits: EraseDiff does not qualify ({RULE}, FID/KID gates on every seed)"]
+    assert verdict(runs, BASE) == [f"digits: EraseDiff does not qualify ({RULE}, FID/KID gates on every seed); best qualifying baseline salun forgets in 8.0 s"]
     runs = [run("erasediff", 5.0, 0.97), run("salun", 8.0, 0.99), run("neggrad+", 1.0, 0.40)]  # NegGrad+ wrecks retained accuracy
     assert verdict(runs, BASE) == ["digits: best qualifying baseline salun forgets in 8.0 s, erasediff in 5.0 s: 1.60x (not met, goal >= 2x)"]
 

@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISABLE_TELEMETRY=true \
        GX_ANALYTICS_ENABLED=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 
-.PHONY: setup run run-concept ui test test-fast lint bench bench-tradeoff bench-gates bench-robustness lock deploy-check
+.PHONY: setup run run-concept ui test test-fast lint bench bench-tradeoff bench-tradeoff-quality bench-gates bench-robustness lock deploy-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -44,6 +44,15 @@ bench: setup
 # EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); refreshes README's results
 bench-tradeoff: setup
 	$(PY) benchmarks/tradeoff.py --readme
+
+# Time to forget at equal quality (the requests' FID/KID gates), 4 methods x 3 learning rates x 3 seeds; the two tasks side by
+# side on one thread each (about 70 minutes on 2 cores); refreshes README
+QUALITY_FLAGS = --until-equal-quality --lr-scales 0.5 1 2 --methods erasediff neggrad+ salun esd --threads 1
+bench-tradeoff-quality: setup
+	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks digits --out .cache/tradeoff-digits & \
+	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks text --out .cache/tradeoff-text & wait
+	$(PY) benchmarks/tradeoff.py --until-equal-quality --merge .cache/tradeoff-digits/tradeoff-quality_runs.json \
+	  .cache/tradeoff-text/tradeoff-quality_runs.json --readme
 
 # Do the shipped requests' gates reject known-bad models and pass reruns? (about 15 minutes on 2 cores; refreshes README)
 bench-gates: setup

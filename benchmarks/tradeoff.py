@@ -181,6 +181,11 @@ def verdict(runs: list[Run], base: dict[str, object], gates: bool = True) -> lis
     return out
 
 
+def _parts(data: dict | list) -> list[dict]:
+    """The invocations in a runs file: one, or several once merged."""
+    return data if isinstance(data, list) else [data]
+
+
 _WHERE = re.compile(r"\s*--(out|readme)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
 
 
@@ -212,12 +217,11 @@ def main() -> None:
         args.tasks, args.seeds, args.steps = ["digits"], 1, 6
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "tradeoff-quality" if args.until_equal_quality else "tradeoff-stop" if args.stop_at_forgetting else "tradeoff"
-    parts = [json.loads(path.read_text()) for path in args.merge] if args.merge else [measure(args)]
+    parts = [part for path in args.merge for part in _parts(json.loads(path.read_text()))] if args.merge else [measure(args)]
     runs = [Run(**r) for part in parts for r in part["runs"]]
     base = {k: SimpleNamespace(**v) for part in parts for k, v in part["base"].items()}
     limits = {k: v for part in parts for k, v in part["limits"].items()}
-    if not args.merge:
-        (args.out / f"{stem}_runs.json").write_text(json.dumps(parts[0]))
+    (args.out / f"{stem}_runs.json").write_text(json.dumps(parts[0] if len(parts) == 1 else parts))
     unit = "GPU MiB" if torch.cuda.is_available() else "RSS MiB"
     pareto = plot_pareto(runs, base, FORGET_BAR, args.out / f"{stem}_pareto.png")
     curves_name = f"{'tradeoff-quality_' if args.until_equal_quality else ''}erasediff_lambda_cosines.png"

@@ -11,18 +11,19 @@ against the base model's samples.
     .venv/bin/python benchmarks/tradeoff.py --readme        # and refresh README.md's results section (make bench-tradeoff)
     .venv/bin/python benchmarks/tradeoff.py --smoke         # a few steps, one seed, digits only: checks the script
     .venv/bin/python benchmarks/tradeoff.py --stop-at-forgetting --readme   # every method stops at its first forgotten probe
-                                                            # and is judged there: time-to-forget at equal quality
+                                                            # and is judged there, with and without the FID/KID gates
+    make bench-tradeoff-quality                             # time to forgetting AND the request's FID/KID gates (below)
 
 With --stop-at-forgetting every run ends at its first probe that reads forgotten (unlearning.probe.action
 stop_when_forgotten), so the quality columns describe the model a user would ship at that time, not one
 trained on to the end of the budget.
 
-Equal quality: a method qualifies when it forgets on every seed, keeps the mean retained accuracy within 5 points
-of the base, and every seed's model passes the shipped request's FID/KID gates (tradeoff_tasks.QUALITY_GATES).
---lr-scales runs every method at each multiple of the task's learning rate, and the verdict takes each
-method's fastest qualifying one, so that no method is judged at a step size that suits another:
-
-    .venv/bin/python benchmarks/tradeoff.py --stop-at-forgetting --lr-scales 0.5 1 2 4 --methods erasediff neggrad+ salun esd --readme
+Equal quality: a method qualifies when it forgets on every seed (and the judged models are forgotten on average),
+keeps the mean retained accuracy within 5 points of the base, and every seed's judged model passes the shipped
+request's FID/KID gates (tradeoff_tasks.QUALITY_GATES). --until-equal-quality runs each method on the request's
+step budget until a probe finds it forgotten and of that quality (tradeoff_tasks.Task.probe_until). --lr-scales
+runs every method at each multiple of the task's learning rate, and the verdict takes each method's fastest
+qualifying one, so that no method is judged at a step size that suits another.
 """
 
 import argparse

@@ -130,10 +130,13 @@ def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, c
     from pipelines.stack import ensure_local_stack
 
     ensure_local_stack(f"sqlite:///{work / 'mlflow.db'}")  # the stack `request submit` used, active in this session's ZenML store
-    env = {**os.environ, "ERASEDIFF_HOME": str(work)}
+    temp = requests / "REQ-D.tmp"  # the process's temp folder: a step started outside run.py keeps its scratch there
+    temp.mkdir()
+    env = {**os.environ, "ERASEDIFF_HOME": str(work), "TMPDIR": str(temp)}
     done = subprocess.run([str(Path(sys.executable).parent / "zenml"), "pipeline", "run", "pipelines.erasure.erasure_pipeline",
                            "-c", str(requests / "REQ-D.zenml.yaml")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode != 0
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("curated-")]  # the failed step's scratch went with its process
     d = status("REQ-D", work, capsys)
     assert d["state"] == "failed" and d["detail"].startswith("at step curate_sets: curation failed"), d
 

@@ -1,5 +1,6 @@
 """The work folder: where state that outlives one step lives (resumable checkpoints, the local stores, scratch)."""
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -20,11 +21,16 @@ SCRATCH_ENV = "ERASEDIFF_SCRATCH"
 
 def scratch_dir(prefix: str) -> Path:
     """A new folder for one step's intermediate files: inside the run's scratch folder when a runner set one
-    (it removes the whole folder when the run ends, however it ends), else in the system's temp folder."""
+    (it removes the whole folder when the run ends, however it ends). Else (a step started by ZenML's own CLI, or
+    in a Kubernetes pod) in the system's temp folder, removed when the process exits: a step's output is copied
+    into the artifact store before that, and a failed step's is of no use."""
     root = os.environ.get(SCRATCH_ENV)
     if root:
         Path(root).mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 @contextmanager

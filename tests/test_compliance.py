@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
 CHAMPION = f"models:/{MODEL}@champion"
 # FAST's evaluation (20 samples per class, 10 steps) makes FID noisy from one model to the next: a looser FID gate.
-REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"steps": 60, "relearn": None}, "checkpoint_every": 30}
+REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"steps": 60, "relearn": None, "forget_on_retain": 0.0}, "checkpoint_every": 30}
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from erasediff.method.checkpoint import latest_checkpoint, load_checkpoint, save
 from erasediff.method.data_parallel import mean_across_ranks
 from erasediff.method.losses import FORGET_LOSSES, Condition, draw_batch
 from erasediff.method.methods import MethodUpdate
+from erasediff.method.off_class import with_retain_rows
 from erasediff.method.params import select_parameters
 from erasediff.method.probe import ProbeFactory, RetainGuard, loss_probe
 from erasediff.method.settings import UnlearnSettings
@@ -167,7 +168,10 @@ def unlearn_unet(
         forget_batch = draw_batch(
             forget, settings.forget_batch_size, step, stream + 1, T, generator,
             uniform_noise=uniform, substitute_classes=substitutes,
-        ).to(device)
+        )
+        if settings.forget_on_retain:  # the project's extension against the guidance sweep (off_class.py)
+            forget_batch = with_retain_rows(forget_batch, retain, settings.forget_on_retain, generator)
+        forget_batch = forget_batch.to(device)
         with accelerator.autocast():
             stats = update(retain_batch, forget_batch, generator)
             _check_finite(step, stats)

@@ -87,12 +87,26 @@ class UnlearnSettings(Strict):
     relearn: RelearnSettings | None = Field(None, description="this project's extension against relearning attacks (method/robust.py): "
                                             "erasediff (forget_loss remap) and the baselines with a forget term (neggrad, salun, esd); "
                                             "null = each method as published")
+    forget_on_retain: float = Field(0.0, ge=0, lt=1, description="this project's extension against the guidance sweep (method/off_class.py): "
+                                    "share of each forget batch whose images are retain images, kept under the forgotten condition and "
+                                    "remapped to their own condition (erasediff remap, salun); 0 = each method as published")
 
     @model_validator(mode="after")
     def _relearn_needs_a_forget_term(self) -> "UnlearnSettings":
         if self.relearn is not None and (self.method == "finetune" or (self.method == "erasediff" and self.forget_loss != "remap")):
             raise ValueError("relearn (the project's relearning-resistant term) needs a forget term to evaluate after the simulated attack: "
                              "method erasediff with forget_loss remap, neggrad, salun or esd")
+        return self
+
+    @model_validator(mode="after")
+    def _retain_rows_need_a_remap(self) -> "UnlearnSettings":
+        if self.forget_on_retain and not self.uses_substitutes:
+            raise ValueError("forget_on_retain (the project's term against the guidance sweep) remaps the forgotten condition on retain images "
+                             "to their own condition: method erasediff with forget_loss remap, or salun")
+        kept = self.forget_batch_size - round(self.forget_on_retain * self.forget_batch_size)
+        if kept < 1 or (self.relearn is not None and self.relearn.batch is not None and kept < self.relearn.batch):
+            raise ValueError(f"forget_on_retain {self.forget_on_retain} leaves {kept} of the {self.forget_batch_size} forget rows to images of the "
+                             "forgotten class; at least 1, and at least relearn.batch when the relearning term is on")
         return self
 
     @model_validator(mode="after")

@@ -57,7 +57,7 @@ VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own setti
     "erasediff + relearn + retain rows": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
     **{m: {**over, **PLAIN} for m, over in METHODS.items() if not m.startswith("erasediff")},
     # robust baselines: the relearning term where a method has a forget term, retain rows where it remaps (SalUn)
-    **{f"{m} + relearn" + (" + retain rows" if m == "salun" else ""): {**over, **PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS if m == "salun" else 0.0}
+    **{f"{m} + relearn" + (" + retain rows" if m == "salun" else ""): {**over, **PLAIN, "relearn": RELEARN, **({"forget_on_retain": RETAIN_ROWS} if m == "salun" else {})}
        for m, over in METHODS.items() if m in ("neggrad+", "salun", "esd")},
 }
 

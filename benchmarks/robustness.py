@@ -42,23 +42,24 @@ from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
 from erasediff.defaults.text_digits import text_digits_default  # noqa: E402
 from erasediff.evaluation.attack_eval import attacker_images, class_score  # noqa: E402
 from erasediff.method.robust import RelearnSettings  # noqa: E402
+from erasediff.method.settings import PAPER_PLAIN  # noqa: E402
 from erasediff.models.text_encoding import encode_images, image_size  # noqa: E402
 from erasediff.models.text_pipeline import load_text_to_image  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2)
-PLAIN = {"relearn": None, "forget_on_retain": 0.0}  # each method as published
-PAPER = {**METHODS["erasediff"], **PLAIN}
+PAPER = {**METHODS["erasediff"], **PAPER_PLAIN}
 RELEARN = RelearnSettings().model_dump()
 RETAIN_ROWS = 0.5  # forget_on_retain of the digits request's robust default
 VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own settings; the row the request runs is marked (default)
     "erasediff (paper)": PAPER,
     "erasediff + relearn": {**PAPER, "relearn": RELEARN},
     "erasediff + relearn + retain rows": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
-    **{m: {**over, **PLAIN} for m, over in METHODS.items() if not m.startswith("erasediff")},
+    **{m: {**over, **PAPER_PLAIN} for m, over in METHODS.items() if not m.startswith("erasediff")},
     # robust baselines: the relearning term where a method has a forget term, retain rows where it remaps (SalUn)
-    **{f"{m} + relearn" + (" + retain rows" if m == "salun" else ""): {**over, **PLAIN, "relearn": RELEARN, **({"forget_on_retain": RETAIN_ROWS} if m == "salun" else {})}
-       for m, over in METHODS.items() if m in ("neggrad+", "salun", "esd")},
+    "neggrad+ + relearn": {**METHODS["neggrad+"], **PAPER_PLAIN, "relearn": RELEARN},
+    "salun + relearn + retain rows": {**METHODS["salun"], **PAPER_PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
+    "esd + relearn": {**METHODS["esd"], **PAPER_PLAIN, "relearn": RELEARN},
 }
 
 

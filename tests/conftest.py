@@ -37,11 +37,6 @@ def mlflow_tracking(uri: str):
             os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
-# The paper's update, with this project's extensions off (the relearning term and retain rows, docs/method.md): what the
-# small plumbing runs of the shipped request train with, so a new extension is switched off here once.
-PAPER_UPDATE = {"relearn": None, "forget_on_retain": 0.0}
-
-
 def merge(base: dict, update: dict) -> dict:
     """Nested dict update (request YAML overrides in tests)."""
     out = dict(base)

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import PAPER_UPDATE, merge, mlflow_tracking
+from conftest import merge, mlflow_tracking
 from PIL import Image
 from test_pipeline import digits_folder, write_request
 
 from erasediff.evaluation.class_accuracy import class_scores
 from erasediff.evaluation.settings import EvalSettings
+from erasediff.method.settings import PAPER_PLAIN
 from erasediff.models.class_model import load_class_model
 from pipelines.cli import main as erasediff
 
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
 CHAMPION = f"models:/{MODEL}@champion"
 # FAST's evaluation (20 samples per class, 10 steps) makes FID noisy from one model to the next: a looser FID gate.
-REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"steps": 60, **PAPER_UPDATE}, "checkpoint_every": 30}
+REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"steps": 60, **PAPER_PLAIN}, "checkpoint_every": 30}
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PAPER_UPDATE, merge
+from conftest import merge
 
+from erasediff.method.settings import PAPER_PLAIN
 from erasediff.util.locks import is_held
 from pipelines.run_request import request_lock
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 ROOT = Path(__file__).parents[1]
 MODEL = "erasediff-concurrent"
-FAST = {"unlearning": {"steps": 80, **PAPER_UPDATE}, "checkpoint_every": 40,
+FAST = {"unlearning": {"steps": 80, **PAPER_PLAIN}, "checkpoint_every": 40,
         "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": None, "neighbours": []},
         "registry": {"model_name": MODEL},  # 20 samples a class: too few for the conservative bound and the KID gate; no attacks here
         "gates": {"bound": "point", "kid_increase_max": None, "neighbour_accuracy_drop_max": None, "attack_margin_over_gold_max": None,

@@ -57,6 +57,11 @@ class ProbeSettings(Strict):
                                    "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
 
 
+# Overrides that switch this project's extensions off (the relearning term, retain rows): each method as published.
+# Benchmarks and tests run the paper's plain update from one place, so a new extension is switched off here once.
+PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0}
+
+
 class UnlearnSettings(Strict):
     """Everything that changes the unlearned weights (hashed to guard checkpoint resumption)."""
 

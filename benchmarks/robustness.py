@@ -51,14 +51,18 @@ SEEDS = (0, 1, 2)
 PAPER = {**METHODS["erasediff"], **PAPER_PLAIN}
 RELEARN = RelearnSettings().model_dump()
 RETAIN_ROWS = 0.5  # forget_on_retain of the digits request's robust default
+ANCHOR = 3.0  # retain_anchor of the digits request's robust default
 VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own settings; the row the request runs is marked (default)
     "erasediff (paper)": PAPER,
     "erasediff + relearn": {**PAPER, "relearn": RELEARN},
     "erasediff + relearn + retain rows": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
+    "erasediff + relearn + retain rows + anchor": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS, "retain_anchor": ANCHOR},
     **{m: {**over, **PAPER_PLAIN} for m, over in METHODS.items() if not m.startswith("erasediff")},
-    # robust baselines: the relearning term where a method has a forget term, retain rows where it remaps (SalUn)
-    "neggrad+ + relearn": {**METHODS["neggrad+"], **PAPER_PLAIN, "relearn": RELEARN},
-    "salun + relearn + retain rows": {**METHODS["salun"], **PAPER_PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
+    # robust baselines: the relearning term where a method has a forget term, retain rows where it remaps (SalUn),
+    # the anchor where it has a retain loss (all but ESD)
+    "neggrad+ + relearn + anchor": {**METHODS["neggrad+"], **PAPER_PLAIN, "relearn": RELEARN, "retain_anchor": ANCHOR},
+    "salun + relearn + retain rows + anchor": {**METHODS["salun"], **PAPER_PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS,
+                                               "retain_anchor": ANCHOR},
     "esd + relearn": {**METHODS["esd"], **PAPER_PLAIN, "relearn": RELEARN},
 }
 

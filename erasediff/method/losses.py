@@ -75,7 +75,7 @@ def draw_batch(
     return NoisedBatch(x0, labels, noise, timesteps, substitute)
 
 
-def _target(scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
+def regression_target(scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
     """What the UNet regresses, by the scheduler's prediction type: the noise, v (SD 2.x 768), or the clean sample."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
@@ -90,7 +90,7 @@ def _target(scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Tensor:
 def diffusion_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:
     """||target - eps_theta(x_t, t, c)||^2 with x_t built from the batch's own noise (L_r; also `uniform` L_f)."""
     x_t = scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
-    return F.mse_loss(unet(x_t, batch.timesteps, **cond(batch.labels)).sample.float(), _target(scheduler, batch).float())
+    return F.mse_loss(unet(x_t, batch.timesteps, **cond(batch.labels)).sample.float(), regression_target(scheduler, batch).float())
 
 
 def remap_forget_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:

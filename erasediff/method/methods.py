@@ -12,6 +12,7 @@ import torch
 from diffusers import DDPMScheduler
 
 from erasediff.data.image_sets import LabeledImages
+from erasediff.method.anchor import anchored_retain_loss
 from erasediff.method.baselines import esd_update, finetune_update, neggrad_update, saliency_masks, salun_update
 from erasediff.method.esd import esd_loss
 from erasediff.method.losses import FORGET_LOSSES, Condition, NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss
@@ -23,7 +24,7 @@ from erasediff.util.errors import ErasediffError
 
 class MethodUpdate:
     """The configured method's update. Built while `unet` still holds the base weights: SalUn's saliency
-    mask and ESD's frozen original are taken from them."""
+    mask and the frozen original (ESD's teacher, the retain anchor) are taken from them."""
 
     def __init__(self, settings: UnlearnSettings, unet: torch.nn.Module, params: list[torch.nn.Parameter], scheduler: DDPMScheduler,
                  cond: Condition, forget: LabeledImages, null_id: int | None, reduce: Reduce) -> None:
@@ -33,15 +34,17 @@ class MethodUpdate:
         self.original: torch.nn.Module | None = None
         if settings.method == "salun":
             self.masks = saliency_masks(params, self._forget_set_losses(forget), settings.salun.mask_fraction, reduce)
-        if settings.method == "esd":
-            if null_id is None:
-                raise ErasediffError("method esd needs an unconditional (null) condition, which this model lacks")
+        if settings.method == "esd" and null_id is None:
+            raise ErasediffError("method esd needs an unconditional (null) condition, which this model lacks")
+        if settings.method == "esd" or settings.retain_anchor:
             self.original = copy.deepcopy(unet).requires_grad_(False)
 
     def __call__(self, retain: NoisedBatch, forget: NoisedBatch, generator: torch.Generator) -> UpdateStats:
         """Write the method's direction to p.grad for every trainable parameter; return the step's statistics."""
         s, unet, scheduler, cond = self.settings, self.unet, self.scheduler, self.cond
         retain_loss = partial(diffusion_loss, unet, scheduler, retain, cond)
+        if s.retain_anchor:  # the project's extension (anchor.py): the original's prediction as a second retain target
+            retain_loss = partial(anchored_retain_loss, unet, self.original, s.retain_anchor, scheduler, retain, cond)
         if s.method == "finetune":
             return finetune_update(self.params, retain_loss, self.reduce)
         if s.method == "esd":

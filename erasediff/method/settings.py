@@ -57,9 +57,9 @@ class ProbeSettings(Strict):
                                    "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
 
 
-# Overrides that switch this project's extensions off (the relearning term, retain rows): each method as published.
-# Benchmarks and tests run the paper's plain update from one place, so a new extension is switched off here once.
-PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0}
+# Overrides that switch this project's extensions off (the relearning term, retain rows, the anchored retain loss): each
+# method as published. Benchmarks and tests run the paper's plain update from one place, so a new extension is switched off here once.
+PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0, "retain_anchor": 0.0}
 
 
 class UnlearnSettings(Strict):
@@ -95,6 +95,9 @@ class UnlearnSettings(Strict):
     forget_on_retain: float = Field(0.0, ge=0, lt=1, description="this project's extension against the guidance sweep (method/off_class.py): "
                                     "share of each forget batch whose images are retain images, kept under the forgotten condition and "
                                     "remapped to their own condition (erasediff remap, salun); 0 = each method as published")
+    retain_anchor: float = Field(0.0, ge=0, description="this project's extension against the other two's quality cost (method/anchor.py): "
+                                 "weight of the frozen original's prediction as a second target of the retain loss (every method with a "
+                                 "retain loss: erasediff, finetune, neggrad, salun); 0 = each method as published")
 
     @model_validator(mode="after")
     def _relearn_needs_a_forget_term(self) -> "UnlearnSettings":
@@ -112,6 +115,12 @@ class UnlearnSettings(Strict):
         if kept < 1 or (self.relearn is not None and self.relearn.batch is not None and kept < self.relearn.batch):
             raise ValueError(f"forget_on_retain {self.forget_on_retain} leaves {kept} of the {self.forget_batch_size} forget rows to images of the "
                              "forgotten class; at least 1, and at least relearn.batch when the relearning term is on")
+        return self
+
+    @model_validator(mode="after")
+    def _anchor_needs_a_retain_loss(self) -> "UnlearnSettings":
+        if self.retain_anchor and self.method == "esd":
+            raise ValueError("retain_anchor anchors the retain loss to the original's prediction; esd has no retain loss")
         return self
 
     @model_validator(mode="after")

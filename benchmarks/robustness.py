@@ -51,7 +51,7 @@ SEEDS = (0, 1, 2)
 PAPER = {**METHODS["erasediff"], **PAPER_PLAIN}
 RELEARN = RelearnSettings().model_dump()
 RETAIN_ROWS = 0.5  # forget_on_retain of the digits request's robust default
-ANCHOR = 3.0  # retain_anchor of the digits request's robust default
+ANCHOR = 3.0  # the anchored retain loss at the weight its KID screen chose (docs/method.md; off in the shipped request)
 VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own settings; the row the request runs is marked (default)
     "erasediff (paper)": PAPER,
     "erasediff + relearn": {**PAPER, "relearn": RELEARN},

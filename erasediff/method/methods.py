@@ -42,9 +42,10 @@ class MethodUpdate:
     def __call__(self, retain: NoisedBatch, forget: NoisedBatch, generator: torch.Generator) -> UpdateStats:
         """Write the method's direction to p.grad for every trainable parameter; return the step's statistics."""
         s, unet, scheduler, cond = self.settings, self.unet, self.scheduler, self.cond
-        retain_loss = partial(diffusion_loss, unet, scheduler, retain, cond)
         if s.retain_anchor:  # the project's extension (anchor.py): the original's prediction as a second retain target
             retain_loss = partial(anchored_retain_loss, unet, self.original, s.retain_anchor, scheduler, retain, cond)
+        else:
+            retain_loss = partial(diffusion_loss, unet, scheduler, retain, cond)
         if s.method == "finetune":
             return finetune_update(self.params, retain_loss, self.reduce)
         if s.method == "esd":

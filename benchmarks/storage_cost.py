@@ -28,7 +28,7 @@ from erasediff.method.params import select_parameters
 from erasediff.models.text_pipeline import save_text_pipeline
 from erasediff.storage.parts import FolderBlobs, pack
 
-PRESETS = ("full", "noxattn", "xattn")
+PRESETS = ("full", "noxattn", "xattn", "xattn_kv")
 ADAPTERS = (("noxattn", 4), ("noxattn", 1), ("xattn", 4))  # (preset, LoRA rank)
 UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
 SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),

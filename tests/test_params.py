@@ -25,6 +25,14 @@ def test_xattn_selects_only_cross_attention(cond_unet) -> None:
     assert names and all(".attn2." in n for n in names)
 
 
+def test_xattn_kv_selects_the_cross_attention_keys_and_values(cond_unet) -> None:
+    names = set(select_parameters(cond_unet, "xattn_kv"))
+    cross = set(select_parameters(cond_unet, "xattn"))
+    assert names and names < cross  # a strict subset: queries and output projections stay frozen
+    assert all(".attn2.to_k." in n or ".attn2.to_v." in n for n in names)
+    assert {n for n in cross if ".to_k." in n or ".to_v." in n} == names
+
+
 def test_noxattn_excludes_cross_attention_time_embedding_and_output(cond_unet) -> None:
     names = set(select_parameters(cond_unet, "noxattn"))
     everything = {n for n, _ in cond_unet.named_parameters()}

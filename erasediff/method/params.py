@@ -7,11 +7,16 @@ import torch
 
 from erasediff.util.errors import ErasediffError
 
-Preset = Literal["full", "xattn", "noxattn"]
+Preset = Literal["full", "xattn", "xattn_kv", "noxattn"]
 
 
 def _is_xattn(name: str) -> bool:
     return ".attn2." in name
+
+
+def _is_xattn_kv(name: str) -> bool:
+    """The cross-attention keys and values: the only weights that read the text (what UCE and Concept Ablation edit)."""
+    return ".attn2.to_k." in name or ".attn2.to_v." in name
 
 
 def _in_preset(name: str, preset: Preset) -> bool:
@@ -19,6 +24,8 @@ def _in_preset(name: str, preset: Preset) -> bool:
         return True
     if preset == "xattn":
         return _is_xattn(name)
+    if preset == "xattn_kv":
+        return _is_xattn_kv(name)
     # noxattn: all but cross-attention, the time embedding and the output block, its norm included (the reference's `out.`, SD nudity).
     return not (_is_xattn(name) or name.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")))
 

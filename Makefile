@@ -46,7 +46,7 @@ bench-tradeoff: setup
 	$(PY) benchmarks/tradeoff.py --readme
 
 # Time to forget at equal quality (the requests' FID/KID gates), 5 methods x 3 learning rates x 3 seeds; the two tasks side by
-# side on one thread each (about 70 minutes on 2 cores with 4 methods; the eta-2 + anchor row adds a fifth); refreshes README
+# side on one thread each (about 70 minutes on 2 cores measured before erasediff-eta2-anchor3 joined; expect more); refreshes README
 QUALITY_FLAGS = --until-equal-quality --lr-scales 0.5 1 2 --methods erasediff erasediff-eta2-anchor3 neggrad+ salun esd --threads 1
 bench-tradeoff-quality: setup
 	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks digits --out .cache/tradeoff-digits & \

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from erasediff.method.update import adaptive_lambda, erasediff_update, inner_value_gap
+from erasediff.method.update import adaptive_lambda, dot, erasediff_update, gram, inner_value_gap
 
 
 def test_adaptive_lambda_hand_computed() -> None:
@@ -20,6 +20,14 @@ def test_adaptive_lambda_clipped_at_zero() -> None:
     assert adaptive_lambda(8.0, 4.0, 1.0) == 0.0
     assert adaptive_lambda(3.0, 1.0, 0.0) == 0.0
     assert adaptive_lambda(5.0, 0.0, 1.0) == 0.0  # g_f = 0: no constraint direction
+
+
+def test_gram_matches_three_dots() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(3, 4, generator=g), torch.randn(7, generator=g)]
+    b = [torch.randn(3, 4, generator=g), torch.randn(7, generator=g)]
+    assert gram(a, b) == pytest.approx((dot(a, b), dot(a, a), dot(b, b)), rel=1e-12)
+    assert gram(a, b)[0] == pytest.approx(float(sum((x * y).sum() for x, y in zip(a, b))), rel=1e-5)
 
 
 def linear_problem(a: list[torch.Tensor], b: list[torch.Tensor]):

@@ -55,6 +55,15 @@ def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
     return float(sum(torch.dot(x.reshape(-1).double(), y.reshape(-1).double()) for x, y in zip(a, b)))
 
 
+def gram(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> tuple[float, float, float]:
+    """<a,b>, ||a||^2 and ||b||^2 in one pass, each tensor widened to float64 once (three `dot` calls widen it twice)."""
+    ab = aa = bb = torch.zeros((), dtype=torch.float64, device=a[0].device)
+    for x, y in zip(a, b):
+        x, y = x.reshape(-1).double(), y.reshape(-1).double()
+        ab, aa, bb = ab + torch.dot(x, y), aa + torch.dot(x, x), bb + torch.dot(y, y)
+    return float(ab), float(aa), float(bb)
+
+
 def _cos(dot: float, sq_a: float, sq_b: float) -> float:
     denom = math.sqrt(max(sq_a, 0.0) * max(sq_b, 0.0))
     return dot / denom if denom > 0 else 0.0
@@ -87,7 +96,7 @@ def erasediff_update(
     if extra_forget_grads is not None:
         g_f = [a.add_(b) for a, b in zip(g_f, extra_forget_grads())]
 
-    dot_rf, sq_r, sq_f = dot(g_r, g_f), dot(g_r, g_r), dot(g_f, g_f)
+    dot_rf, sq_r, sq_f = gram(g_r, g_f)
     lam = adaptive_lambda(dot_rf, sq_f, eta) if lambda_mode == "adaptive" else constant_lambda
 
     for p, gr, gf in zip(params, g_r, g_f):

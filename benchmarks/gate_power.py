@@ -2,7 +2,8 @@
 are benchmarks/robustness.py's).
 
 A gate that never fires proves nothing. For each embedded request this runs the request's own erasure
-twice (seeds 0 and 1: both must pass, the false-alarm check) and then degrades the seed-0 candidate in
+twice (seeds 0 and 1: both must pass, the false-alarm check), asks the same of the gold standard (the base recipe
+retrained without the forgotten class: exact unlearning, which a fair gate lets through), and then degrades the seed-0 candidate in
 ways a reviewer must not let through, each measured by the pipeline's own metrics and judged by the
 request's own gates:
 
@@ -78,6 +79,7 @@ def run_task(task) -> list[dict]:
         unet = task.unlearn(seed)
         candidate = candidate or unet
         rows.append(row(task, f"rerun, seed {seed}", "the request's own erasure", "passed", task.measure_unet(unet)))
+    rows.append(row(task, "gold standard", "no erasure: the base recipe retrained without the forgotten class", "passed", task.measure_unet(*task.gold())))
     images, labels = task.sample(candidate)
     generator = torch.Generator().manual_seed(0)
     for sigma, expect in ((0.2, "rejected"), (0.1, "limit")):
@@ -119,13 +121,13 @@ def table(rows: list[dict], tasks: dict) -> str:
         candidate = task_rows[0]  # the seed-0 rerun: every degradation is applied to it
         for r in task_rows:
             cells = [("**" if g in r["failed_gates"] else "") + _fmt(r["gate_values"].get(g)) + ("**" if g in r["failed_gates"] else "") for g in gates]
-            is_rerun = r["case"].startswith("rerun")
-            caught = "-" if is_rerun else ("yes" if detected(r, candidate) else "no")
-            ok = r["verdict"] == "passed" if is_rerun else caught == "yes"
+            should_pass = r["expect"] == "passed"  # a rerun or the gold: a false alarm if refused
+            caught = "-" if should_pass else ("yes" if detected(r, candidate) else "no")
+            ok = r["verdict"] == "passed" if should_pass else caught == "yes"
             if r["expect"] != "limit":
                 graded.append(ok)
-            expect = "detection limit (either)" if r["expect"] == "limit" else ("pass" if is_rerun else "caught")
-            mark = "" if r["expect"] == "limit" or ok else " (MISSED)" if not is_rerun else " (the rerun itself is refused)"
+            expect = "detection limit (either)" if r["expect"] == "limit" else ("pass" if should_pass else "caught")
+            mark = "" if r["expect"] == "limit" or ok else " (MISSED)" if not should_pass else " (refused: a false alarm)"
             lines.append(f"| {r['case']} | {r['change']} | " + " | ".join(cells) + f" | {r['verdict']} | {caught}{mark} | {expect} |")
         lines.append("")
     lines.append(f"{sum(graded)} of {len(graded)} graded cases as expected; bold: a gate that failed.")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from erasediff.attacks.gold import retrained_gold, retrained_text_gold
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.data.prompts import load_prompt_csv
@@ -100,6 +101,11 @@ class DigitsRequest(RequestTask):
             save_class_model(train_ddpm(self.train.images, self.train.labels, BaseTrainConfig(), progress=True, stop_after=steps), folder)
         return load_class_model(folder)
 
+    def gold(self):
+        """The base recipe retrained without the forgotten class (the attacks' gold standard): its UNet and model."""
+        gold = retrained_gold(self.retain, self.forget_classes, progress=False)
+        return gold.unet, gold
+
     def quick_retained(self, unet: torch.nn.Module) -> float:
         images, labels = self.sample(unet, per_class=20)
         return self.measure(images, labels)["retained_accuracy"]
@@ -158,6 +164,12 @@ class TextRequest(RequestTask):
         pipe = load_text_to_image(folder)
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+    def gold(self):
+        """The tiny model's UNet retrained without "seven" (the attacks' gold standard), with its pipeline."""
+        pipe = load_text_to_image(retrained_text_gold(text_digits_default(progress=False), self.forget_classes, progress=False))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.unet, pipe
 
     def quick_retained(self, unet: torch.nn.Module) -> float:
         rows = [r for i, r in enumerate(self.rows) if i % 6 == 0]  # 20 prompts a digit

@@ -79,7 +79,8 @@ def run_task(task) -> list[dict]:
         unet = task.unlearn(seed)
         candidate = candidate or unet
         rows.append(row(task, f"rerun, seed {seed}", "the request's own erasure", "passed", task.measure_unet(unet)))
-    rows.append(row(task, "gold standard", "no erasure: the base recipe retrained without the forgotten class", "passed", task.measure_unet(*task.gold())))
+    gold = task.gold()
+    rows.append(row(task, "gold standard", "no erasure: the base recipe retrained without the forgotten class", "passed", task.measure_unet(gold.unet, gold)))
     images, labels = task.sample(candidate)
     generator = torch.Generator().manual_seed(0)
     for sigma, expect in ((0.2, "rejected"), (0.1, "limit")):

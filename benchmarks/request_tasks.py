@@ -102,9 +102,8 @@ class DigitsRequest(RequestTask):
         return load_class_model(folder)
 
     def gold(self):
-        """The base recipe retrained without the forgotten class (the attacks' gold standard): its UNet and model."""
-        gold = retrained_gold(self.retain, self.forget_classes, progress=False)
-        return gold.unet, gold
+        """The base recipe retrained without the forgotten class (the attacks' gold standard; packaged, cached or trained now)."""
+        return retrained_gold(self.retain, self.forget_classes)
 
     def quick_retained(self, unet: torch.nn.Module) -> float:
         images, labels = self.sample(unet, per_class=20)
@@ -166,10 +165,10 @@ class TextRequest(RequestTask):
         return pipe
 
     def gold(self):
-        """The tiny model's UNet retrained without "seven" (the attacks' gold standard), with its pipeline."""
-        pipe = load_text_to_image(retrained_text_gold(text_digits_default(progress=False), self.forget_classes, progress=False))
+        """The tiny model's pipeline with its UNet retrained without "seven" (the attacks' gold standard)."""
+        pipe = load_text_to_image(retrained_text_gold(text_digits_default(progress=False), self.forget_classes))
         pipe.set_progress_bar_config(disable=True)
-        return pipe.unet, pipe
+        return pipe
 
     def quick_retained(self, unet: torch.nn.Module) -> float:
         rows = [r for i, r in enumerate(self.rows) if i % 6 == 0]  # 20 prompts a digit

@@ -35,16 +35,13 @@ from tqdm.auto import tqdm  # noqa: E402
 from tradeoff import METHODS  # noqa: E402
 
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks  # noqa: E402
-from erasediff.attacks.gold import retrained_gold, retrained_text_gold  # noqa: E402
 from erasediff.attacks.prompt_attacks import load_paraphrases, run_prompt_attacks  # noqa: E402
 from erasediff.data.digits import load_digits_split  # noqa: E402
 from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
-from erasediff.defaults.text_digits import text_digits_default  # noqa: E402
 from erasediff.evaluation.attack_eval import attacker_images, class_score  # noqa: E402
 from erasediff.method.robust import RelearnSettings  # noqa: E402
 from erasediff.method.settings import PAPER_PLAIN  # noqa: E402
 from erasediff.models.text_encoding import encode_images, image_size  # noqa: E402
-from erasediff.models.text_pipeline import load_text_to_image  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2)
@@ -78,7 +75,7 @@ class DigitsAttacks:
         _, heldout = load_digits_split(self.task.model.unet.config.sample_size, seed=digits_split_seed(self.task.model.lineage))
         self.held = heldout.images[heldout.labels == self.task.forget_classes[0]]
         started = time.time()
-        self.gold = retrained_gold(self.task.retain, self.task.forget_classes)
+        self.gold = self.task.gold()
         self.gold_seconds = time.time() - started
 
     def candidate(self, unet: torch.nn.Module):
@@ -111,8 +108,7 @@ class TextAttacks:
         self.paraphrases = load_paraphrases(self.settings, self.task.forget_classes)
         self.erased = self.task.request.target.prompts[0]
         started = time.time()
-        self.gold = load_text_to_image(retrained_text_gold(text_digits_default(progress=False), self.task.forget_classes))
-        self.gold.set_progress_bar_config(disable=True)
+        self.gold = self.task.gold()
         self.gold_seconds = time.time() - started
 
     def candidate(self, unet: torch.nn.Module):

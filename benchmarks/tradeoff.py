@@ -13,6 +13,8 @@ against the base model's samples.
     .venv/bin/python benchmarks/tradeoff.py --stop-at-forgetting --readme   # every method stops at its first forgotten probe
                                                             # and is judged there, with and without the FID/KID gates
     make bench-tradeoff-quality                             # time to forgetting AND the request's FID/KID gates (below)
+    make bench-tradeoff-quality-long                        # the same on digits with three times the request's budget (--steps 300),
+                                                            # so that the baselines' time is measured, not bounded (--section names its files)
 
 With --stop-at-forgetting every run ends at its first probe that reads forgotten (unlearning.probe.action
 stop_when_forgotten), so the quality columns describe the model a user would ship at that time, not one
@@ -189,7 +191,7 @@ def _parts(data: dict | list) -> list[dict]:
     return data if isinstance(data, list) else [data]
 
 
-_WHERE = re.compile(r"\s*--(out|readme)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
+_WHERE = re.compile(r"\s*--(out|readme|section)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
 
 
 def _stop_rule(args: argparse.Namespace) -> str:
@@ -215,11 +217,12 @@ def main() -> None:
                         "(results as tradeoff-stop; README section tradeoff-stop)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (two tasks may run side by side with 1 each, then --merge)")
     parser.add_argument("--merge", nargs="+", type=Path, help="no runs: one report from the runs files of earlier invocations (one per task)")
+    parser.add_argument("--section", help="name of the results files and README section (default: tradeoff, tradeoff-stop or tradeoff-quality)")
     args = parser.parse_args()
     if args.smoke:
         args.tasks, args.seeds, args.steps = ["digits"], 1, 6
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "tradeoff-quality" if args.until_equal_quality else "tradeoff-stop" if args.stop_at_forgetting else "tradeoff"
+    stem = args.section or ("tradeoff-quality" if args.until_equal_quality else "tradeoff-stop" if args.stop_at_forgetting else "tradeoff")
     parts = [part for path in args.merge for part in _parts(json.loads(path.read_text()))] if args.merge else [measure(args)]
     runs = [Run(**r) for part in parts for r in part["runs"]]
     base = {k: SimpleNamespace(**v) for part in parts for k, v in part["base"].items()}
@@ -227,7 +230,7 @@ def main() -> None:
     (args.out / f"{stem}_runs.json").write_text(json.dumps(parts[0] if len(parts) == 1 else parts))
     unit = "GPU MiB" if torch.cuda.is_available() else "RSS MiB"
     pareto = plot_pareto(runs, base, FORGET_BAR, args.out / f"{stem}_pareto.png")
-    curves_name = f"{'tradeoff-quality_' if args.until_equal_quality else ''}erasediff_lambda_cosines.png"
+    curves_name = f"{stem + '_' if args.until_equal_quality or args.section else ''}erasediff_lambda_cosines.png"
     ours = [r for r in runs if r.method == "erasediff" and r.lr_scale == 1]
     curves = plot_curves(ours, args.out / curves_name) if ours else None  # a run of other methods only has no EraseDiff curves
     lines = verdict(runs, base) + ([] if args.until_equal_quality else [f"without the FID/KID gates: {line}" for line in verdict(runs, base, gates=False)])

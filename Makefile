@@ -45,12 +45,17 @@ bench: setup
 bench-tradeoff: setup
 	$(PY) benchmarks/tradeoff.py --readme
 
+# Two benchmark halves run side by side (pids $a and $b) must both succeed before their runs files are merged: a bare `wait`
+# returns 0 whatever they did, and the previous results left in their folders (removed first) would be merged as new
+WAIT_BOTH = wait $$a; ra=$$?; wait $$b && [ $$ra -eq 0 ]
+
 # Time to forget at equal quality (the requests' FID/KID gates), 5 methods x 3 learning rates x 3 seeds; the two tasks side by
 # side on one thread each (about 70 minutes on 2 cores measured before erasediff-eta2-anchor3 joined; expect more); refreshes README
 QUALITY_FLAGS = --until-equal-quality --lr-scales 0.5 1 2 --methods erasediff erasediff-eta2-anchor3 neggrad+ salun esd --threads 1
 bench-tradeoff-quality: setup
-	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks digits --out .cache/tradeoff-digits & \
-	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks text --out .cache/tradeoff-text & wait
+	rm -rf .cache/tradeoff-digits .cache/tradeoff-text
+	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks digits --out .cache/tradeoff-digits & a=$$!; \
+	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks text --out .cache/tradeoff-text & b=$$!; $(WAIT_BOTH)
 	$(PY) benchmarks/tradeoff.py --until-equal-quality --merge .cache/tradeoff-digits/tradeoff-quality_runs.json \
 	  .cache/tradeoff-text/tradeoff-quality_runs.json --readme
 
@@ -58,8 +63,9 @@ bench-tradeoff-quality: setup
 # measured, not bounded by the budget: the timed pair (EraseDiff, SalUn) beside NegGrad+ and ESD, one thread each (56 minutes on 2 cores)
 LONG_FLAGS = --until-equal-quality --tasks digits --lr-scales 0.5 1 2 --steps 300 --threads 1
 bench-tradeoff-quality-long: setup
-	$(PY) benchmarks/tradeoff.py $(LONG_FLAGS) --methods erasediff salun --out .cache/tradeoff-long-timed & \
-	$(PY) benchmarks/tradeoff.py $(LONG_FLAGS) --methods neggrad+ esd --out .cache/tradeoff-long-rest & wait
+	rm -rf .cache/tradeoff-long-timed .cache/tradeoff-long-rest
+	$(PY) benchmarks/tradeoff.py $(LONG_FLAGS) --methods erasediff salun --out .cache/tradeoff-long-timed & a=$$!; \
+	$(PY) benchmarks/tradeoff.py $(LONG_FLAGS) --methods neggrad+ esd --out .cache/tradeoff-long-rest & b=$$!; $(WAIT_BOTH)
 	$(PY) benchmarks/tradeoff.py --until-equal-quality --section tradeoff-quality-digits-300 --merge \
 	  .cache/tradeoff-long-timed/tradeoff-quality_runs.json .cache/tradeoff-long-rest/tradeoff-quality_runs.json --readme
 

@@ -45,7 +45,7 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 
-from readme_section import link, write_section  # noqa: E402
+from readme_section import link, require_section, write_section  # noqa: E402
 from tradeoff_memory import PeakMemory  # noqa: E402
 from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
 from tradeoff_tasks import FORGET_BAR, RETAINED_POINTS, TASKS  # noqa: E402
@@ -194,6 +194,13 @@ def _parts(data: dict | list) -> list[dict]:
 _WHERE = re.compile(r"\s*--(out|readme|section)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
 
 
+def _plain_name(name: str) -> str:
+    """A --section name becomes file names in --out: letters, digits and dashes only, so it cannot leave that folder."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a plain name (lower-case letters, digits, dashes)")
+    return name
+
+
 def _stop_rule(args: argparse.Namespace) -> str:
     if args.until_equal_quality:
         return ("Every run stops at its first probe that reads forgotten and finds the model of equal quality (retained accuracy within "
@@ -217,12 +224,14 @@ def main() -> None:
                         "(results as tradeoff-stop; README section tradeoff-stop)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (two tasks may run side by side with 1 each, then --merge)")
     parser.add_argument("--merge", nargs="+", type=Path, help="no runs: one report from the runs files of earlier invocations (one per task)")
-    parser.add_argument("--section", help="name of the results files and README section (default: tradeoff, tradeoff-stop or tradeoff-quality)")
+    parser.add_argument("--section", type=_plain_name, help="name of the results files and README section (default: tradeoff, tradeoff-stop or tradeoff-quality)")
     args = parser.parse_args()
     if args.smoke:
         args.tasks, args.seeds, args.steps = ["digits"], 1, 6
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.section or ("tradeoff-quality" if args.until_equal_quality else "tradeoff-stop" if args.stop_at_forgetting else "tradeoff")
+    if args.readme:
+        require_section(stem)
     parts = [part for path in args.merge for part in _parts(json.loads(path.read_text()))] if args.merge else [measure(args)]
     runs = [Run(**r) for part in parts for r in part["runs"]]
     base = {k: SimpleNamespace(**v) for part in parts for k, v in part["base"].items()}

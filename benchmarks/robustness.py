@@ -48,20 +48,30 @@ SEEDS = (0, 1, 2)
 PAPER = {**METHODS["erasediff"], **PAPER_PLAIN}
 RELEARN = RelearnSettings().model_dump()
 RETAIN_ROWS = 0.5  # forget_on_retain of the digits request's robust default
-ANCHOR = 3.0  # the anchored retain loss at the weight its KID screen chose (docs/method.md; off in the shipped request)
+ANCHOR = 3.0  # the anchored retain loss at the weight its KID screen chose (docs/method.md)
+ROBUST = {**PAPER, "relearn": {**RELEARN, "weight": 6.0}, "forget_on_retain": RETAIN_ROWS, "retain_anchor": ANCHOR}  # the relearning term twice as heavy
 VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own settings; the row the request runs is marked (default)
     "erasediff (paper)": PAPER,
     "erasediff + relearn": {**PAPER, "relearn": RELEARN},
     "erasediff + relearn + retain rows": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
     "erasediff + relearn + retain rows + anchor": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS, "retain_anchor": ANCHOR},
+    "erasediff + relearn x2 + retain rows + anchor": ROBUST,
+    "erasediff + relearn x2 + retain rows + anchor + null row": {**ROBUST, "forget_row": "null"},
     **{m: {**over, **PAPER_PLAIN} for m, over in METHODS.items() if not m.startswith("erasediff")},
     # robust baselines: the relearning term where a method has a forget term, retain rows where it remaps (SalUn),
-    # the anchor where it has a retain loss (all but ESD)
-    "neggrad+ + relearn + anchor": {**METHODS["neggrad+"], **PAPER_PLAIN, "relearn": RELEARN, "retain_anchor": ANCHOR},
-    "salun + relearn + retain rows + anchor": {**METHODS["salun"], **PAPER_PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS,
-                                               "retain_anchor": ANCHOR},
-    "esd + relearn": {**METHODS["esd"], **PAPER_PLAIN, "relearn": RELEARN},
+    # the anchor where it has a retain loss (all but ESD), the null row on class models (every method)
+    "neggrad+ + relearn + anchor + null row": {**METHODS["neggrad+"], **PAPER_PLAIN, "relearn": RELEARN, "retain_anchor": ANCHOR, "forget_row": "null"},
+    "salun + relearn + retain rows + anchor + null row": {**METHODS["salun"], **PAPER_PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS,
+                                                          "retain_anchor": ANCHOR, "forget_row": "null"},
+    "esd + relearn + null row": {**METHODS["esd"], **PAPER_PLAIN, "relearn": RELEARN, "forget_row": "null"},
 }
+
+
+def variants_for(task: str) -> dict[str, dict]:
+    """VARIANTS as `task` can run them: a text-to-image pipeline has no class rows, so its rows go without the null row (and repeats go)."""
+    if task == "digits":
+        return VARIANTS
+    return {name.replace(" + null row", ""): {k: v for k, v in over.items() if k != "forget_row"} for name, over in VARIANTS.items()}
 
 
 class DigitsAttacks:
@@ -151,7 +161,7 @@ def main() -> None:
     started = time.time()
     attacker = ATTACKERS[args.task]()
     task = attacker.task
-    methods = {name: over for name, over in VARIANTS.items() if args.all_methods or name.startswith("erasediff")}
+    methods = {name: over for name, over in variants_for(args.task).items() if args.all_methods or name.startswith("erasediff")}
     methods = {name + (" (default)" if task.settings(0, **over) == task.settings(0) else ""): over for name, over in methods.items()}
     if args.adapter:
         lr = task.request.unlearning.lr * args.adapter_lr_scale

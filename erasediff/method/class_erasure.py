@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from erasediff.data.image_sets import LabeledImages, check_forget_classes
+from erasediff.method.forget_row import check_rows, null_forgotten_rows
 from erasediff.method.loop import MetricsCallback, unlearn_unet
 from erasediff.method.losses import class_condition
 from erasediff.method.probe import ProbeFactory
@@ -46,8 +47,12 @@ def unlearn_classes(
     (after checkpointing), to simulate an interrupted run. `probe` replaces the held-out loss probe.
     """
     substitutes = check_request(model, forget, retain, forget_classes)
+    if settings.forget_row == "null":
+        check_rows(model.unet, model.null_class)  # before the erasure runs, not after
     unet = unlearn_unet(model.unet, model.scheduler, class_condition, forget, retain, substitutes, settings, {"forget_classes": forget_classes},
                         null_id=model.null_class, probe=probe, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                         callback=callback, stop_after=stop_after, progress=progress)
+    if settings.forget_row == "null":  # the project's extension (forget_row.py): the forgotten labels point at the null row
+        null_forgotten_rows(unet, forget_classes, model.null_class)
     lineage = {**model.lineage, "forget_classes": forget_classes, "unlearning": settings.model_dump(by_alias=True)}
     return ClassDiffusionModel(unet, model.scheduler, list(model.class_names), lineage)

@@ -17,7 +17,7 @@ from erasediff.method.loop import MetricsCallback, unlearn_unet
 from erasediff.method.probe import ProbeFactory
 from erasediff.method.settings import UnlearnSettings
 from erasediff.models.text_encoding import encode_images, encode_prompts
-from erasediff.util.errors import DataError
+from erasediff.util.errors import DataError, ErasediffError
 from erasediff.util.hashing import config_hash
 
 
@@ -57,6 +57,8 @@ def unlearn_concept(
         raise DataError(f"{'forget' if len(forget) == 0 else 'retain'} set is empty")
     if settings.uses_substitutes:
         check_anchors(forget.captions, anchors)
+    if settings.forget_row != "keep":
+        raise ErasediffError("unlearning.forget_row null sets class-embedding rows; a text-to-image pipeline has none: use keep")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frozen = [m for m in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m is not None]
     for module in frozen:

@@ -57,9 +57,10 @@ class ProbeSettings(Strict):
                                    "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
 
 
-# Overrides that switch this project's extensions off (the relearning term, retain rows, the anchored retain loss): each
+# Overrides that switch this project's extensions off (the relearning term, retain rows, the anchored retain loss, the
+# forgotten label's row): each
 # method as published. Benchmarks and tests run the paper's plain update from one place, so a new extension is switched off here once.
-PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0, "retain_anchor": 0.0}
+PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0, "retain_anchor": 0.0, "forget_row": "keep"}
 
 
 class UnlearnSettings(Strict):
@@ -98,6 +99,9 @@ class UnlearnSettings(Strict):
     retain_anchor: float = Field(0.0, ge=0, description="this project's extension against the other two's quality cost (method/anchor.py): "
                                  "weight of the frozen original's prediction as a second target of the retain loss (every method with a "
                                  "retain loss: erasediff, finetune, neggrad, salun); 0 = each method as published")
+    forget_row: Literal["keep", "null"] = Field("keep", description="this project's extension for class-conditional models (method/forget_row.py): "
+                                                "null = once erased, each forgotten class's embedding row becomes the null class's, so its label "
+                                                "carries no condition of its own; keep = each method as published")
 
     @model_validator(mode="after")
     def _relearn_needs_a_forget_term(self) -> "UnlearnSettings":

@@ -200,6 +200,9 @@ class ErasureRequest(Strict):
         kind = self.target.kind
         if kind == "class" and self.unlearning.adapter is not None:
             raise ValueError("unlearning.adapter (LoRA) is for text-to-image pipelines; a class model trains full weights: remove it")
+        if kind == "concept" and self.unlearning.forget_row != "keep":
+            raise ValueError("unlearning.forget_row null sets the forgotten classes' embedding rows of a class-conditional model; "
+                             "a text-to-image pipeline has none: use keep")
         if kind == "class" and set(self.evaluation.neighbours) & set(self.target.classes):
             raise ValueError(f"evaluation.neighbours {self.evaluation.neighbours} include a class to forget: neighbours are retained classes")
         for name in ("forget", "retain"):

@@ -19,7 +19,7 @@ def test_every_attack_runs_on_a_copy_and_records_its_budget(digits_model, digits
     before = tensors_hash(digits_model.unet.state_dict())
     results = run_class_attacks(digits_model, 3, threes, heldout.images[:16], heldout.labels[:16], digits_classifier, TINY)
     assert tensors_hash(digits_model.unet.state_dict()) == before  # the attacked model is never changed
-    assert set(results) == {"inversion", "relearn_forget", "relearn_retain", "relearn_new_label", "guidance_sweep"}
+    assert set(results) == {"inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"}
     for name, result in results.items():
         assert 0.0 <= result.success <= 1.0 and result.samples.shape == (16, 1, 16, 16), name
         assert result.protocol["seed"] == 0 and result.protocol["samples"] == 16

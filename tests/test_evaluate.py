@@ -92,7 +92,7 @@ def test_attacks_and_neighbours_in_the_evaluation(capsys, unlearned_dir: Path, t
     config = write_config(tmp_path, neighbours=[5, 8], attacks={**TINY_ATTACKS, "gold": str(unlearned_dir)})
     assert main(["evaluate", "--original", "digits", "--unlearned", str(unlearned_dir), "--config", str(config), "--out", str(tmp_path / "a")]) == 0
     results = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert set(results["attacks"]) == {"inversion", "relearn_forget", "relearn_retain", "relearn_new_label", "guidance_sweep"}
+    assert set(results["attacks"]) == {"inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"}
     for values in results["attacks"].values():
         assert all(0 <= values[m] <= 1 for m in ("original", "gold", "unlearned"))
         assert values["margin_over_gold"] == pytest.approx(values["unlearned"] - values["gold"])

@@ -74,14 +74,14 @@ def test_refused_where_there_is_no_class_row() -> None:
         ErasureRequest.model_validate(raw)
 
 
-def test_relearning_under_a_new_label_does_not_go_through_the_erased_row(digits_model, digits_classifier) -> None:
-    """The attack suite's answer to the null row: relearn_new_label reads the same on a model whatever its row for 3,
+def test_relearning_under_the_inverted_row_does_not_go_through_the_erased_row(digits_model, digits_classifier) -> None:
+    """The attack suite's answer to the null row: relearn_inverted reads the same on a model whatever its row for 3,
     while relearn_forget, which relearns under the label, does not."""
     _, heldout = load_digits_split()
     threes = heldout.images[heldout.labels == 3]
-    settings = ClassAttackSettings(k=4, samples=8, relearn_steps=2, sampling_steps=3, attacks=["relearn_forget", "relearn_new_label"])
+    settings = ClassAttackSettings(k=4, samples=8, inversion_steps=3, relearn_steps=2, sampling_steps=3, attacks=["relearn_forget", "relearn_inverted"])
     nulled = copy.deepcopy(digits_model)
     null_forgotten_rows(nulled.unet, [3], nulled.null_class)
     plain, after = (run_class_attacks(m, 3, threes, threes, torch.full((len(threes),), 3), digits_classifier, settings) for m in (digits_model, nulled))
-    assert torch.equal(plain["relearn_new_label"].samples, after["relearn_new_label"].samples)
+    assert torch.equal(plain["relearn_inverted"].samples, after["relearn_inverted"].samples)
     assert not torch.equal(plain["relearn_forget"].samples, after["relearn_forget"].samples)

@@ -114,7 +114,7 @@ def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) ->
     assert {"curation/validation.json", "gates/gate_report.json", "evaluation/results.json", "unlearning/unlearning_curves.png"} <= artifacts
     assert promoted["run"].model_version.model.name == MODEL  # ZenML's Model Control Plane links the run
     attack_metrics = {k for k in mlflow_run.data.metrics if k.startswith("eval.attack.")}
-    assert {f"eval.attack.{a}.{m}" for a in ("inversion", "relearn_forget", "relearn_retain", "relearn_new_label", "guidance_sweep")
+    assert {f"eval.attack.{a}.{m}" for a in ("inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep")
             for m in ("original", "gold", "unlearned", "margin_over_gold")} == attack_metrics
     gates = {g["gate"] for g in json.loads(tags["gate_report"])["gates"]}
     assert "attack_margin_over_gold_max.relearn_forget" in gates and "neighbour_accuracy_drop_max" in gates

@@ -4,9 +4,9 @@
   weight frozen, then sampled with (Pham et al. 2023's concept inversion, for class conditioning);
 * `relearn_forget`: every weight fine-tuned for a few steps on the k held-out images, then the class sampled;
 * `relearn_retain`: the same budget on retain images only (does unrelated data bring it back?);
-* `relearn_new_label`: `relearn_forget` under a label of the attacker's own, a new class row drawn as an untrained
-  row is (N(0, 1): the gold's row for the erased class is one), learning with every weight. It is relearning that does
-  not go through the erased label, for erasures that change what that label points at (`unlearning.forget_row`);
+* `relearn_inverted`: inversion first, then `relearn_forget`'s budget under the inverted row, every weight and the row
+  learning: relearning that does not go through the erased label, for erasures that change what the label points at
+  (`unlearning.forget_row`), and that starts from whatever key the weights still answer to;
 * `guidance_sweep`: the class sampled at each guidance of a sweep; the strongest counts.
 
 Success is the share of attacked samples the evaluator reads as the erased class. Every attack works on a copy:
@@ -27,13 +27,13 @@ from erasediff.models.classifier import Classifier
 from erasediff.models.sampling import sample_classes
 from erasediff.util.config import Strict
 
-ClassAttack = Literal["inversion", "relearn_forget", "relearn_retain", "relearn_new_label", "guidance_sweep"]
+ClassAttack = Literal["inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"]
 
 
 class ClassAttackSettings(Strict):
     """Budgets sized for the embedded digits model on 2 CPU cores (all four attacks in about half a minute a model)."""
 
-    attacks: list[ClassAttack] = Field(["inversion", "relearn_forget", "relearn_retain", "relearn_new_label", "guidance_sweep"], min_length=1)
+    attacks: list[ClassAttack] = Field(["inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"], min_length=1)
     k: int = Field(8, gt=0, description="held-out images of the erased class the attacker holds")
     samples: int = Field(64, gt=0, description="attacked samples scored per attack")
     inversion_steps: int = Field(150, gt=0)
@@ -61,14 +61,20 @@ def _success(classifier: Classifier, images: torch.Tensor, target: int) -> float
 
 def inversion(model: ClassDiffusionModel, target: int, images: torch.Tensor, classifier: Classifier, settings: ClassAttackSettings) -> AttackResult:
     """A new class id whose embedding (initialised at the null class's) is the only trainable parameter."""
-    unet = copy.deepcopy(model.unet).requires_grad_(False)
-    unet.class_embedding, free, new_id = add_free_row(unet.class_embedding.weight, model.null_class)
-    curve = fit_denoising(unet, model.scheduler, images, lambda idx: {"class_labels": torch.full((len(idx),), new_id)}, [free],
-                          settings.inversion_steps, settings.inversion_lr, settings.batch_size, settings.seed, "inversion attack")
+    unet, new_id, curve = _inverted(model, images, settings)
     samples = _sample(model, unet, new_id, settings.guidance, settings)
     return AttackResult("inversion", _success(classifier, samples, target), samples,
                         {"attack": "class-embedding inversion", "k": len(images), "steps": settings.inversion_steps, "lr": settings.inversion_lr,
                          "init": "the null class's embedding", "final_loss": curve[-1], **_common(settings)})
+
+
+def _inverted(model: ClassDiffusionModel, images: torch.Tensor, settings: ClassAttackSettings) -> tuple[torch.nn.Module, int, list[float]]:
+    """A copy of the UNet with a new class row fitted to denoise `images`, every weight frozen: (copy, the row's id, loss curve)."""
+    unet = copy.deepcopy(model.unet).requires_grad_(False)
+    unet.class_embedding, free, new_id = add_free_row(unet.class_embedding.weight, model.null_class)
+    curve = fit_denoising(unet, model.scheduler, images, lambda idx: {"class_labels": torch.full((len(idx),), new_id)}, [free],
+                          settings.inversion_steps, settings.inversion_lr, settings.batch_size, settings.seed, "inversion attack")
+    return unet, new_id, curve
 
 
 def relearn(model: ClassDiffusionModel, target: int, images: torch.Tensor, labels: torch.Tensor, classifier: Classifier,
@@ -78,15 +84,11 @@ def relearn(model: ClassDiffusionModel, target: int, images: torch.Tensor, label
     return _fine_tune_and_sample(model, copy.deepcopy(model.unet), target, target, images, labels, classifier, settings, name, what)
 
 
-def relearn_new_label(model: ClassDiffusionModel, target: int, images: torch.Tensor, classifier: Classifier, settings: ClassAttackSettings) -> AttackResult:
-    """`relearn_forget` under a new class id whose row, drawn N(0, 1) like an untrained one, learns with every weight."""
-    unet = copy.deepcopy(model.unet)
-    table = unet.class_embedding.weight.detach()
-    row = torch.randn(1, table.shape[1], generator=torch.Generator().manual_seed(settings.seed + 11)).to(table)
-    unet.class_embedding = torch.nn.Embedding.from_pretrained(torch.cat([table, row]), freeze=False)
-    new_id = len(table)
-    return _fine_tune_and_sample(model, unet, new_id, target, images, torch.full((len(images),), new_id), classifier, settings, "relearn_new_label",
-                                 "fine-tuning on the attacker's images under a new label (an N(0, 1) row)")
+def relearn_inverted(model: ClassDiffusionModel, target: int, images: torch.Tensor, classifier: Classifier, settings: ClassAttackSettings) -> AttackResult:
+    """The inversion attack's row, then every weight and that row fine-tuned on the same images under it."""
+    unet, new_id, _ = _inverted(model, images, settings)
+    return _fine_tune_and_sample(model, unet, new_id, target, images, torch.full((len(images),), new_id), classifier, settings, "relearn_inverted",
+                                 "class-embedding inversion, then fine-tuning under the inverted row")
 
 
 def _fine_tune_and_sample(model: ClassDiffusionModel, unet: torch.nn.Module, label: int, target: int, images: torch.Tensor, labels: torch.Tensor,
@@ -128,8 +130,8 @@ def run_class_attacks(model: ClassDiffusionModel, target: int, forget_images: to
             results[name] = relearn(model, target, held, torch.full((len(held),), target), classifier, settings, name)
         elif name == "relearn_retain":
             results[name] = relearn(model, target, retain_images, retain_labels, classifier, settings, name)
-        elif name == "relearn_new_label":
-            results[name] = relearn_new_label(model, target, held, classifier, settings)
+        elif name == "relearn_inverted":
+            results[name] = relearn_inverted(model, target, held, classifier, settings)
         else:
             results[name] = guidance_sweep(model, target, classifier, settings)
     return results

@@ -31,7 +31,7 @@ ClassAttack = Literal["inversion", "relearn_forget", "relearn_retain", "relearn_
 
 
 class ClassAttackSettings(Strict):
-    """Budgets sized for the embedded digits model on 2 CPU cores (all four attacks in about half a minute a model)."""
+    """Budgets sized for the embedded digits model on 2 CPU cores (all five attacks in well under a minute a model)."""
 
     attacks: list[ClassAttack] = Field(["inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"], min_length=1)
     k: int = Field(8, gt=0, description="held-out images of the erased class the attacker holds")

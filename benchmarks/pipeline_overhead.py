@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def direct(request_path: Path, out: Path) -> None:
     """The pipeline's compute, called straight from the library."""
+    from erasediff.comparison.class_models import evaluate_pair
     from erasediff.defaults.resolve import model_path
-    from erasediff.evaluation.class_pair import evaluate_pair
     from erasediff.models.class_model import load_class_model
     from erasediff.request.curate import curate_request
     from erasediff.request.gates import evaluate_gates
@@ -85,7 +85,7 @@ def main() -> None:
     request.write_text(yaml.safe_dump(config))
     env = {**os.environ, "ERASEDIFF_HOME": str(work), "ZENML_CONFIG_PATH": str(work / "zenml")}
     setup = ("from erasediff.util.offline import go_offline; go_offline(); from pathlib import Path; "
-             "from mlflow_adapters.store import open_experiment; from pipelines.run_request import tracking_uri; from pipelines.stack import ensure_local_stack; "
+             "from mlflow_adapters.store import open_experiment; from pipelines.run_request import tracking_uri; from pipelines.stacks.select import ensure_local_stack; "
              f"w = Path({str(work)!r}); u = tracking_uri(None, w); open_experiment(u, 'erasediff', w / 'mlartifacts'); ensure_local_stack(u)")
     first_use = timed([sys.executable, "-c", setup], env)
     pipeline = timed([sys.executable, "run.py", str(request), "--workdir", str(work)], env)

@@ -12,18 +12,18 @@ from pathlib import Path
 import torch
 
 from erasediff.attacks.gold import retrained_gold, retrained_text_gold
+from erasediff.comparison.class_models import build_extractor, measure_class_samples, real_reference
+from erasediff.comparison.text_to_image import class_labels, digits_reference, measure_prompt_classes
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.data.prompts import load_prompt_csv
 from erasediff.defaults.digits_models import BaseTrainConfig, digits_split_seed, train_ddpm
 from erasediff.defaults.resolve import resolve_classifier, resolve_model
 from erasediff.defaults.text_digits import TextDigitsConfig, build_pipeline, text_digits_default, train_unet, train_vae
-from erasediff.evaluation.class_pair import build_extractor, measure_class_samples, real_reference
-from erasediff.evaluation.prompt_pair import class_labels, digits_reference, measure_prompt_classes
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.probe import prompt_sampler
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.runtime.probe import prompt_sampler
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.targets.concept import unlearn_concept
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.class_model import load_class_model, save_class_model
 from erasediff.models.sampling import sample_classes
 from erasediff.models.text_encoding import encode_images

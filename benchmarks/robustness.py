@@ -36,11 +36,11 @@ from tradeoff import METHODS  # noqa: E402
 
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks  # noqa: E402
 from erasediff.attacks.prompt_attacks import load_paraphrases, run_prompt_attacks  # noqa: E402
+from erasediff.comparison.attacks import attacker_images, class_score  # noqa: E402
 from erasediff.data.digits import load_digits_split  # noqa: E402
 from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
-from erasediff.evaluation.attack_eval import attacker_images, class_score  # noqa: E402
-from erasediff.method.robust import RelearnSettings  # noqa: E402
-from erasediff.method.settings import PAPER_PLAIN  # noqa: E402
+from erasediff.method.robust.relearn import RelearnSettings  # noqa: E402
+from erasediff.method.unlearning_settings import PAPER_PLAIN  # noqa: E402
 from erasediff.models.text_encoding import encode_images, image_size  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -14,16 +14,12 @@ from importlib.util import find_spec
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
+from sd_shapes import CLIP_L, SD15_FP16_GB, SD15_UNET
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from erasediff.data.image_sets import LabeledImages
 from erasediff.method.loop import unlearn_unet
-from erasediff.method.settings import UnlearnSettings
-
-SD15_FP16_GB = 2.1  # UNet, text encoder and VAE of SD 1.5 in fp16 (about 1.07 billion parameters)
-SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-                 cross_attention_dim=768, attention_head_dim=8)
+from erasediff.method.unlearning_settings import UnlearnSettings
 
 
 def measure(unet: UNet2DConditionModel, latent: int, batch: int, steps: int, checkpointing: bool, precision: str, optimizer: str = "adam",
@@ -70,7 +66,7 @@ def main() -> None:
     (s0, m0), (s1, m1) = rows[:2]
     print(f"checkpointing: {s1 / s0:.2f}x time, {m1 / m0 if m0 else float('nan'):.2f}x peak memory"
           + ("" if len(runs) > 2 else "; 8-bit Adam not measured (needs CUDA and bitsandbytes)"))
-    from storage_cost import CLIP_L, counted_shares  # imports this module: here, not at the top
+    from storage_cost import counted_shares
 
     with torch.device("meta"):
         encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L))

@@ -21,7 +21,7 @@ from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.defaults.digits_models import digits_default
 from erasediff.method.losses import NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.method.update import erasediff_update, inner_value_gap
 
 

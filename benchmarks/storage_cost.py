@@ -19,30 +19,18 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from readme_section import publish
 from safetensors.torch import load_file, save_file
-from sd_update_cost import SD15_UNET
+from sd_shapes import CLIP_BIGG, CLIP_L, SD15_UNET, SDXL_UNET, VAE
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from erasediff.defaults.text_digits import text_digits_default
-from erasediff.method.adapter import AdapterSettings, add_adapter
 from erasediff.method.params import select_parameters
+from erasediff.models.lora import AdapterSettings, add_adapter
 from erasediff.models.text_pipeline import save_text_pipeline
 from erasediff.storage.parts import FolderBlobs, pack
 
 PRESETS = ("full", "noxattn", "xattn", "xattn_kv")
 ADAPTERS = (("noxattn", 4), ("noxattn", 1), ("xattn", 4))  # (preset, LoRA rank)
 UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
-SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
-                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 2, 10),
-                 attention_head_dim=(5, 10, 20), cross_attention_dim=2048, use_linear_projection=True, addition_embed_type="text_time",
-                 addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816)
-VAE = dict(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-           layers_per_block=2, latent_channels=4)
-CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77)
-CLIP_BIGG = dict(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-                 max_position_embeddings=77, projection_dim=1280)
-
-
 def _column(preset: str, rank: int | None = None) -> str:
     return f"preset {preset}" if rank is None else f"LoRA r={rank} on {preset}"
 

@@ -50,7 +50,7 @@ from tradeoff_memory import PeakMemory  # noqa: E402
 from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
 from tradeoff_tasks import FORGET_BAR, RETAINED_POINTS, TASKS  # noqa: E402
 
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.unlearning_settings import UnlearnSettings
 
 METHODS = {  # name -> UnlearnSettings overrides; everything else is the task's shared budget
     "erasediff": {"method": "erasediff", "lambda": {"mode": "adaptive", "eta": 0.1}},

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from erasediff.comparison.class_models import real_digits_stats
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import CaptionedImages, split_forget_retain
 from erasediff.data.prompts import PromptRow
@@ -18,14 +19,13 @@ from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import resolve_classifier, resolve_model
 from erasediff.defaults.text_digits import TEMPLATES, caption_of, digit_prompt_rows, text_digits_default
 from erasediff.evaluation.class_accuracy import mean_accuracy, sample_per_class, score_samples
-from erasediff.evaluation.class_pair import real_digits_stats
 from erasediff.evaluation.features import classifier_features
 from erasediff.evaluation.fid import ReferenceStats, features_of_tensors, fid_kid, kid_between, reference_stats
-from erasediff.evaluation.settings import EvalSettings, FidSettings
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.probe import Probe, ProbeReading, accuracy_probe, class_sampler, probe_labels, prompt_sampler
-from erasediff.method.settings import UnlearnSettings
+from erasediff.evaluation.metric_settings import EvalSettings, FidSettings
+from erasediff.method.runtime.probe import Probe, ProbeReading, accuracy_probe, class_sampler, probe_labels, prompt_sampler
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.targets.concept import unlearn_concept
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.sampling import sample_prompts, to_channels
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.request.gates import GATES

@@ -8,8 +8,8 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from erasediff.comparison.class_models import RESULTS_JSON, RESULTS_MD
 from erasediff.curation.sets import SETS
-from erasediff.evaluation.class_pair import RESULTS_JSON, RESULTS_MD
 from erasediff.method.loop import StepMetrics
 from erasediff.request.curate import CuratedSets, source_label
 from erasediff.request.evaluate import EARLIER

@@ -106,7 +106,7 @@ def _open_stores(request, workdir: Path, stack: str | None) -> str:
     folder would race to create both stores' tables, so this part runs one process at a time."""
     from erasediff.util.locks import file_lock
     from mlflow_adapters.store import open_experiment
-    from pipelines.stack import ensure_local_stack, use_stack
+    from pipelines.stacks.select import ensure_local_stack, use_stack
 
     with file_lock(workdir / "locks" / "stores.lock", "the work folder's store set-up", wait_s=300):
         stack_uri = use_stack(stack) if stack else None

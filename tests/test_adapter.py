@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.targets.concept import unlearn_concept
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.text_pipeline import LORA_FILE, load_text_to_image, save_text_pipeline
 from erasediff.request.schema import load_request
 from erasediff.util.errors import ErasediffError
@@ -74,22 +74,22 @@ def test_a_second_erasure_on_an_adapter_version_saves_full_weights(tiny_sd_dir: 
 def test_adapter_is_refused_where_it_cannot_apply(tiny_sd_dir: Path, digits_model) -> None:
     with pytest.raises(ValueError, match="SalUn masks individual weights"):
         UnlearnSettings(method="salun", adapter={"rank": 4})
-    from erasediff.method.adapter import add_adapter
     from erasediff.method.params import select_parameters
+    from erasediff.models.lora import add_adapter
     with pytest.raises(ErasediffError, match="UNet2DModel trains full weights"):
         add_adapter(digits_model.unet, select_parameters(digits_model.unet), tiny(adapter={"rank": 2}).adapter)
 
 
 def test_a_class_request_with_an_adapter_is_refused_at_load(tmp_path: Path) -> None:
     text = (Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml").read_text()
-    (tmp_path / "r.yaml").write_text(text.replace("unlearning:", "unlearning:\n  adapter: {rank: 4}\n ", 1))
-    with pytest.raises(Exception, match="unlearning.adapter \\(LoRA\\) is for text-to-image pipelines"):
+    (tmp_path / "r.yaml").write_text(text.replace("unlearning:", "unlearning:\n  advanced: {adapter: {rank: 4}}\n ", 1))
+    with pytest.raises(Exception, match="unlearning.advanced.adapter \\(LoRA\\) is for text-to-image pipelines"):
         load_request(tmp_path / "r.yaml")
 
 
 def test_an_adapter_version_adds_only_the_adapter_to_the_part_store(tiny_sd_dir: Path, tmp_path: Path) -> None:
-    from erasediff.method.adapter import AdapterSettings, add_adapter
     from erasediff.method.params import select_parameters
+    from erasediff.models.lora import AdapterSettings, add_adapter
     from erasediff.storage.parts import FolderBlobs, pack
 
     unet = load_text_to_image(tiny_sd_dir).unet

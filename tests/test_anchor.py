@@ -1,4 +1,4 @@
-"""The project's anchored retain loss (method/anchor.py): what it adds to the retain loss, where it applies, and that it
+"""The project's anchored retain loss (method/robust/retain_anchor.py): what it adds to the retain loss, where it applies, and that it
 holds the retained classes nearer the original under the relearning term."""
 
 import copy
@@ -8,9 +8,9 @@ import torch
 from pydantic import ValidationError
 
 from erasediff.data.image_sets import LabeledImages
-from erasediff.method.anchor import anchored_retain_loss
 from erasediff.method.losses import diffusion_loss, draw_batch
-from erasediff.method.settings import PAPER_PLAIN, UnlearnSettings
+from erasediff.method.robust.retain_anchor import anchored_retain_loss
+from erasediff.method.unlearning_settings import PAPER_PLAIN, UnlearnSettings
 
 
 class ScaleUNet(torch.nn.Module):
@@ -63,7 +63,7 @@ def test_it_holds_the_retained_classes_nearer_the_original_under_the_relearning_
     measured as the distance to the original's predictions on held-out retained images at fixed noise."""
     from erasediff.data.digits import load_digits_split
     from erasediff.data.image_sets import split_forget_retain
-    from erasediff.method.class_erasure import unlearn_classes
+    from erasediff.method.targets.classes import unlearn_classes
 
     train, heldout = load_digits_split()
     forget, retain = split_forget_retain(train, [3], digits_model.num_classes)

@@ -10,11 +10,11 @@ from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import CaptionedImages, split_forget_retain
 from erasediff.defaults.digits_models import MODEL_DIR
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
-from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.baselines import finetune_update, neggrad_update, saliency_masks, salun_update
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.settings import UnlearnSettings
+from erasediff.evaluation.metric_settings import EvalSettings
+from erasediff.method.baselines.rules import finetune_update, neggrad_update, saliency_masks, salun_update
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.targets.concept import unlearn_concept
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.class_model import load_class_model
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.util.errors import ErasediffError

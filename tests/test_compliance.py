@@ -24,8 +24,7 @@ from PIL import Image
 from test_pipeline import digits_folder, write_request
 
 from erasediff.evaluation.class_accuracy import class_scores
-from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.settings import PAPER_PLAIN
+from erasediff.evaluation.metric_settings import EvalSettings
 from erasediff.models.class_model import load_class_model
 from pipelines.cli import main as erasediff
 
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
 CHAMPION = f"models:/{MODEL}@champion"
 # FAST's evaluation (20 samples per class, 10 steps) makes FID noisy from one model to the next: a looser FID gate.
-REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"steps": 60, **PAPER_PLAIN}, "checkpoint_every": 30}
+REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"recipe": "paper", "advanced": {"steps": 60}}, "checkpoint_every": 30}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +65,7 @@ def sequence(work: Path, requests: Path, tmp_path_factory) -> dict:
     for rid, overrides in [
         ("REQ-A", {"target": {"classes": [3]}}),
         ("REQ-B", {"target": {"classes": [5]}, "base_model": CHAMPION}),
-        ("REQ-C", {"target": {"classes": [8]}, "base_model": CHAMPION, "curation": {"retain_earlier_erasures": True}, "unlearning": {"steps": 30},
+        ("REQ-C", {"target": {"classes": [8]}, "base_model": CHAMPION, "curation": {"retain_earlier_erasures": True}, "unlearning": {"advanced": {"steps": 30}},
                    "data": {"retain": str(digits_folder(tmp_path_factory.mktemp("undo") / "retain", [3, 5], 150))}}),
     ]:
         path = write_request(requests, rid, **merge(REGISTRY, overrides))
@@ -128,7 +127,7 @@ def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, c
     path = write_request(requests, "REQ-D", **merge(REGISTRY, {"target": {"classes": [6]}, "curation": {"min_forget": 100_000}}))
     assert erasediff(["request", "zenml-config", str(path)]) == 0
     (requests / "REQ-D.zenml.yaml").write_text(capsys.readouterr().out)
-    from pipelines.stack import ensure_local_stack
+    from pipelines.stacks.select import ensure_local_stack
 
     ensure_local_stack(f"sqlite:///{work / 'mlflow.db'}")  # the stack `request submit` used, active in this session's ZenML store
     temp = requests / "REQ-D.tmp"  # the process's temp folder: a step started outside run.py keeps its scratch there
@@ -160,7 +159,7 @@ def test_a_snapshot_run_takes_the_request_as_step_parameters(work: Path, request
 
     from erasediff.request.schema import ErasureRequest, load_request
     from pipelines.erasure import erasure_pipeline
-    from pipelines.stack import ensure_local_stack
+    from pipelines.stacks.select import ensure_local_stack
 
     template = write_request(requests, "REQ-T", **merge(REGISTRY, {"target": {"classes": [6]}, "request": {"legal_basis": "GDPR Art. 17"}}))
     assert erasediff(["request", "zenml-config", str(template)]) == 0

@@ -12,7 +12,6 @@ import pytest
 import yaml
 from conftest import merge
 
-from erasediff.method.settings import PAPER_PLAIN
 from erasediff.util.locks import is_held
 from pipelines.run_request import request_lock
 
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 ROOT = Path(__file__).parents[1]
 MODEL = "erasediff-concurrent"
-FAST = {"unlearning": {"steps": 80, **PAPER_PLAIN}, "checkpoint_every": 40,
+FAST = {"unlearning": {"recipe": "paper", "advanced": {"steps": 80}}, "checkpoint_every": 40,
         "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": None, "neighbours": []},
         "registry": {"model_name": MODEL},  # 20 samples a class: too few for the conservative bound and the KID gate; no attacks here
         "gates": {"bound": "point", "kid_increase_max": None, "neighbour_accuracy_drop_max": None, "attack_margin_over_gold_max": None,
@@ -99,4 +98,4 @@ def test_a_killed_run_is_reported_interrupted_and_resumes_with_its_whole_history
     runs = client.search_runs([client.get_experiment_by_name("erasediff").experiment_id], "tags.request_id = 'REQ-K'")
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
     history = client.get_metric_history(version.tags["mlflow_run_id"], "unlearn.retain_loss")
-    assert sorted(m.step for m in history) == list(range(1, FAST["unlearning"]["steps"] + 1))
+    assert sorted(m.step for m in history) == list(range(1, FAST["unlearning"]["advanced"]["steps"] + 1))

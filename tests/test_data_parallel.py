@@ -11,7 +11,7 @@ import pytest
 from erasediff.curation.sets import materialise_sets
 from erasediff.defaults.resolve import model_path
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
-from erasediff.evaluation.settings import EvalSettings
+from erasediff.evaluation.metric_settings import EvalSettings
 from erasediff.method.loop import StepMetrics
 from erasediff.models.class_model import load_class_model
 from erasediff.request.schema import ErasureRequest
@@ -28,7 +28,7 @@ def request(processes: int) -> ErasureRequest:
     per_rank = EFFECTIVE_BATCH // processes
     return ErasureRequest.model_validate({
         "request": {"id": f"REQ-dp{processes}", "requester": "tests", "reason": "data-parallel"}, "target": {"classes": [3]},
-        "unlearning": {"steps": STEPS, "batch_size": per_rank, "forget_batch_size": per_rank, "processes": processes}, "checkpoint_every": 0,
+        "unlearning": {"processes": processes, "advanced": {"steps": STEPS, "batch_size": per_rank, "forget_batch_size": per_rank}}, "checkpoint_every": 0,
     })
 
 

@@ -11,9 +11,9 @@ from erasediff.cli import main
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy, score_samples
-from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.settings import UnlearnSettings
+from erasediff.evaluation.metric_settings import EvalSettings
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.class_model import save_class_model
 
 SMALL = {"samples_per_class": 8, "steps": 10, "seed": 7}

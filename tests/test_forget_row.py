@@ -1,4 +1,4 @@
-"""The project's fourth extension (method/forget_row.py): once erased, a forgotten class's embedding row becomes the
+"""The project's fourth extension (method/robust/forget_row.py): once erased, a forgotten class's embedding row becomes the
 null class's. It must change that row and nothing else, make guidance cancel on the label, and be refused where a
 model has no such row."""
 
@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import CaptionedImages, split_forget_retain
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.forget_row import null_forgotten_rows
-from erasediff.method.settings import PAPER_PLAIN, UnlearnSettings
+from erasediff.method.robust.forget_row import null_forgotten_rows
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.targets.concept import unlearn_concept
+from erasediff.method.unlearning_settings import PAPER_PLAIN, UnlearnSettings
 from erasediff.models.sampling import sample_classes
 from erasediff.request.schema import ErasureRequest, load_request
 from erasediff.util.errors import ErasediffError
@@ -69,7 +69,7 @@ def test_refused_where_there_is_no_class_row() -> None:
         unlearn_concept(None, CaptionedImages(images, ["a seven"] * 2), CaptionedImages(images, ["a two"] * 2), ["a two"],
                         UnlearnSettings(forget_row="null"), progress=False)
     raw = yaml.safe_load((CONFIGS / "request_text_digits_forget_seven.yaml").read_text())
-    raw["unlearning"]["forget_row"] = "null"
+    raw["unlearning"]["advanced"]["forget_row"] = "null"
     with pytest.raises(ValidationError, match="a text-to-image pipeline has none"):
         ErasureRequest.model_validate(raw)
 

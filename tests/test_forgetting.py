@@ -5,9 +5,9 @@ import pytest
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy
-from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.settings import UnlearnSettings
+from erasediff.evaluation.metric_settings import EvalSettings
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.unlearning_settings import UnlearnSettings
 
 pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 

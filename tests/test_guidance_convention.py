@@ -4,7 +4,8 @@ says diffusers, and I2P prompts render at one fixed guidance (7.5) unless a requ
 import pytest
 import torch
 
-from erasediff.evaluation.settings import GenerationSettings, NuditySettings
+from erasediff.comparison.eval_config import NuditySettings
+from erasediff.evaluation.metric_settings import GenerationSettings
 from erasediff.models.sampling import sample_classes
 
 

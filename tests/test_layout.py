@@ -74,3 +74,40 @@ def test_the_library_is_grouped_by_concern() -> None:
     """No module sits loose at the top of erasediff/: each belongs to a sub-package a newcomer can find by name."""
     loose = sorted(p.name for p in (ROOT / "erasediff").glob("*.py") if p.name != "__init__.py")
     assert not loose
+
+
+def _subpackage(module: str) -> str:
+    """The folder a module belongs to, one level below its top package (erasediff.method, erasediff.models, ...)."""
+    package = module if (ROOT / module.replace(".", "/") / "__init__.py").is_file() else module.rpartition(".")[0]
+    return ".".join(package.split(".")[:2])
+
+
+def test_no_circles_between_subpackages() -> None:
+    """A sub-package may use another only if that one does not use it back, through any path: the layers stay readable."""
+    edges: dict[str, set[str]] = {}
+    for name, targets in _project_graph().items():
+        for target in targets:
+            if _subpackage(name) != _subpackage(target):
+                edges.setdefault(_subpackage(name), set()).add(_subpackage(target))
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(edges.get(node, ()))
+        return False
+
+    circles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if reaches(b, a)})
+    assert not circles
+
+
+def test_benchmarks_do_not_import_each_other_in_circles() -> None:
+    bench = ROOT / "benchmarks"
+    names = {p.stem for p in bench.glob("*.py")}
+    graph = {p.stem: {m.split(".")[0] for m in _imports(p)} & names - {p.stem} for p in bench.glob("*.py")}
+    circles = [(a, b) for a in graph for b in graph[a] if a in graph.get(b, set())]
+    assert not circles

@@ -1,4 +1,4 @@
-"""The project's term against the guidance sweep (method/off_class.py): which rows it changes, how, and where it applies."""
+"""The project's term against the guidance sweep (method/robust/forget_on_retain.py): which rows it changes, how, and where it applies."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ from pydantic import ValidationError
 
 from erasediff.data.image_sets import LabeledImages
 from erasediff.method.losses import NoisedBatch
-from erasediff.method.off_class import with_retain_rows
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.robust.forget_on_retain import with_retain_rows
+from erasediff.method.unlearning_settings import UnlearnSettings
 
 
 def forget_batch(n: int = 8) -> NoisedBatch:
@@ -51,7 +51,7 @@ def test_retain_rows_teach_the_forgotten_class_to_follow_the_image_it_meets(digi
     learned; the remap loss alone never shows 3 there. Measured on held-out images, at fixed noise and timesteps."""
     from erasediff.data.digits import load_digits_split
     from erasediff.data.image_sets import split_forget_retain
-    from erasediff.method.class_erasure import unlearn_classes
+    from erasediff.method.targets.classes import unlearn_classes
 
     train, heldout = load_digits_split()
     forget, retain = split_forget_retain(train, [3], digits_model.num_classes)

@@ -22,7 +22,6 @@ import yaml
 from conftest import merge, mlflow_tracking
 
 from erasediff.defaults.resolve import model_path
-from erasediff.method.settings import PAPER_PLAIN
 from erasediff.util.hashing import folder_hash
 from pipelines.run_request import FAILED, PROMOTED, main
 
@@ -34,7 +33,7 @@ TINY_ATTACKS = {"k": 4, "samples": 8, "inversion_steps": 3, "relearn_steps": 2, 
 FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples, no attacks
     # the paper's update (relearn and retain rows off): 80 steps at 20 samples a class test the plumbing; the shipped relearning term is measured
     # at full size by benchmarks/robustness.py and make run, and tested at full size on the seven request (test_concept_erasure.py)
-    "unlearning": {"steps": 80, **PAPER_PLAIN}, "checkpoint_every": 40,
+    "unlearning": {"recipe": "paper", "advanced": {"steps": 80}}, "checkpoint_every": 40,
     "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": None, "neighbours": []},
     "registry": {"model_name": MODEL},
     # 20 samples a class are too few for the conservative bound and the KID gate (the shipped request has 100)

@@ -49,7 +49,7 @@ def kubeflow_gpu_flavor() -> str:
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
-    from pipelines.kubeflow_gpu_flavor import FLAVOR
+    from pipelines.stacks.kubeflow_gpu_flavor import FLAVOR
 
     client = Client()
     if FLAVOR not in {f.name for f in client.get_flavors_by_type(StackComponentType.ORCHESTRATOR).items}:
@@ -64,7 +64,7 @@ def compile_on(flavor: str, orchestrator_config: dict, run_config: Path):
     from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
     from zenml.enums import StackComponentType as T
 
-    from pipelines.stack import ensure_local_stack
+    from pipelines.stacks.select import ensure_local_stack
 
     client = Client()
     local = ensure_local_stack("sqlite:////tmp/erasediff-placement-never-written.db")  # only its tracker is reused; nothing is logged

@@ -5,11 +5,11 @@ import torch
 
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
-from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.loop import split_held_out
 from erasediff.method.losses import class_condition
-from erasediff.method.probe import ProbeReading, RetainGuard, loss_probe
-from erasediff.method.settings import ProbeSettings, UnlearnSettings
+from erasediff.method.runtime.probe import ProbeReading, RetainGuard, loss_probe
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.unlearning_settings import ProbeSettings, UnlearnSettings
 from erasediff.util.errors import DataError
 
 

@@ -11,9 +11,9 @@ import torch
 
 from erasediff.attacks.gold import retrained_text_gold
 from erasediff.attacks.prompt_attacks import DIGIT_PARAPHRASES, PromptAttackSettings, _ids, load_paraphrases, run_prompt_attacks
+from erasediff.comparison.attacks import attacker_images, class_score, evaluate_prompt_attacks, nudity_score
+from erasediff.comparison.eval_config import ClassPromptSettings, PromptEvalConfig
 from erasediff.defaults.text_digits import digit_captions, digit_paraphrase_rows, text_digits_default
-from erasediff.evaluation.attack_eval import attacker_images, class_score, evaluate_prompt_attacks, nudity_score
-from erasediff.evaluation.settings import ClassPromptSettings, PromptEvalConfig
 from erasediff.models.text_encoding import encode_images
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.request.gates import evaluate_gates

@@ -7,9 +7,9 @@ import torch
 
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
-from erasediff.method.class_erasure import unlearn_classes
 from erasediff.method.loop import StepMetrics
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.util.errors import ErasediffError
 
 # Small batches keep this fast; EMA and K=1 make sure their state is restored too.

@@ -1,13 +1,13 @@
-"""The project's relearning-resistant term (method/robust.py): the simulated attacker, what it adds to g_f, and where it applies."""
+"""The project's relearning-resistant term (method/robust/relearn.py): the simulated attacker, what it adds to g_f, and where it applies."""
 
 import pytest
 import torch
 from pydantic import ValidationError
 
-from erasediff.method.baselines import neggrad_update, salun_update
+from erasediff.method.baselines.rules import neggrad_update, salun_update
 from erasediff.method.losses import NoisedBatch
-from erasediff.method.robust import RelearnSettings, head, relearned_forget_grads
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.robust.relearn import RelearnSettings, head, relearned_forget_grads
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.method.update import erasediff_update, no_reduce
 
 

@@ -13,8 +13,8 @@ import torch
 from diffusers import DiffusionPipeline, StableDiffusionXLPipeline
 
 from erasediff.data.image_sets import CaptionedImages
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.targets.concept import unlearn_concept
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.text_pipeline import check_pipeline_folder, load_text_to_image, save_text_pipeline
 from erasediff.util.errors import DataError, ErasediffError, ModelLoadError
 from erasediff.util.hashing import folder_hash

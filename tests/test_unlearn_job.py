@@ -7,14 +7,14 @@ import torch
 
 from erasediff.curation.sets import load_curated_set, materialise_sets
 from erasediff.defaults.resolve import model_path
-from erasediff.method.class_erasure import unlearn_classes
+from erasediff.method.targets.classes import unlearn_classes
 from erasediff.models.class_model import META_FILE, load_class_model
 from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import CURVES, METRICS, MODEL, unlearn_curated
 
 REQUEST = ErasureRequest.model_validate({
     "request": {"id": "REQ-job", "requester": "tests", "reason": "resume"}, "target": {"classes": [4]},
-    "unlearning": {"steps": 6, "batch_size": 8, "forget_batch_size": 8}, "checkpoint_every": 3,
+    "unlearning": {"advanced": {"steps": 6, "batch_size": 8, "forget_batch_size": 8}}, "checkpoint_every": 3,
 })
 
 
@@ -45,7 +45,7 @@ def test_a_retry_carries_the_whole_history(tmp_path: Path) -> None:
     """The first attempt logged steps 1..5 and died after its step-3 checkpoint: the retry hands the callback
     (the MLflow series) steps 1..3 from the log, then 4..6 as it runs them; the saved log has each step once,
     with the retry's values for the steps it replayed."""
-    from erasediff.method.metrics_log import MetricsLog
+    from erasediff.method.runtime.metrics_log import MetricsLog
 
     base, sets, checkpoints = model_path("digits"), tmp_path / "sets", tmp_path / "ck"
     materialise_sets({"forget": "digits", "retain": "digits"}, [4], 16, sets, progress=False)

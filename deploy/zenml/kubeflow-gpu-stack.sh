@@ -2,7 +2,7 @@
 # The kubeflow-gpu stack: ZenML's Kubeflow orchestrator (a KFP 2 pipeline: GPUs come from each step's
 # ResourceSettings plus an `accelerator` node selector in configs/kubeflow_gpu.yaml; tolerations are dropped)
 # plus the shared components (run shared-components.sh first). The orchestrator is the `kubeflow_gpu`
-# flavor (pipelines/kubeflow_gpu_flavor.py): ZenML 0.98's stock flavor drops every step's GPU request.
+# flavor (pipelines/stacks/kubeflow_gpu_flavor.py): ZenML 0.98's stock flavor drops every step's GPU request.
 # Run from the repository root (the flavor is found by its Python source path).
 #   KUBE_CONTEXT        kubectl context of the cluster that runs Kubeflow Pipelines
 #   KUBEFLOW_NAMESPACE  the Kubeflow profile namespace runs go to (kubeflow-user-example-com on a default install)

@@ -19,19 +19,24 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from erasediff.attacks.budget import Budget, Budgeted
 from erasediff.attacks.denoise import fit_denoising
 from erasediff.attacks.free_embedding import add_free_row
 from erasediff.attacks.record import AttackResult
 from erasediff.models.class_model import ClassDiffusionModel
 from erasediff.models.classifier import Classifier
 from erasediff.models.sampling import sample_classes
-from erasediff.util.config import Strict
 
 ClassAttack = Literal["inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"]
 
 
-class ClassAttackSettings(Strict):
-    """Budgets sized for the embedded digits model on 2 CPU cores (all five attacks in well under a minute a model)."""
+class ClassAttackSettings(Budgeted):
+    """Budgets sized for the embedded digits model on 2 CPU cores (standard: all five attacks in under a minute a model)."""
+
+    BUDGETS = {"standard": {"k": 8, "samples": 64, "inversion_steps": 150, "relearn_steps": 30, "retain_images": 64},
+               "thorough": {"k": 16, "samples": 128, "inversion_steps": 300, "relearn_steps": 100, "retain_images": 128}}
+
+    budget: Budget = Field("standard", description="standard | thorough: the attackers' images, steps and samples (attacks/budget.py)")
 
     attacks: list[ClassAttack] = Field(["inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"], min_length=1)
     k: int = Field(8, gt=0, description="held-out images of the erased class the attacker holds")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 from pydantic import Field
 
+from erasediff.attacks.budget import Budget, Budgeted
 from erasediff.attacks.denoise import denoising_target, fit_denoising
 from erasediff.attacks.free_embedding import add_free_row
 from erasediff.attacks.record import AttackResult
@@ -30,7 +31,6 @@ from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.models.sampling import sample_prompts
 from erasediff.models.text_encoding import is_sdxl
 from erasediff.util.cache import PACKAGED_ROOT
-from erasediff.util.config import Strict
 from erasediff.util.errors import DataError, ErasediffError
 
 PromptAttack = Literal["paraphrase", "inversion", "prompt_search", "relearn_forget"]
@@ -38,8 +38,14 @@ DIGIT_PARAPHRASES = PACKAGED_ROOT / "prompts" / "digit_paraphrases.csv"
 Score = Callable[[torch.Tensor], float]  # attacked samples -> the share showing the erased concept
 
 
-class PromptAttackSettings(Strict):
+class PromptAttackSettings(Budgeted):
     """Budgets sized for the tiny text-to-image model on 2 CPU cores; for Stable Diffusion raise k and the steps on a GPU."""
+
+    BUDGETS = {"standard": {"k": 8, "samples": 64, "inversion_steps": 150, "relearn_steps": 10, "search_steps": 6, "search_candidates": 32},
+               "thorough": {"k": 16, "samples": 128, "inversion_steps": 300, "relearn_steps": 30, "search_steps": 12,
+                            "search_candidates": 64}}
+
+    budget: Budget = Field("standard", description="standard | thorough: the attackers' images, steps and candidates (attacks/budget.py)")
 
     attacks: list[PromptAttack] = Field(["paraphrase", "inversion", "prompt_search", "relearn_forget"], min_length=1)
     paraphrases: Path | None = Field(None, description="prompt CSV (prompt, evaluation_seed, class) of phrasings the erasure never saw; "

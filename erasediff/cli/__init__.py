@@ -1,6 +1,7 @@
 """`erasediff` command line: train-base, train-text-digits, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2."""
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,9 +48,9 @@ def _cmd_unlearn(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from erasediff.evaluation.class_pair import RESULTS_MD, evaluate_pair
-    from erasediff.evaluation.prompt_pair import evaluate_prompt_pair
-    from erasediff.evaluation.settings import ClassEvalConfig, PromptEvalConfig
+    from erasediff.comparison.class_models import RESULTS_MD, evaluate_pair
+    from erasediff.comparison.eval_config import ClassEvalConfig, PromptEvalConfig
+    from erasediff.comparison.text_to_image import evaluate_prompt_pair
     from erasediff.util.config import load_yaml_config, peek_key
 
     if peek_key(args.config, "task") == "text-to-image":
@@ -119,6 +120,7 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 
 def main(argv: list[str] | None = None, extend: Callable[[argparse._SubParsersAction], None] | None = None) -> int:
     go_offline()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library logs what it did (training records, tables)
     args = build_parser(extend).parse_args(argv)
     command: Callable[[argparse.Namespace], int | None] = args.func
     with one_error_line() as outcome:

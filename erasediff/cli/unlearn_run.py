@@ -14,10 +14,10 @@ from erasediff.data.image_sets import split_forget_retain
 from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import model_path, resolve_classifier, resolve_model
 from erasediff.evaluation.class_accuracy import before_after_table, sample_per_class, score_samples
-from erasediff.evaluation.settings import EvalSettings
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.metrics_log import MetricsLog
-from erasediff.method.settings import UnlearnSettings
+from erasediff.evaluation.metric_settings import EvalSettings
+from erasediff.method.runtime.metrics_log import MetricsLog
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.class_model import save_class_model
 from erasediff.reporting.plots import plot_unlearning_curves, save_before_after_grid
 from erasediff.util.config import Strict

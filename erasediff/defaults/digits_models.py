@@ -7,6 +7,7 @@ folder (`erasediff/assets/`), produced by this module with the recorded config a
 """
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from erasediff.data.digits import DIGIT_NAMES, DIGITS_RESOLUTION, NUM_DIGIT_CLASSES, load_digits_split
 from erasediff.defaults.training import train_step
 from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy, quality_table
-from erasediff.evaluation.settings import EvalSettings
+from erasediff.evaluation.metric_settings import EvalSettings
 from erasediff.models.class_model import ClassDiffusionModel, load_class_model, save_class_model
 from erasediff.models.classifier import ClassifierConfig, ImageClassifier, accuracy, train_classifier
 from erasediff.util.atomic import atomic_dir
@@ -27,6 +28,8 @@ from erasediff.util.cache import PACKAGED_ROOT, default_cache_root
 from erasediff.util.config import Strict
 from erasediff.util.errors import DataError
 from erasediff.util.hashing import config_hash
+
+log = logging.getLogger(__name__)
 
 MODEL_DIR, CLASSIFIER_DIR, RECORD = "ddpm", "classifier", "train_record.json"
 SPLIT_SEED = "digits_split_seed"  # lineage key: the seed of the digits train/held-out split the model was trained on
@@ -115,9 +118,9 @@ def train_base(config: BaseTrainConfig, root: Path | None = None, force: bool = 
     model = train_ddpm(train.images, train.labels, config, progress)
     train_seconds = time.time() - started
     scores = class_scores(model, classifier, config.quality, progress)
-    print(f"trained in {train_seconds:.0f} s on {torch.get_num_threads()} threads; evaluator held-out accuracy: {classifier_acc:.1%}")
-    print(f"base DDPM: samples per class conditioned on it (guidance {config.quality.guidance}), classified by the evaluator")
-    print(quality_table(scores, model.class_names))
+    log.info(f"trained in {train_seconds:.0f} s on {torch.get_num_threads()} threads; evaluator held-out accuracy: {classifier_acc:.1%}")
+    log.info(f"base DDPM: samples per class conditioned on it (guidance {config.quality.guidance}), classified by the evaluator")
+    log.info(quality_table(scores, model.class_names))
     record = {
         "config": config.model_dump(), "config_hash": config_hash(config.model_dump()), "seed": config.seed,
         "train_seconds": round(train_seconds, 1), "classifier_heldout_accuracy": classifier_acc,

@@ -11,6 +11,7 @@ frozen during erasure. The package ships one trained folder
 """
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from erasediff.util.atomic import atomic_dir
 from erasediff.util.cache import PACKAGED_ROOT, default_cache_root
 from erasediff.util.config import Strict
 from erasediff.util.hashing import config_hash
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = ("a photo of the digit {}", "a handwritten {}", "the number {}")
 
@@ -200,7 +203,7 @@ def train_text_digits(config: TextDigitsConfig, root: Path | None = None, force:
     record = {"config": config.model_dump(), "config_hash": config_hash(config.model_dump()), "train_seconds": round(seconds, 1),
               "torch_threads": torch.get_num_threads(), "vae_reconstruction_mse": vae_mse, "prompt_accuracy": accuracy,
               "mean_prompt_accuracy": sum(accuracy.values()) / len(accuracy)}
-    print(f"trained in {seconds:.0f} s; VAE reconstruction MSE {vae_mse:.4f}; digit prompts read as their digit: "
+    log.info(f"trained in {seconds:.0f} s; VAE reconstruction MSE {vae_mse:.4f}; digit prompts read as their digit: "
           + ", ".join(f"{DIGIT_NAMES[c]} {a:.0%}" for c, a in accuracy.items()))
     target = root / f"text-digits-{record['config_hash']}"
     with atomic_dir(target, replace=force) as scratch:

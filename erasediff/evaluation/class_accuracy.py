@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from erasediff.evaluation.settings import EvalSettings
+from erasediff.evaluation.metric_settings import EvalSettings
 from erasediff.models.class_model import ClassDiffusionModel
 from erasediff.models.classifier import Classifier
 from erasediff.models.sampling import sample_classes

@@ -13,7 +13,7 @@ import torch
 
 from erasediff.data.images import save_png
 from erasediff.data.prompts import PromptRow
-from erasediff.evaluation.settings import EvalSettings
+from erasediff.evaluation.metric_settings import EvalSettings
 from erasediff.models.class_model import ClassDiffusionModel
 from erasediff.models.sampling import sample_classes
 from erasediff.util.atomic import atomic_dir

@@ -18,16 +18,16 @@ from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
 from erasediff.data.image_sets import LabeledImages
-from erasediff.method.adapter import add_adapter
-from erasediff.method.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from erasediff.method.data_parallel import mean_across_ranks
 from erasediff.method.losses import FORGET_LOSSES, Condition, draw_batch
-from erasediff.method.methods import MethodUpdate
-from erasediff.method.off_class import with_retain_rows
 from erasediff.method.params import select_parameters
-from erasediff.method.probe import ProbeFactory, RetainGuard, loss_probe
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.robust.forget_on_retain import with_retain_rows
+from erasediff.method.runtime.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from erasediff.method.runtime.probe import ProbeFactory, RetainGuard, loss_probe
+from erasediff.method.runtime.processes import mean_across_ranks
+from erasediff.method.step import MethodUpdate
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.method.update import UpdateStats, inner_value_gap, no_reduce
+from erasediff.models.lora import add_adapter
 from erasediff.util.errors import DataError, DivergedError, ErasediffError
 from erasediff.util.hashing import config_hash
 
@@ -118,7 +118,7 @@ def unlearn_unet(
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.num_processes != settings.processes:
         raise ErasediffError(f"unlearning.processes is {settings.processes} but this run has {accelerator.num_processes} process(es): "
-                             "data-parallel unlearning starts through the pipeline's unlearn step (erasediff.method.data_parallel)")
+                             "data-parallel unlearning starts through the pipeline's unlearn step (erasediff.method.runtime.processes)")
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
     unet = copy.deepcopy(base_unet).to(accelerator.device).train()

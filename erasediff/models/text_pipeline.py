@@ -3,7 +3,7 @@
 Before diffusers sees a folder, every component that model_index.json names is checked: its folder
 exists and its weights are safetensors (a folder with only pickle weights is refused, never
 unpickled). The unlearned result is the base folder's unchanged components plus the new UNet, so
-`DiffusionPipeline.from_pretrained` loads it like the original. An adapter erasure (method/adapter.py) keeps
+`DiffusionPipeline.from_pretrained` loads it like the original. An adapter erasure (models/lora.py) keeps
 the base's UNet byte for byte and adds the LoRA as `pytorch_lora_weights.safetensors`, diffusers' own format:
 `load_text_to_image` fuses it, and plain diffusers does with `pipe.load_lora_weights(folder); pipe.fuse_lora()`.
 """
@@ -16,8 +16,8 @@ import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
-from erasediff.method.adapter import adapter_state, fused, has_adapter
 from erasediff.models.class_model import META_FILE, PICKLE_SUFFIXES
+from erasediff.models.lora import adapter_state, fused, has_adapter
 from erasediff.util.atomic import atomic_dir
 from erasediff.util.errors import ModelLoadError
 

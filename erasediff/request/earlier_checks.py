@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import Field
 
+from erasediff.comparison.eval_config import ClassPromptSettings, NuditySettings, PromptEvalConfig
+from erasediff.comparison.text_to_image import evaluate_prompt_pair
 from erasediff.data.prompts import PromptRow, load_prompt_csv
-from erasediff.evaluation.prompt_pair import evaluate_prompt_pair
-from erasediff.evaluation.settings import ClassPromptSettings, NuditySettings, PromptEvalConfig
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.config import Strict
 from erasediff.util.errors import DataError

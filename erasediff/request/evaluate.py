@@ -4,8 +4,8 @@ re-check of every earlier erasure promoted into the same registered model.
 
 from pathlib import Path
 
-from erasediff.evaluation.class_pair import evaluate_pair
-from erasediff.evaluation.prompt_pair import evaluate_prompt_pair
+from erasediff.comparison.class_models import evaluate_pair
+from erasediff.comparison.text_to_image import evaluate_prompt_pair
 from erasediff.request.earlier_checks import ConceptCheck, recheck_concept
 from erasediff.request.schema import ErasureRequest
 

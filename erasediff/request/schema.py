@@ -5,14 +5,16 @@ which thresholds gate promotion, and where the result is registered.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, FieldSerializationInfo, ValidationError, field_serializer, model_validator
 
 from erasediff.attacks.class_attacks import ClassAttackSettings
-from erasediff.evaluation.settings import ClassEvalConfig, FidSettings, GenerationSettings, PromptEvalConfig
-from erasediff.method.settings import UnlearnSettings
-from erasediff.util.config import Strict, load_yaml_config
+from erasediff.comparison.eval_config import ClassEvalConfig, PromptEvalConfig
+from erasediff.evaluation.metric_settings import FidSettings, GenerationSettings
+from erasediff.method.recipes import recipe_settings
+from erasediff.method.unlearning_settings import Recipe, UnlearnSettings
+from erasediff.util.config import Strict, describe_validation_error, load_yaml_config
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -181,6 +183,38 @@ def check_tracking_uri(uri: str) -> str:
     return uri
 
 
+class UnlearningChoice(Strict):
+    """A request's `unlearning:` block as written: a named recipe (method/recipes.py), and under `advanced` any setting of
+    `UnlearnSettings` that overrides what the recipe chose. The request holds the effective settings it expands to."""
+
+    recipe: Recipe = Field("robust", description="robust (recommended), paper (EraseDiff as published), or a baseline: "
+                           "finetune, neggrad, salun, esd")
+    seed: int = 0
+    processes: int = Field(1, ge=1, description="data-parallel processes on one node (one per GPU); batch sizes are per process")
+    advanced: dict[str, Any] = Field({}, description="overrides of the recipe's settings (docs/method.md, 'Settings')")
+
+
+TOP_LEVEL = ("seed", "processes")
+
+
+def expand_unlearning(block: object, kind: str) -> UnlearnSettings:
+    """The effective settings of a request's `unlearning:` block for a target kind; every failure names its field."""
+    if not isinstance(block, dict):
+        raise ValueError(f"unlearning: expected a mapping with recipe, seed, processes, advanced; got {type(block).__name__}")
+    chosen = sorted(k for k in block if k not in UnlearningChoice.model_fields and k in UnlearnSettings.model_fields | {"lambda": 0})
+    if chosen:
+        raise ValueError(f"unlearning.{chosen[0]}: the recipe chooses this setting; override it under unlearning.advanced")
+    try:
+        choice = UnlearningChoice.model_validate(block)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc, "unlearning.")) from None
+    top = {k: getattr(choice, k) for k in TOP_LEVEL}
+    try:
+        return UnlearnSettings.model_validate(recipe_settings(choice.recipe, kind, choice.advanced, **top))
+    except ValidationError as exc:  # the recipe's own settings validate: a failure is the user's advanced override
+        raise ValueError(describe_validation_error(exc, "unlearning.advanced.", {k: "unlearning." for k in TOP_LEVEL})) from None
+
+
 class ErasureRequest(Strict):
     request: RequestInfo
     target: Target
@@ -188,21 +222,39 @@ class ErasureRequest(Strict):
     classifier: str = Field("digits", description="evaluator: local classifier folder, or 'digits'")
     data: DataSources = DataSources()
     curation: CurationSettings = CurationSettings()
-    unlearning: UnlearnSettings = UnlearnSettings()
+    unlearning: UnlearnSettings = Field(description="the effective settings: `unlearning.recipe` expanded for the target kind, "
+                                        "with `unlearning.advanced` over it (written as UnlearningChoice)")
     checkpoint_every: int = Field(25, ge=0, description="steps between resumable checkpoints (0 = none)")
     evaluation: RequestEvaluation = RequestEvaluation()
     gates: GateSettings = GateSettings()
     registry: RegistrySettings = RegistrySettings()
     tracking: TrackingSettings = TrackingSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_recipe(cls, data: Any) -> Any:
+        """Validate the written `unlearning:` block once, into the settings the pipeline runs and records."""
+        if not isinstance(data, dict) or isinstance(data.get("unlearning"), UnlearnSettings):
+            return data
+        target = data.get("target")
+        concept = target.kind == "concept" if isinstance(target, Target) else isinstance(target, dict) and target.get("concept") is not None
+        return {**data, "unlearning": expand_unlearning(data.get("unlearning", {}), "concept" if concept else "class")}
+
+    @field_serializer("unlearning")
+    def _as_written(self, settings: UnlearnSettings, info: FieldSerializationInfo) -> dict:
+        """Dumped in the form a request is written in, every effective setting under advanced, so it validates back equal."""
+        flat = settings.model_dump(mode=info.mode, by_alias=True)
+        recipe = flat.pop("recipe") or "paper"
+        return {"recipe": recipe, **{k: flat.pop(k) for k in TOP_LEVEL}, "advanced": flat}
+
     @model_validator(mode="after")
     def _consistent(self) -> "ErasureRequest":
         kind = self.target.kind
         if kind == "class" and self.unlearning.adapter is not None:
-            raise ValueError("unlearning.adapter (LoRA) is for text-to-image pipelines; a class model trains full weights: remove it")
+            raise ValueError("unlearning.advanced.adapter (LoRA) is for text-to-image pipelines; a class model trains full weights: remove it")
         if kind == "concept" and self.unlearning.forget_row != "keep":
-            raise ValueError("unlearning.forget_row null sets the forgotten classes' embedding rows of a class-conditional model; "
-                             "a text-to-image pipeline has none: use keep")
+            raise ValueError("unlearning.advanced.forget_row null sets the forgotten classes' embedding rows of a class-conditional "
+                             "model; a text-to-image pipeline has none: use keep")
         if kind == "class" and set(self.evaluation.neighbours) & set(self.target.classes):
             raise ValueError(f"evaluation.neighbours {self.evaluation.neighbours} include a class to forget: neighbours are retained classes")
         for name in ("forget", "retain"):
@@ -218,7 +270,7 @@ class ErasureRequest(Strict):
                 raise ValueError("a concept request needs a forget-side gate (nudity_rate_max, or forgotten_accuracy_max with "
                                  "evaluation.text_to_image.classes): without one the erasure is neither proven now nor re-checked by later requests")
             if self.unlearning.uses_substitutes and not self.target.anchors:
-                raise ValueError(f"unlearning.method {self.unlearning.method} (forget_loss {self.unlearning.forget_loss}) aims the concept at "
+                raise ValueError(f"unlearning: method {self.unlearning.method} (forget_loss {self.unlearning.forget_loss}) aims the concept at "
                                  "target.anchors: list at least one anchor prompt, or use a method without substitutes (esd, neggrad, finetune)")
         unmeasured = [g for g, metric in GATE_METRICS.items() if getattr(self.gates, g) is not None and metric not in self.measured_metrics()]
         if unmeasured:

@@ -10,12 +10,12 @@ from accelerate import PartialState
 
 from erasediff.curation.sets import SETS, load_curated_set, read_images, read_manifest
 from erasediff.data.image_sets import CaptionedImages
-from erasediff.method.checkpoint import checkpoint_step, latest_checkpoint
-from erasediff.method.class_erasure import unlearn_classes
-from erasediff.method.concept_erasure import unlearn_concept
-from erasediff.method.data_parallel import launch, run_rank
 from erasediff.method.loop import MetricsCallback, StepMetrics
-from erasediff.method.metrics_log import MetricsLog
+from erasediff.method.runtime.checkpoint import checkpoint_step, latest_checkpoint
+from erasediff.method.runtime.metrics_log import MetricsLog
+from erasediff.method.runtime.processes import launch, run_rank
+from erasediff.method.targets.classes import unlearn_classes
+from erasediff.method.targets.concept import unlearn_concept
 from erasediff.models.class_model import load_class_model, save_class_model
 from erasediff.models.text_pipeline import load_text_to_image, save_text_pipeline
 from erasediff.reporting.plots import plot_unlearning_curves

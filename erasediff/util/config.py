@@ -15,12 +15,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True, allow_inf_nan=False)
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming every failing field."""
+def describe_validation_error(exc: ValidationError, prefix: str = "", prefixes: dict[str, str] | None = None) -> str:
+    """One line naming every failing field, each under `prefix` (or the prefix `prefixes` gives its first key)."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
+        msg = err["msg"].removeprefix("Value error, ")  # a validator's own message already says what is wrong
+        loc = ".".join(str(x) for x in err["loc"])
+        first = str(err["loc"][0]) if err["loc"] else ""
+        parts.append(f"{(prefixes or {}).get(first, prefix)}{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 

@@ -16,7 +16,7 @@ from diffusers import DDPMScheduler, DiffusionPipeline
 from erasediff.data.image_sets import LabeledImages
 from erasediff.data.prompts import PromptRow
 from erasediff.method.losses import Condition, NoisedBatch, diffusion_loss
-from erasediff.method.settings import ProbeSettings
+from erasediff.method.unlearning_settings import ProbeSettings
 from erasediff.models.classifier import Classifier
 from erasediff.models.sampling import sample_classes, sample_prompts, to_channels
 

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from erasediff.method.adapter import AdapterSettings
 from erasediff.method.losses import ForgetLoss
 from erasediff.method.params import Preset
-from erasediff.method.robust import RelearnSettings
+from erasediff.method.robust.relearn import RelearnSettings
+from erasediff.models.lora import AdapterSettings
 from erasediff.util.config import Strict
 
 
@@ -26,6 +26,7 @@ class ParamSettings(Strict):
 
 
 Method = Literal["erasediff", "finetune", "neggrad", "salun", "esd"]
+Recipe = Literal["robust", "paper", "finetune", "neggrad", "salun", "esd"]  # what each expands to: method/recipes.py
 
 
 class NegGradSettings(Strict):
@@ -57,15 +58,16 @@ class ProbeSettings(Strict):
                                    "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
 
 
-# Overrides that switch this project's extensions off (the relearning term, retain rows, the anchored retain loss, the
-# forgotten label's row): each
-# method as published. Benchmarks and tests run the paper's plain update from one place, so a new extension is switched off here once.
+# Overrides that switch this project's robust additions off (relearn, forget_on_retain, retain_anchor, forget_row): each method
+# as published. Benchmarks run the paper's plain update from one place, so a new addition is switched off here once.
 PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0, "retain_anchor": 0.0, "forget_row": "keep"}
 
 
 class UnlearnSettings(Strict):
     """Everything that changes the unlearned weights (hashed to guard checkpoint resumption)."""
 
+    recipe: Recipe | None = Field(None, description="the named recipe these settings were expanded from (a request's unlearning.recipe); "
+                                  "recorded with them, never read by the method; null = set by hand")
     method: Method = Field("erasediff", description="erasediff, or a baseline to compare with (finetune, neggrad, salun, esd)")
     forget_loss: ForgetLoss = "remap"
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda")
@@ -78,7 +80,7 @@ class UnlearnSettings(Strict):
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
     params: ParamSettings = Field(default_factory=ParamSettings)
-    adapter: AdapterSettings | None = Field(None, description="train a LoRA on the selected layers instead of their weights (method/adapter.py): "
+    adapter: AdapterSettings | None = Field(None, description="train a LoRA on the selected layers instead of their weights (models/lora.py): "
                                             "a text-to-image version then stores the adapter only; null = full weights")
     seed: int = 0
     processes: int = Field(1, ge=1, description="data-parallel processes on one node (one per GPU) under accelerate; "
@@ -90,16 +92,16 @@ class UnlearnSettings(Strict):
     salun: SalunSettings = Field(default_factory=SalunSettings)
     esd: EsdSettings = Field(default_factory=EsdSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
-    relearn: RelearnSettings | None = Field(None, description="this project's extension against relearning attacks (method/robust.py): "
+    relearn: RelearnSettings | None = Field(None, description="this project's extension against relearning attacks (method/robust/relearn.py): "
                                             "erasediff (forget_loss remap) and the baselines with a forget term (neggrad, salun, esd); "
                                             "null = each method as published")
-    forget_on_retain: float = Field(0.0, ge=0, lt=1, description="this project's extension against the guidance sweep (method/off_class.py): "
+    forget_on_retain: float = Field(0.0, ge=0, lt=1, description="this project's extension against the guidance sweep (method/robust/forget_on_retain.py): "
                                     "share of each forget batch whose images are retain images, kept under the forgotten condition and "
                                     "remapped to their own condition (erasediff remap, salun); 0 = each method as published")
-    retain_anchor: float = Field(0.0, ge=0, description="this project's extension against the other two's quality cost (method/anchor.py): "
+    retain_anchor: float = Field(0.0, ge=0, description="this project's extension against the other two's quality cost (method/robust/retain_anchor.py): "
                                  "weight of the frozen original's prediction as a second target of the retain loss (every method with a "
                                  "retain loss: erasediff, finetune, neggrad, salun); 0 = each method as published")
-    forget_row: Literal["keep", "null"] = Field("keep", description="this project's extension for class-conditional models (method/forget_row.py): "
+    forget_row: Literal["keep", "null"] = Field("keep", description="this project's extension for class-conditional models (method/robust/forget_row.py): "
                                                 "null = once erased, each forgotten class's embedding row becomes the null class's, so its label "
                                                 "carries no condition of its own; keep = each method as published")
 

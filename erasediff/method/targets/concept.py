@@ -14,8 +14,8 @@ from diffusers import DDPMScheduler, DiffusionPipeline
 
 from erasediff.data.image_sets import CaptionedImages, LabeledImages
 from erasediff.method.loop import MetricsCallback, unlearn_unet
-from erasediff.method.probe import ProbeFactory
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.runtime.probe import ProbeFactory
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.text_encoding import encode_images, encode_prompts
 from erasediff.util.errors import DataError, ErasediffError
 from erasediff.util.hashing import config_hash

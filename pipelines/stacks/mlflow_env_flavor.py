@@ -5,7 +5,7 @@ ZenML's own MLflow tracker insists on one credential in the component's configur
 its local store keeps that configuration on disk (zenml.db, readable base64 JSON), rotated credentials included.
 MLflow itself reads MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD from the environment, so this
 flavor accepts a remote URI with no credential in its configuration, and refuses one that holds any. The
-embedded default stack (pipelines/stack.py) uses it; the cluster stacks (deploy/zenml/) use ZenML secrets
+embedded default stack (pipelines/stacks/select.py) uses it; the cluster stacks (deploy/zenml/) use ZenML secrets
 referenced by name. Register it with
 `zenml experiment-tracker flavor register pipelines.mlflow_env_flavor.MLFlowEnvExperimentTrackerFlavor`.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from erasediff.util.errors import ErasediffError
 from erasediff.util.hashing import config_hash
-from pipelines.mlflow_env_flavor import FLAVOR, MLFlowEnvExperimentTrackerFlavor
+from pipelines.stacks.mlflow_env_flavor import FLAVOR, MLFlowEnvExperimentTrackerFlavor
 
 REMOTE_PREFIXES = ("http://", "https://")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 
 from erasediff.data.image_sets import LabeledImages, check_forget_classes
-from erasediff.method.forget_row import check_rows, null_forgotten_rows
 from erasediff.method.loop import MetricsCallback, unlearn_unet
 from erasediff.method.losses import class_condition
-from erasediff.method.probe import ProbeFactory
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.robust.forget_row import check_rows, null_forgotten_rows
+from erasediff.method.runtime.probe import ProbeFactory
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.class_model import ClassDiffusionModel
 from erasediff.util.errors import DataError
 

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from erasediff.comparison.attacks import evaluate_attacks
+from erasediff.comparison.eval_config import ClassEvalConfig
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import check_forget_classes
 from erasediff.defaults.digits_models import digits_split_seed
 from erasediff.defaults.resolve import model_path, resolve_classifier
-from erasediff.evaluation.attack_eval import evaluate_attacks
 from erasediff.evaluation.class_accuracy import ClassScore, score_samples
 from erasediff.evaluation.features import FeatureExtractor, classifier_features, clip_features, inception_features
 from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, reference_stats
 from erasediff.evaluation.generation import generate_class_set
 from erasediff.evaluation.intervals import INTERVAL, class_bounds
-from erasediff.evaluation.settings import ClassEvalConfig, FidSettings
+from erasediff.evaluation.metric_settings import FidSettings
 from erasediff.models.class_model import ClassDiffusionModel, load_class_model
 from erasediff.reporting.plots import save_before_after_grid
 from erasediff.util.cache import default_cache_root

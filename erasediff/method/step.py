@@ -12,12 +12,12 @@ import torch
 from diffusers import DDPMScheduler
 
 from erasediff.data.image_sets import LabeledImages
-from erasediff.method.anchor import anchored_retain_loss
-from erasediff.method.baselines import esd_update, finetune_update, neggrad_update, saliency_masks, salun_update
-from erasediff.method.esd import esd_loss
+from erasediff.method.baselines.esd import esd_loss
+from erasediff.method.baselines.rules import esd_update, finetune_update, neggrad_update, saliency_masks, salun_update
 from erasediff.method.losses import FORGET_LOSSES, Condition, NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss
-from erasediff.method.robust import head, relearned_forget_grads
-from erasediff.method.settings import UnlearnSettings
+from erasediff.method.robust.relearn import head, relearned_forget_grads
+from erasediff.method.robust.retain_anchor import anchored_retain_loss
+from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.method.update import Reduce, UpdateStats, erasediff_update
 from erasediff.util.errors import ErasediffError
 

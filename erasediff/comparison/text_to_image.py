@@ -11,18 +11,19 @@ from pathlib import Path
 import torch
 
 from erasediff.attacks.prompt_attacks import load_paraphrases
+from erasediff.comparison.attacks import class_score, evaluate_prompt_attacks, nudity_score
+from erasediff.comparison.class_models import build_extractor, neighbour_metrics, real_digits_stats, write_results
+from erasediff.comparison.eval_config import ClassPromptSettings, PromptEvalConfig
 from erasediff.data.prompts import PromptRow, load_prompt_csv
 from erasediff.defaults.resolve import resolve_classifier
-from erasediff.evaluation.attack_eval import class_score, evaluate_prompt_attacks, nudity_score
 from erasediff.evaluation.class_accuracy import mean_accuracy, score_samples
-from erasediff.evaluation.class_pair import build_extractor, neighbour_metrics, real_digits_stats, write_results
 from erasediff.evaluation.clip_score import clip_score
 from erasediff.evaluation.features import FeatureExtractor, classifier_features
 from erasediff.evaluation.fid import FidResult, ReferenceStats, features_of_tensors, fid_kid, kid_between, reference_stats_from_folder
 from erasediff.evaluation.generation import GeneratedSet, generate_prompt_set
 from erasediff.evaluation.intervals import INTERVAL, bounds, class_bounds
+from erasediff.evaluation.metric_settings import GUIDANCE_CONVENTIONS
 from erasediff.evaluation.nudity import nudity_rate
-from erasediff.evaluation.settings import GUIDANCE_CONVENTIONS, ClassPromptSettings, PromptEvalConfig
 from erasediff.evaluation.sharpness import sharpness_change
 from erasediff.models.sampling import to_channels
 from erasediff.models.text_pipeline import load_text_to_image

@@ -1,0 +1,1 @@
+"""The methods EraseDiff is compared with, selected by `unlearning.recipe` (finetune, neggrad, salun, esd)."""

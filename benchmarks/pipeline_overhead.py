@@ -47,7 +47,9 @@ def direct(request_path: Path, out: Path) -> None:
     lap("load_base_model")
     curate_request(req, base, out / "sets").raise_on_failure()
     lap("curate_sets")
-    unlearned = unlearn_curated(req, base, out / "sets", out / "checkpoints", out / "unlearned", {"base_model_sha256": base_hash})
+    unlearned = unlearn_curated(
+        req, base, out / "sets", out / "checkpoints", out / "unlearned", {"base_model_sha256": base_hash}
+    )
     lap("unlearn_model")
     results = evaluate_pair(base, unlearned / MODEL, req.eval_config(), out / "evaluation")
     lap("evaluate_models")
@@ -84,9 +86,13 @@ def main() -> None:
     request = work / "request.yaml"
     request.write_text(yaml.safe_dump(config))
     env = {**os.environ, "ERASEDIFF_HOME": str(work), "ZENML_CONFIG_PATH": str(work / "zenml")}
-    setup = ("from erasediff.util.offline import go_offline; go_offline(); from pathlib import Path; "
-             "from mlflow_adapters.store import open_experiment; from pipelines.run_request import tracking_uri; from pipelines.stacks.select import ensure_local_stack; "
-             f"w = Path({str(work)!r}); u = tracking_uri(None, w); open_experiment(u, 'erasediff', w / 'mlartifacts'); ensure_local_stack(u)")
+    setup = (
+        "from erasediff.util.offline import go_offline; go_offline(); from pathlib import Path; "
+        "from mlflow_adapters.store import open_experiment; from pipelines.run_request import tracking_uri; from "
+        "pipelines.stacks.select import ensure_local_stack; "
+        f"w = Path({str(work)!r}); u = tracking_uri(None, w); open_experiment(u, 'erasediff', w / 'mlartifacts'); "
+        "ensure_local_stack(u)"
+    )
     first_use = timed([sys.executable, "-c", setup], env)
     pipeline = timed([sys.executable, "run.py", str(request), "--workdir", str(work)], env)
     library = timed([sys.executable, __file__, "--request", str(request), "--direct", str(work / "direct")], env)
@@ -94,17 +100,29 @@ def main() -> None:
     phases = json.loads((work / "direct" / "phases.json").read_text())
 
     overhead = pipeline - library
-    print(f"\nerasure pipeline on {os.cpu_count()} cores, request {args.request.name} ({config['unlearning']['steps']} steps), {time.strftime('%Y-%m-%d')}")
+    print(
+        f"\nerasure pipeline on {os.cpu_count()} cores, request {args.request.name} ({config['unlearning']['steps']} "
+        f"steps), {time.strftime('%Y-%m-%d')}"
+    )
     print("| measured | seconds | share of pipeline |\n|---|---:|---:|")
     print(f"| (a) `run.py` end to end, fresh process | {pipeline:.1f} | 100 % |")
     print(f"| (b) same compute, library only, fresh process | {library:.1f} | {library / pipeline:.0%} |")
-    print(f"| overhead (a) - (b): orchestration, tracking, registry, imports | {overhead:.1f} | {overhead / pipeline:.1%} |")
+    print(
+        f"| overhead (a) - (b): orchestration, tracking, registry, imports | {overhead:.1f} | "
+        f"{overhead / pipeline:.1%} |"
+    )
     print("\n| step | in the pipeline (ZenML's record) | library only |\n|---|---:|---:|")
     for name, seconds in steps.items():
         print(f"| `{name}` | {seconds:.1f} | {phases.get(name, 0.0):.1f} |")
-    print(f"| outside the steps (process start, imports, ZenML run set-up) | {pipeline - sum(steps.values()):.1f} | {library - sum(phases.values()):.1f} |")
+    print(
+        f"| outside the steps (process start, imports, ZenML run set-up) | {pipeline - sum(steps.values()):.1f} | "
+        f"{library - sum(phases.values()):.1f} |"
+    )
     print(f"\nfirst use only, not in (a): ZenML store and stack creation {first_use:.1f} s")
-    print(f"\ntargets: (a) <= 600 s: {'met' if pipeline <= 600 else 'MISSED'}; overhead <= 15 %: {'met' if overhead / pipeline <= 0.15 else 'MISSED'}")
+    print(
+        f"\ntargets: (a) <= 600 s: {'met' if pipeline <= 600 else 'MISSED'}; overhead <= 15 %: "
+        f"{'met' if overhead / pipeline <= 0.15 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,15 @@ def link(path: Path) -> str:
 
 
 def require_section(name: str) -> tuple[str, str]:
-    """The section's two markers; exit 2 with one `error:` line when README.md lacks them (check before a long run, not after)."""
+    """The section's two markers; exit 2 with one `error:` line when README.md lacks them (check before a long run, not
+    after)."""
     begin, end_marker = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = README.read_text()
     if begin not in text or end_marker not in text:
-        print(f"error: README.md has no section {name!r}: add the lines {begin} and {end_marker} where it belongs", file=sys.stderr)
+        print(
+            f"error: README.md has no section {name!r}: add the lines {begin} and {end_marker} where it belongs",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     return begin, end_marker
 

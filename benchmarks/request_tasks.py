@@ -46,14 +46,19 @@ class RequestTask:
         self.request = load_request(CONFIGS / self.request_file)
 
     def gates(self, metrics: dict[str, float]) -> GateReport:
-        """The request's gates on these metrics; the attack gates are left to benchmarks/robustness.py (no attacks run here)."""
-        results = {"models": {"original": {"metrics": self.original_metrics}, "unlearned": {"metrics": metrics}},
-                   "forget_classes": self.forget_classes}
+        """The request's gates on these metrics; the attack gates are left to benchmarks/robustness.py (no attacks run
+        here)."""
+        results = {
+            "models": {"original": {"metrics": self.original_metrics}, "unlearned": {"metrics": metrics}},
+            "forget_classes": self.forget_classes,
+        }
         return evaluate_gates(self.request.gates.model_copy(update=dict.fromkeys(ATTACK_GATES)), results)
 
     def settings(self, seed: int, **overrides) -> UnlearnSettings:
         """The request's unlearning settings with `overrides` (nested dicts, e.g. another method) and this seed."""
-        return UnlearnSettings.model_validate({**self.request.unlearning.model_dump(by_alias=True), **overrides, "seed": seed})
+        return UnlearnSettings.model_validate(
+            {**self.request.unlearning.model_dump(by_alias=True), **overrides, "seed": seed}
+        )
 
     def measure_unet(self, unet: torch.nn.Module, model=None) -> dict[str, float]:
         return self.measure(*self.sample(unet, model))
@@ -79,30 +84,63 @@ class DigitsRequest(RequestTask):
         self.forget, self.retain = split_forget_retain(train, self.forget_classes, self.model.num_classes)
         self.original_metrics = self.measure(*self.sample(self.model.unet))
 
-    def sample(self, unet: torch.nn.Module, model=None, per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, unet: torch.nn.Module, model=None, per_class: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.config.generation
         model = model or self.model
         labels = torch.arange(model.num_classes).repeat_interleave(per_class or g.samples_per_class)
-        images = sample_classes(unet, model.scheduler, labels, model.null_class, g.diffusers_scale(), g.steps, g.sampler, g.seed, g.batch_size, False)
+        images = sample_classes(
+            unet,
+            model.scheduler,
+            labels,
+            model.null_class,
+            g.diffusers_scale(),
+            g.steps,
+            g.sampler,
+            g.seed,
+            g.batch_size,
+            False,
+        )
         return images, labels
 
     def measure(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        return measure_class_samples(images, labels, self.classifier, self.extractor, self.reference, self.forget_classes, self.retained, [],
-                                     self.config.neighbours)[0]
+        return measure_class_samples(
+            images,
+            labels,
+            self.classifier,
+            self.extractor,
+            self.reference,
+            self.forget_classes,
+            self.retained,
+            [],
+            self.config.neighbours,
+        )[0]
 
     def unlearn(self, seed: int, model=None, **overrides):
         """The request's unlearning (EraseDiff by default) of `model` (default: the base), returned as its UNet."""
-        return unlearn_classes(model or self.model, self.forget, self.retain, self.forget_classes, self.settings(seed, **overrides), progress=False).unet
+        return unlearn_classes(
+            model or self.model,
+            self.forget,
+            self.retain,
+            self.forget_classes,
+            self.settings(seed, **overrides),
+            progress=False,
+        ).unet
 
     def trained_for(self, steps: int):
         """The base model's recipe stopped after `steps` of its steps (cached in the benchmark cache)."""
         folder = default_cache_root() / "benchmarks" / f"digits-stopped-{steps}"
         if not folder.is_dir():
-            save_class_model(train_ddpm(self.train.images, self.train.labels, BaseTrainConfig(), progress=True, stop_after=steps), folder)
+            save_class_model(
+                train_ddpm(self.train.images, self.train.labels, BaseTrainConfig(), progress=True, stop_after=steps),
+                folder,
+            )
         return load_class_model(folder)
 
     def gold(self):
-        """The base recipe retrained without the forgotten class (the attacks' gold standard; packaged, cached or trained now)."""
+        """The base recipe retrained without the forgotten class (the attacks' gold standard; packaged, cached or
+        trained now)."""
         return retrained_gold(self.retain, self.forget_classes)
 
     def quick_retained(self, unet: torch.nn.Module) -> float:
@@ -128,9 +166,13 @@ class TextRequest(RequestTask):
         self.rows = load_prompt_csv(Path(__file__).parents[1] / classes.prompts, classes.limit)
         self.labels = class_labels(self.rows, classes)
         self.forget_classes = classes.forget_classes
-        self.class_reference = digits_reference(classes, self.labels, self.classifier, weights) if classes.reference else None
+        self.class_reference = (
+            digits_reference(classes, self.labels, self.classifier, weights) if classes.reference else None
+        )
         self.forget, self.retain, self.anchors = TextDigitsTask.sets(self.pipe)
-        self.original_images: torch.Tensor | None = None  # the original's samples of every row: what drift is measured against
+        self.original_images: torch.Tensor | None = (
+            None  # the original's samples of every row: what drift is measured against
+        )
         images, labels = self.sample(self.pipe.unet)
         self.original_metrics = self.measure(images, labels)
         self.original_images = images
@@ -142,11 +184,20 @@ class TextRequest(RequestTask):
 
     def measure(self, images: torch.Tensor, labels: torch.Tensor, drift: bool = True) -> dict[str, float]:
         """The evaluation's metrics; with `drift`, also against the original's samples of the same (all) rows."""
-        return measure_prompt_classes(images, labels, self.classifier, self.forget_classes, self.class_reference, self.t.classes.neighbours,
-                                      self.original_images if drift else None)[0]
+        return measure_prompt_classes(
+            images,
+            labels,
+            self.classifier,
+            self.forget_classes,
+            self.class_reference,
+            self.t.classes.neighbours,
+            self.original_images if drift else None,
+        )[0]
 
     def unlearn(self, seed: int, pipe=None, **overrides):
-        return unlearn_concept(pipe or self.pipe, self.forget, self.retain, self.anchors, self.settings(seed, **overrides), progress=False)
+        return unlearn_concept(
+            pipe or self.pipe, self.forget, self.retain, self.anchors, self.settings(seed, **overrides), progress=False
+        )
 
     def trained_for(self, steps: int):
         """The tiny model's recipe with its UNet training stopped after `steps` (cached in the benchmark cache)."""
@@ -157,7 +208,13 @@ class TextRequest(RequestTask):
             images = train.images.repeat(1, 3, 1, 1)
             pipe = build_pipeline(config)
             train_vae(pipe.vae, images, config)
-            train_unet(pipe, encode_images(pipe, images, batch_size=256, progress=False), train.labels, config, stop_after=steps)
+            train_unet(
+                pipe,
+                encode_images(pipe, images, batch_size=256, progress=False),
+                train.labels,
+                config,
+                stop_after=steps,
+            )
             with atomic_dir(folder) as scratch:
                 pipe.save_pretrained(scratch, safe_serialization=True)
         pipe = load_text_to_image(folder)

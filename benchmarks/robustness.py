@@ -1,16 +1,20 @@
-"""Recovery attacks calibrated on three models: the original, the gold standard retrained without the erased data, the candidate.
+"""Recovery attacks calibrated on three models: the original, the gold standard retrained without the erased data, the
+candidate.
 
 Two tasks, each the shipped request's own attacks and budgets:
 * `digits` (configs/request_digits_forget_3.yaml): the class attacks (`erasediff/attacks/class_attacks.py`);
-* `text` (configs/request_text_digits_forget_seven.yaml): the text-to-image attacks (`erasediff/attacks/prompt_attacks.py`).
+* `text` (configs/request_text_digits_forget_seven.yaml): the text-to-image attacks
+(`erasediff/attacks/prompt_attacks.py`).
 Every attack runs with 3 seeds on the original (the attack must work: at least 90 %), on the gold standard (its floor:
 what the attack achieves by learning, on a model that never saw the class) and on the candidates of each method,
 erased with the request's own budget and seeds 0, 1, 2. The margin over gold is what a gate should read.
 
     .venv/bin/python benchmarks/robustness.py                          # digits, EraseDiff (about 10 minutes on 2 cores)
     .venv/bin/python benchmarks/robustness.py --task text              # the tiny text model, "seven"
-    .venv/bin/python benchmarks/robustness.py --all-methods --readme   # and the trade-off benchmark's baselines, into README.md
-    .venv/bin/python benchmarks/robustness.py --task text --adapter 4  # EraseDiff with full weights against a rank-4 LoRA (adapter erasure)
+    .venv/bin/python benchmarks/robustness.py --all-methods --readme   # and the trade-off benchmark's baselines, into
+    README.md
+    .venv/bin/python benchmarks/robustness.py --task text --adapter 4  # EraseDiff with full weights against a rank-4
+    LoRA (adapter erasure)
 """
 
 import argparse
@@ -49,29 +53,56 @@ PAPER = {**METHODS["erasediff"], **PAPER_PLAIN}
 RELEARN = RelearnSettings().model_dump()
 RETAIN_ROWS = 0.5  # forget_on_retain of the digits request's robust default
 ANCHOR = 3.0  # the anchored retain loss at the weight its KID screen chose (docs/method.md)
-ROBUST = {**PAPER, "relearn": {**RELEARN, "weight": 6.0}, "forget_on_retain": RETAIN_ROWS, "retain_anchor": ANCHOR}  # the relearning term twice as heavy
-VARIANTS = {  # row name -> UnlearnSettings overrides of the request's own settings; the row the request runs is marked (default)
+ROBUST = {
+    **PAPER,
+    "relearn": {**RELEARN, "weight": 6.0},
+    "forget_on_retain": RETAIN_ROWS,
+    "retain_anchor": ANCHOR,
+}  # the relearning term twice as heavy
+# row name -> UnlearnSettings overrides of the request's own settings; the row the request runs is marked (default)
+VARIANTS = {
     "erasediff (paper)": PAPER,
     "erasediff + relearn": {**PAPER, "relearn": RELEARN},
     "erasediff + relearn + retain rows": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS},
-    "erasediff + relearn + retain rows + anchor": {**PAPER, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS, "retain_anchor": ANCHOR},
+    "erasediff + relearn + retain rows + anchor": {
+        **PAPER,
+        "relearn": RELEARN,
+        "forget_on_retain": RETAIN_ROWS,
+        "retain_anchor": ANCHOR,
+    },
     "erasediff + relearn x2 + retain rows + anchor": ROBUST,
     "erasediff + relearn x2 + retain rows + anchor + null row": {**ROBUST, "forget_row": "null"},
     **{m: {**over, **PAPER_PLAIN} for m, over in METHODS.items() if not m.startswith("erasediff")},
     # robust baselines: the relearning term where a method has a forget term, retain rows where it remaps (SalUn),
     # the anchor where it has a retain loss (all but ESD), the null row on class models (every method)
-    "neggrad+ + relearn + anchor + null row": {**METHODS["neggrad+"], **PAPER_PLAIN, "relearn": RELEARN, "retain_anchor": ANCHOR, "forget_row": "null"},
-    "salun + relearn + retain rows + anchor + null row": {**METHODS["salun"], **PAPER_PLAIN, "relearn": RELEARN, "forget_on_retain": RETAIN_ROWS,
-                                                          "retain_anchor": ANCHOR, "forget_row": "null"},
+    "neggrad+ + relearn + anchor + null row": {
+        **METHODS["neggrad+"],
+        **PAPER_PLAIN,
+        "relearn": RELEARN,
+        "retain_anchor": ANCHOR,
+        "forget_row": "null",
+    },
+    "salun + relearn + retain rows + anchor + null row": {
+        **METHODS["salun"],
+        **PAPER_PLAIN,
+        "relearn": RELEARN,
+        "forget_on_retain": RETAIN_ROWS,
+        "retain_anchor": ANCHOR,
+        "forget_row": "null",
+    },
     "esd + relearn + null row": {**METHODS["esd"], **PAPER_PLAIN, "relearn": RELEARN, "forget_row": "null"},
 }
 
 
 def variants_for(task: str) -> dict[str, dict]:
-    """VARIANTS as `task` can run them: a text-to-image pipeline has no class rows, so its rows go without the null row (and repeats go)."""
+    """VARIANTS as `task` can run them: a text-to-image pipeline has no class rows, so its rows go without the null row
+    (and repeats go)."""
     if task == "digits":
         return VARIANTS
-    return {name.replace(" + null row", ""): {k: v for k, v in over.items() if k != "forget_row"} for name, over in VARIANTS.items()}
+    return {
+        name.replace(" + null row", ""): {k: v for k, v in over.items() if k != "forget_row"}
+        for name, over in VARIANTS.items()
+    }
 
 
 class DigitsAttacks:
@@ -82,7 +113,9 @@ class DigitsAttacks:
     def __init__(self) -> None:
         self.task, self.settings = DigitsRequest(), ClassAttackSettings()
         self.model = self.task.model
-        _, heldout = load_digits_split(self.task.model.unet.config.sample_size, seed=digits_split_seed(self.task.model.lineage))
+        _, heldout = load_digits_split(
+            self.task.model.unet.config.sample_size, seed=digits_split_seed(self.task.model.lineage)
+        )
         self.held = heldout.images[heldout.labels == self.task.forget_classes[0]]
         started = time.time()
         self.gold = self.task.gold()
@@ -94,16 +127,29 @@ class DigitsAttacks:
 
     def attack(self, model, seed: int) -> dict[str, float]:
         task, settings = self.task, self.settings
-        retain_pick = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(seed))[: settings.retain_images]
-        results = run_class_attacks(model, task.forget_classes[0], self.held, task.retain.images[retain_pick], task.retain.labels[retain_pick],
-                                    task.classifier, settings.model_copy(update={"seed": seed}))
+        retain_pick = torch.randperm(len(task.retain), generator=torch.Generator().manual_seed(seed))[
+            : settings.retain_images
+        ]
+        results = run_class_attacks(
+            model,
+            task.forget_classes[0],
+            self.held,
+            task.retain.images[retain_pick],
+            task.retain.labels[retain_pick],
+            task.classifier,
+            settings.model_copy(update={"seed": seed}),
+        )
         return {name: r.success for name, r in results.items()}
 
     def budget(self) -> str:
         s = self.settings
-        return (f"k = {s.k} held-out 3s; inversion {s.inversion_steps} steps at lr {s.inversion_lr}; relearning {s.relearn_steps} steps at lr "
-                f"{s.relearn_lr}, batch {s.batch_size} (retain: {s.retain_images} retain images); sweep w in {s.sweep}; {s.samples} attacked "
-                f"samples each, w = {s.guidance} (reference convention)")
+        return (
+            f"k = {s.k} held-out 3s; inversion {s.inversion_steps} steps at lr {s.inversion_lr}; relearning "
+            f"{s.relearn_steps} steps at lr "
+            f"{s.relearn_lr}, batch {s.batch_size} (retain: {s.retain_images} retain images); sweep w in {s.sweep}; "
+            f"{s.samples} attacked "
+            f"samples each, w = {s.guidance} (reference convention)"
+        )
 
 
 class TextAttacks:
@@ -129,16 +175,25 @@ class TextAttacks:
     def attack(self, pipe, seed: int) -> dict[str, float]:
         score = class_score(self.task.classifier, self.task.forget_classes)
         settings = self.settings.model_copy(update={"seed": seed})
-        latents = encode_images(pipe, attacker_images(settings, image_size(pipe), self.task.forget_classes), progress=False)
-        results = run_prompt_attacks(pipe, self.erased, self.paraphrases, latents, score, settings, self.task.t.steps, self.task.t.guidance)
+        latents = encode_images(
+            pipe, attacker_images(settings, image_size(pipe), self.task.forget_classes), progress=False
+        )
+        results = run_prompt_attacks(
+            pipe, self.erased, self.paraphrases, latents, score, settings, self.task.t.steps, self.task.t.guidance
+        )
         return {name: r.success for name, r in results.items()}
 
     def budget(self) -> str:
         s = self.settings
-        return (f"{len(self.paraphrases)} held-out paraphrase samples; k = {s.k} held-out real sevens; inversion {s.inversion_steps} steps at lr "
-                f"{s.inversion_lr} in '{s.inversion_template}'; prompt search: {s.search_tokens} tokens before '{self.erased}', {s.search_steps} "
-                f"steps, {s.search_candidates} candidates; relearning {s.relearn_steps} steps at lr {s.relearn_lr}; {s.samples} attacked samples "
-                f"each, guidance {self.task.t.guidance} (diffusers)")
+        return (
+            f"{len(self.paraphrases)} held-out paraphrase samples; k = {s.k} held-out real sevens; inversion "
+            f"{s.inversion_steps} steps at lr "
+            f"{s.inversion_lr} in '{s.inversion_template}'; prompt search: {s.search_tokens} tokens before "
+            f"'{self.erased}', {s.search_steps} "
+            f"steps, {s.search_candidates} candidates; relearning {s.relearn_steps} steps at lr {s.relearn_lr}; "
+            f"{s.samples} attacked samples "
+            f"each, guidance {self.task.t.guidance} (diffusers)"
+        )
 
 
 ATTACKERS = {"digits": DigitsAttacks, "text": TextAttacks}
@@ -152,8 +207,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(ATTACKERS), default="digits")
     parser.add_argument("--all-methods", action="store_true")
-    parser.add_argument("--adapter", type=int, metavar="RANK", help="add the default erasure as a LoRA of this rank (unlearning.adapter) "
-                        "and its learning rate times --adapter-lr-scale; the results go to a file of their own (robustness-TASK-adapter)")
+    parser.add_argument(
+        "--adapter",
+        type=int,
+        metavar="RANK",
+        help="add the default erasure as a LoRA of this rank (unlearning.adapter) "
+        "and its learning rate times --adapter-lr-scale; the results go to a file of their own "
+        "(robustness-TASK-adapter)",
+    )
     parser.add_argument("--adapter-lr-scale", type=float, default=1.0)
     parser.add_argument("--readme", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -161,11 +222,20 @@ def main() -> None:
     started = time.time()
     attacker = ATTACKERS[args.task]()
     task = attacker.task
-    methods = {name: over for name, over in variants_for(args.task).items() if args.all_methods or name.startswith("erasediff")}
-    methods = {name + (" (default)" if task.settings(0, **over) == task.settings(0) else ""): over for name, over in methods.items()}
+    methods = {
+        name: over for name, over in variants_for(args.task).items() if args.all_methods or name.startswith("erasediff")
+    }
+    methods = {
+        name + (" (default)" if task.settings(0, **over) == task.settings(0) else ""): over
+        for name, over in methods.items()
+    }
     if args.adapter:
         lr = task.request.unlearning.lr * args.adapter_lr_scale
-        methods[f"erasediff + relearn, LoRA r={args.adapter} (lr {lr:g})"] = {**methods["erasediff + relearn"], "adapter": {"rank": args.adapter}, "lr": lr}
+        methods[f"erasediff + relearn, LoRA r={args.adapter} (lr {lr:g})"] = {
+            **methods["erasediff + relearn"],
+            "adapter": {"rank": args.adapter},
+            "lr": lr,
+        }
     rows: dict[str, list[dict[str, float]]] = {"original": [], "gold (retrained)": []}
     for seed in tqdm(SEEDS, desc="seeds"):
         rows["original"].append(attacker.attack(attacker.model, seed))
@@ -175,43 +245,73 @@ def main() -> None:
             unet = task.unlearn(seed, **methods[method])
             seconds = time.time() - t
             metrics = task.measure(*task.sample(unet))
-            rows.setdefault(method, []).append({"no attack": metrics["forgotten_accuracy"], **attacker.attack(attacker.candidate(unet), seed),
-                                                **utility(task, metrics), "erasure_s": seconds})
+            rows.setdefault(method, []).append(
+                {
+                    "no attack": metrics["forgotten_accuracy"],
+                    **attacker.attack(attacker.candidate(unet), seed),
+                    **utility(task, metrics),
+                    "erasure_s": seconds,
+                }
+            )
     attacks = list(attacker.settings.attacks)
     lines = table(rows, attacks)
     stem = ("robustness" if args.task == "digits" else f"robustness-{args.task}") + ("-adapter" if args.adapter else "")
     figure = plot(rows, attacks, args.out / f"{stem}.png")
-    report = "\n".join([
-        f"Attack success (share of attacked samples the evaluator reads as {attacker.what}), mean ± sd over seeds 0, 1, 2 "
-        "(attack seeds; candidates erased with the same seeds).", "", *lines, "",
-        f"Budget: {attacker.budget()}. Gold: the base recipe retrained on the retain set only ({attacker.gold_seconds:.0f} s this run, 0 when "
-        f"cached or shipped); measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.", "", f"![attack success]({link(figure)})"])
+    report = "\n".join(
+        [
+            f"Attack success (share of attacked samples the evaluator reads as {attacker.what}), mean ± sd over seeds "
+            "0, 1, 2 "
+            "(attack seeds; candidates erased with the same seeds).",
+            "",
+            *lines,
+            "",
+            f"Budget: {attacker.budget()}. Gold: the base recipe retrained on the retain set only "
+            f"({attacker.gold_seconds:.0f} s this run, 0 when "
+            f"cached or shipped); measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.",
+            "",
+            f"![attack success]({link(figure)})",
+        ]
+    )
     publish(args.out, stem, report, rows, stem if args.readme and not args.adapter else None)
 
 
 def utility(task: DigitsRequest | TextRequest, metrics: dict[str, float]) -> dict[str, float]:
-    """What issue 20's targets read besides the attacks: retained and neighbour accuracy against the original, the FID/KID gates."""
+    """What issue 20's targets read besides the attacks: retained and neighbour accuracy against the original, the
+    FID/KID gates."""
     o = task.original_metrics
     gates = {g.gate: g.passed for g in task.gates(metrics).gates}
-    return {"retained_drop": o["retained_accuracy"] - metrics["retained_accuracy"], "neighbour_drop": o["neighbour_accuracy"] - metrics["neighbour_accuracy"],
-            "fid_kid_pass": float(gates["fid_increase_max"] and gates["kid_increase_max"])}
+    return {
+        "retained_drop": o["retained_accuracy"] - metrics["retained_accuracy"],
+        "neighbour_drop": o["neighbour_accuracy"] - metrics["neighbour_accuracy"],
+        "fid_kid_pass": float(gates["fid_increase_max"] and gates["kid_increase_max"]),
+    }
 
 
 def table(rows: dict[str, list[dict[str, float]]], attacks: list[str]) -> list[str]:
     """Mean ± sd per attack, the worst margin over the gold's mean, and for candidates the utility targets and time."""
     gold_mean = {a: statistics.mean(r[a] for r in rows["gold (retrained)"]) for a in attacks}
-    plain = statistics.median(r["erasure_s"] for r in rows["erasediff (paper)"])  # medians: one slow erasure (a busy host) is not the method's cost
-    lines = ["| model | no attack | " + " | ".join(attacks) + " | worst margin over gold | retained drop | neighbour drop | FID and KID gates pass | "
-             "erasure s, median (x paper) |",
-             "|---|" + "---:|" * (len(attacks) + 6)]
+    plain = statistics.median(
+        r["erasure_s"] for r in rows["erasediff (paper)"]
+    )  # medians: one slow erasure (a busy host) is not the method's cost
+    lines = [
+        "| model | no attack | "
+        + " | ".join(attacks)
+        + " | worst margin over gold | retained drop | neighbour drop | FID and KID gates pass | "
+        "erasure s, median (x paper) |",
+        "|---|" + "---:|" * (len(attacks) + 6),
+    ]
     for model, runs in rows.items():
         margin = max(statistics.mean(r[a] for r in runs) - gold_mean[a] for a in attacks)
         cells = [spread([r[a] for r in runs]) if a in runs[0] else "-" for a in ["no attack", *attacks]]
         extra = ["-"] * 4
         if "erasure_s" in runs[0]:
             seconds = statistics.median(r["erasure_s"] for r in runs)
-            extra = [spread([r["retained_drop"] for r in runs]), spread([r["neighbour_drop"] for r in runs]),
-                     f"{sum(r['fid_kid_pass'] for r in runs):.0f}/{len(runs)}", f"{seconds:.0f} ({seconds / plain:.1f}x)"]
+            extra = [
+                spread([r["retained_drop"] for r in runs]),
+                spread([r["neighbour_drop"] for r in runs]),
+                f"{sum(r['fid_kid_pass'] for r in runs):.0f}/{len(runs)}",
+                f"{seconds:.0f} ({seconds / plain:.1f}x)",
+            ]
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {margin:+.2f} | " + " | ".join(extra) + " |")
     return lines
 
@@ -223,7 +323,15 @@ def plot(rows: dict[str, list[dict[str, float]]], attacks: list[str], path: Path
     for i, (model, runs) in enumerate(rows.items()):
         means = [statistics.mean(r[a] for r in runs) for a in attacks]
         errs = [statistics.stdev(r[a] for r in runs) if len(runs) > 1 else 0 for a in attacks]
-        ax.bar([j + i * width for j in range(len(attacks))], means, width, yerr=errs, label=model, capsize=2, color=colors[i % len(colors)])
+        ax.bar(
+            [j + i * width for j in range(len(attacks))],
+            means,
+            width,
+            yerr=errs,
+            label=model,
+            capsize=2,
+            color=colors[i % len(colors)],
+        )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(attacks))], attacks)
     ax.set_ylabel("attack success")
     ax.set_ylim(0, 1.05)

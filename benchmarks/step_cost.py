@@ -26,7 +26,12 @@ from erasediff.method.update import erasediff_update, inner_value_gap
 
 
 def concat(a: NoisedBatch, b: NoisedBatch) -> NoisedBatch:
-    return NoisedBatch(*(torch.cat([x, y]) for x, y in [(a.x0, b.x0), (a.labels, b.labels), (a.noise, b.noise), (a.timesteps, b.timesteps)]))
+    return NoisedBatch(
+        *(
+            torch.cat([x, y])
+            for x, y in [(a.x0, b.x0), (a.labels, b.labels), (a.noise, b.noise), (a.timesteps, b.timesteps)]
+        )
+    )
 
 
 def main() -> None:
@@ -58,14 +63,31 @@ def main() -> None:
         def step() -> None:
             diffusion_loss(unet, scheduler, batch).backward()
             apply()
+
         return step
 
     def erasediff(k: int) -> Callable[[], None]:
         def step() -> None:
-            stats = erasediff_update(params, lambda: diffusion_loss(unet, scheduler, rb), lambda: remap_forget_loss(unet, scheduler, fb), "adaptive", 0.1, 0.0)
+            stats = erasediff_update(
+                params,
+                lambda: diffusion_loss(unet, scheduler, rb),
+                lambda: remap_forget_loss(unet, scheduler, fb),
+                "adaptive",
+                0.1,
+                0.0,
+            )
             if k:
-                inner_value_gap(unet, phi, list(phi.parameters()), lambda m: remap_forget_loss(m, scheduler, fb), stats.forget_loss, k, settings.lr)
+                inner_value_gap(
+                    unet,
+                    phi,
+                    list(phi.parameters()),
+                    lambda m: remap_forget_loss(m, scheduler, fb),
+                    stats.forget_loss,
+                    k,
+                    settings.lr,
+                )
             apply()
+
         return step
 
     variants = {
@@ -90,7 +112,9 @@ def main() -> None:
     for name, sec in medians.items():
         print(f"| {name:<46} | {sec:>7.3f} | {sec / baseline:>21.2f}x | {sec / retain_only:>22.2f}x |")
     ratio = medians["EraseDiff K=0"] / baseline
-    print(f"EraseDiff K=0 vs same-batch fine-tune: {ratio:.2f}x (target <= 2.2x): {'met' if ratio <= 2.2 else 'NOT met'}")
+    print(
+        f"EraseDiff K=0 vs same-batch fine-tune: {ratio:.2f}x (target <= 2.2x): {'met' if ratio <= 2.2 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

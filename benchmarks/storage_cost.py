@@ -31,15 +31,19 @@ from erasediff.storage.parts import FolderBlobs, pack
 PRESETS = ("full", "noxattn", "xattn", "xattn_kv")
 ADAPTERS = (("noxattn", 4), ("noxattn", 1), ("xattn", 4))  # (preset, LoRA rank)
 UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
+
+
 def _column(preset: str, rank: int | None = None) -> str:
     return f"preset {preset}" if rank is None else f"LoRA r={rank} on {preset}"
 
 
 def tiny_shares() -> dict[str, float]:
-    """Bytes added by a version whose preset tensors all changed, or by an adapter version, over the pipeline's bytes (measured)."""
+    """Bytes added by a version whose preset tensors all changed, or by an adapter version, over the pipeline's bytes
+    (measured)."""
     base = text_digits_default(progress=False)
     shares = {}
     with tempfile.TemporaryDirectory() as scratch:
+
         def added_by(name: str, write) -> float:
             blobs = FolderBlobs(Path(scratch) / f"blobs-{name}")  # a registry holding the base only
             pack(base, blobs)
@@ -54,6 +58,7 @@ def tiny_shares() -> dict[str, float]:
                     state[name] = state[name] + 1e-3
                 save_file(state, folder / UNET_FILE, metadata={"format": "pt"})
                 return folder
+
             return write
 
         def adapter(preset: str, rank: int):
@@ -64,6 +69,7 @@ def tiny_shares() -> dict[str, float]:
                     for p in lora.values():
                         p.add_(1e-3)
                 return save_text_pipeline(base, unet, folder, {})
+
             return write
 
         for preset in PRESETS:
@@ -78,7 +84,9 @@ def counted_shares(unet_config: dict, encoders: list[torch.nn.Module]) -> dict[s
     with torch.device("meta"):
         unet, vae = UNet2DConditionModel(**unet_config), AutoencoderKL(**VAE)
     total = sum(p.numel() for m in [unet, vae, *encoders] for p in m.parameters())
-    shares = {_column(preset): sum(p.numel() for p in select_parameters(unet, preset).values()) / total for preset in PRESETS}
+    shares = {
+        _column(preset): sum(p.numel() for p in select_parameters(unet, preset).values()) / total for preset in PRESETS
+    }
     for preset, rank in ADAPTERS:
         with torch.device("meta"):
             adapted = UNet2DConditionModel(**unet_config)
@@ -93,13 +101,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     with torch.device("meta"):
-        clip_l, clip_bigg = CLIPTextModel(CLIPTextConfig(**CLIP_L)), CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG))
-    rows = {"tiny text model (measured)": tiny_shares(), "SD 1.5 (parameter counts)": counted_shares(SD15_UNET, [clip_l]),
-            "SDXL (parameter counts)": counted_shares(SDXL_UNET, [clip_l, clip_bigg])}
+        clip_l, clip_bigg = (
+            CLIPTextModel(CLIPTextConfig(**CLIP_L)),
+            CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG)),
+        )
+    rows = {
+        "tiny text model (measured)": tiny_shares(),
+        "SD 1.5 (parameter counts)": counted_shares(SD15_UNET, [clip_l]),
+        "SDXL (parameter counts)": counted_shares(SDXL_UNET, [clip_l, clip_bigg]),
+    }
     columns = [_column(p) for p in PRESETS] + [_column(p, r) for p, r in ADAPTERS]
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    lines += [f"| {model} | " + " | ".join(f"{100 * shares[c]:.2f} %" for c in columns) + " |" for model, shares in rows.items()]
-    report = "\n".join(["Bytes a version adds to the registry, as a share of its complete pipeline (the base stored once before it):", "", *lines])
+    lines += [
+        f"| {model} | " + " | ".join(f"{100 * shares[c]:.2f} %" for c in columns) + " |"
+        for model, shares in rows.items()
+    ]
+    report = "\n".join(
+        [
+            "Bytes a version adds to the registry, as a share of its complete pipeline (the base stored once before "
+            "it):",
+            "",
+            *lines,
+        ]
+    )
     publish(args.out, "storage_cost", report, rows, "storage-cost" if args.readme else None)
 
 

@@ -1,4 +1,5 @@
-"""The two erasure tasks of the trade-off benchmark, each with its unlearning call, its forgetting probe and its final evaluation.
+"""The two erasure tasks of the trade-off benchmark, each with its unlearning call, its forgetting probe and its final
+evaluation.
 
 Both tasks hold everything that does not depend on the method (model, sets, base-model samples) so
 that every method and seed is measured against the same things. The final evaluation also computes the
@@ -22,7 +23,14 @@ from erasediff.evaluation.class_accuracy import mean_accuracy, sample_per_class,
 from erasediff.evaluation.features import classifier_features
 from erasediff.evaluation.fid import ReferenceStats, features_of_tensors, fid_kid, kid_between, reference_stats
 from erasediff.evaluation.metric_settings import EvalSettings, FidSettings
-from erasediff.method.runtime.probe import Probe, ProbeReading, accuracy_probe, class_sampler, probe_labels, prompt_sampler
+from erasediff.method.runtime.probe import (
+    Probe,
+    ProbeReading,
+    accuracy_probe,
+    class_sampler,
+    probe_labels,
+    prompt_sampler,
+)
 from erasediff.method.targets.classes import unlearn_classes
 from erasediff.method.targets.concept import unlearn_concept
 from erasediff.method.unlearning_settings import UnlearnSettings
@@ -34,7 +42,11 @@ from erasediff.request.schema import load_request
 CHANCE = 0.1  # ten digits
 FORGET_BAR = CHANCE + 0.05  # "forgotten": the forgotten class is drawn no more often than chance + 5 points
 RETAINED_POINTS = 0.05  # equal quality keeps the retained accuracy within 5 points of the base model
-QUALITY_GATES = ("fid_increase_max", "kid_increase_max", "kid_drift_max")  # the request's FID/KID gates, where it sets them
+QUALITY_GATES = (
+    "fid_increase_max",
+    "kid_increase_max",
+    "kid_drift_max",
+)  # the request's FID/KID gates, where it sets them
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
@@ -43,12 +55,15 @@ class Scores:
     forgotten: float  # evaluator accuracy on samples asked for the forgotten class
     retained: float  # mean over the other classes
     fid: float  # classifier-feature FID of the retained classes' samples against the base model's
-    gates: dict[str, float | None] = field(default_factory=dict)  # the request's FID/KID gate values (None: not measurable)
+    gates: dict[str, float | None] = field(
+        default_factory=dict
+    )  # the request's FID/KID gate values (None: not measurable)
     quality_ok: bool = True  # every one of them inside its threshold (a missing value fails, as in a request)
 
 
 class Judge:
-    """Scores a UNet against the base at one sample size, on the same seeds for every model: the classifier's accuracies,
+    """Scores a UNet against the base at one sample size, on the same seeds for every model: the classifier's
+    accuracies,
     the FID against the base's retained-class samples, and the shipped request's FID/KID gates against real digits."""
 
     def __init__(self, task: "Task", per_class: int, base_unet: torch.nn.Module) -> None:
@@ -71,13 +86,22 @@ class Judge:
         metrics = fid_kid(features, t.real, t.extractor).metrics()
         metrics[f"drift_kid_{t.extractor.name}"] = kid_between(features, self.base_features, t.real)
         gates = {name: GATES[name][1](self.base_metrics, metrics, "point") for name in t.thresholds}
-        return Scores(mean_accuracy(scores, t.forget_classes), mean_accuracy(scores, t.retained),
-                      fid_kid(features, self.reference, t.extractor).fid, gates,
-                      all(v is not None and v <= t.thresholds[name] for name, v in gates.items()))
+        return Scores(
+            mean_accuracy(scores, t.forget_classes),
+            mean_accuracy(scores, t.retained),
+            fid_kid(features, self.reference, t.extractor).fid,
+            gates,
+            all(v is not None and v <= t.thresholds[name] for name, v in gates.items()),
+        )
 
     def of_equal_quality(self, scores: Scores) -> bool:
-        """Forgotten on this judge's larger sample too, retained accuracy within RETAINED_POINTS, the FID/KID gates passed."""
-        return scores.forgotten <= FORGET_BAR and self.base.retained - scores.retained <= RETAINED_POINTS and scores.quality_ok
+        """Forgotten on this judge's larger sample too, retained accuracy within RETAINED_POINTS, the FID/KID gates
+        passed."""
+        return (
+            scores.forgotten <= FORGET_BAR
+            and self.base.retained - scores.retained <= RETAINED_POINTS
+            and scores.quality_ok
+        )
 
 
 class Task:
@@ -103,8 +127,10 @@ class Task:
         self.check = Judge(self, min(self.check_per_class, per_class), base_unet)
 
     def probe_until(self, probe: Probe, until_quality: bool) -> Probe:
-        """`probe`, or with `until_quality` the same probe read as forgotten only when the check judge also finds the model
-        of equal quality (checked only once it forgets: the check costs seconds, the probe excludes them from update time)."""
+        """`probe`, or with `until_quality` the same probe read as forgotten only when the check judge also finds the
+        model
+        of equal quality (checked only once it forgets: the check costs seconds, the probe excludes them from update
+        time)."""
         if not until_quality:
             return probe
 
@@ -137,12 +163,20 @@ class DigitsTask(Task):
         self.forget_classes = [3]
         self.forget, self.retain = split_forget_retain(train, self.forget_classes, self.model.num_classes)
         self.retained = [c for c in range(self.model.num_classes) if c not in self.forget_classes]
-        self.real = real_digits_stats(self.model.unet.config.sample_size, digits_split_seed(self.model.lineage), self.retained, False,
-                                      self.extractor, FidSettings())
+        self.real = real_digits_stats(
+            self.model.unet.config.sample_size,
+            digits_split_seed(self.model.lineage),
+            self.retained,
+            False,
+            self.extractor,
+            FidSettings(),
+        )
         self._judges(self.model.unet, eval_per_class)
 
     def samples(self, unet: torch.nn.Module, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return sample_per_class(replace(self.model, unet=unet), EvalSettings(samples_per_class=per_class, steps=15), progress=False)
+        return sample_per_class(
+            replace(self.model, unet=unet), EvalSettings(samples_per_class=per_class, steps=15), progress=False
+        )
 
     def probe(self, unet: torch.nn.Module) -> Probe:
         labels = probe_labels(self.forget_classes, self.retained, 20, 1)
@@ -150,14 +184,23 @@ class DigitsTask(Task):
         return accuracy_probe(sample, labels, self.classifier, self.forget_classes, FORGET_BAR, unet)
 
     def run(self, settings: UnlearnSettings, callback, until_quality: bool = False) -> Scores:
-        result = unlearn_classes(self.model, self.forget, self.retain, self.forget_classes, settings, callback=callback, progress=False,
-                                 probe=lambda unet: self.probe_until(self.probe(unet), until_quality))
+        result = unlearn_classes(
+            self.model,
+            self.forget,
+            self.retain,
+            self.forget_classes,
+            settings,
+            callback=callback,
+            progress=False,
+            probe=lambda unet: self.probe_until(self.probe(unet), until_quality),
+        )
         return self.judge(result.unet)
 
 
 class TextDigitsTask(Task):
     """Forget "seven" from the embedded tiny text-to-image model: the forget set is generated by the model from the
-    three seven prompts, the retain set is the captioned digits without sevens, remap aims at the other digits' captions."""
+    three seven prompts, the retain set is the captioned digits without sevens, remap aims at the other digits'
+    captions."""
 
     name = "text"
     title = 'text-to-image: forget "seven"'
@@ -175,7 +218,9 @@ class TextDigitsTask(Task):
         self.extractor = classifier_features(self.classifier, weights)
         self.forget, self.retain, self.anchors = self.sets(self.pipe)
         self.forget_classes, self.retained = [self.digit], [d for d in range(10) if d != self.digit]
-        self.real = real_digits_stats(self.classifier.config.resolution, 0, self.retained, False, self.extractor, FidSettings())
+        self.real = real_digits_stats(
+            self.classifier.config.resolution, 0, self.retained, False, self.extractor, FidSettings()
+        )
         self._judges(self.pipe.unet, eval_per_class)
 
     @classmethod
@@ -184,7 +229,9 @@ class TextDigitsTask(Task):
         training digits without sevens, and every other digit's captions as remap anchors."""
         prompts = [caption_of(cls.digit, t) for t in TEMPLATES]
         rows = [PromptRow(p, 1000 * i + j, None) for i, p in enumerate(prompts) for j in range(32)]
-        forget = CaptionedImages(sample_prompts(pipe, rows, 25, 4.0, batch_size=len(rows), progress=False), [r.prompt for r in rows])
+        forget = CaptionedImages(
+            sample_prompts(pipe, rows, 25, 4.0, batch_size=len(rows), progress=False), [r.prompt for r in rows]
+        )
         train, _ = load_digits_split(16)
         captions = [caption_of(d, TEMPLATES[i % len(TEMPLATES)]) for i, d in enumerate(train.labels.tolist())]
         keep = [i for i, d in enumerate(train.labels.tolist()) if d != cls.digit]
@@ -197,13 +244,25 @@ class TextDigitsTask(Task):
         return to_channels(images, self.classifier.config.in_channels), torch.tensor([d for _, d in rows])
 
     def probe(self, unet: torch.nn.Module) -> Probe:
-        rows = digit_prompt_rows(15, seed=200_000, digits=[self.digit]) + [r for d in self.retained for r in digit_prompt_rows(1, 300_000 + d, [d])]
+        rows = digit_prompt_rows(15, seed=200_000, digits=[self.digit]) + [
+            r for d in self.retained for r in digit_prompt_rows(1, 300_000 + d, [d])
+        ]
         sample = prompt_sampler(self.pipe, [r for r, _ in rows], 10, 4.0)
-        return accuracy_probe(sample, torch.tensor([d for _, d in rows]), self.classifier, [self.digit], FORGET_BAR, unet)
+        return accuracy_probe(
+            sample, torch.tensor([d for _, d in rows]), self.classifier, [self.digit], FORGET_BAR, unet
+        )
 
     def run(self, settings: UnlearnSettings, callback, until_quality: bool = False) -> Scores:
-        unet = unlearn_concept(self.pipe, self.forget, self.retain, self.anchors, settings, callback=callback, progress=False,
-                               probe=lambda base: self.probe_until(self.probe(base), until_quality))
+        unet = unlearn_concept(
+            self.pipe,
+            self.forget,
+            self.retain,
+            self.anchors,
+            settings,
+            callback=callback,
+            progress=False,
+            probe=lambda base: self.probe_until(self.probe(base), until_quality),
+        )
         return self.judge(unet)
 
 

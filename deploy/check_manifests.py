@@ -16,8 +16,15 @@ import yaml
 from kubernetes import client
 
 DEPLOY = Path(__file__).parent
-PRIMITIVES: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "bool": bool, "float": (int, float), "object": object,
-                                                  "datetime": str, "date": str}
+PRIMITIVES: dict[str, type | tuple[type, ...]] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "float": (int, float),
+    "object": object,
+    "datetime": str,
+    "date": str,
+}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY", re.IGNORECASE)
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 NOT_OBJECTS = {"Kustomization"}  # kustomize's own file, not a Kubernetes object
@@ -42,15 +49,25 @@ def schema_errors(value: object, type_name: str, path: str) -> list[str]:
             return [f"{path}: expected a mapping"]
         return [e for k, item in value.items() for e in schema_errors(item, m[1], f"{path}.{k}")]
     if type_name in PRIMITIVES:
-        ok = isinstance(value, PRIMITIVES[type_name]) and not (type_name in ("int", "float") and isinstance(value, bool))
+        ok = isinstance(value, PRIMITIVES[type_name]) and not (
+            type_name in ("int", "float") and isinstance(value, bool)
+        )
         return [] if ok else [f"{path}: expected {type_name}, got {type(value).__name__} {value!r}"]
     model = getattr(client, type_name)
     if not isinstance(value, dict):
         return [f"{path}: expected a {type_name} mapping"]
     fields = {json_key: attr for attr, json_key in model.attribute_map.items()}
     # A null counts as absent (ZenML's pod builder leaves snake_case nulls from V1SecurityContext.to_dict()).
-    errors = [f"{path}.{key}: not a field of {type_name}" for key, item in value.items() if key not in fields and item is not None]
-    return errors + [e for key, attr in fields.items() for e in schema_errors(value.get(key), model.openapi_types[attr], f"{path}.{key}")]
+    errors = [
+        f"{path}.{key}: not a field of {type_name}"
+        for key, item in value.items()
+        if key not in fields and item is not None
+    ]
+    return errors + [
+        e
+        for key, attr in fields.items()
+        for e in schema_errors(value.get(key), model.openapi_types[attr], f"{path}.{key}")
+    ]
 
 
 def pod_specs(doc: dict) -> list[dict]:
@@ -84,8 +101,11 @@ def policy_errors(doc: dict, where: str) -> list[str]:
             limits = (c.get("resources") or {}).get("limits") or {}
             if not {"cpu", "memory"} <= set(limits):
                 errors.append(f"{at}: resources.limits must set cpu and memory")
-            errors += [f"{at}: env {e['name']} holds a literal value; reference a Secret (valueFrom.secretKeyRef)"
-                       for e in c.get("env", []) if "value" in e and SECRET_NAME.search(e["name"])]
+            errors += [
+                f"{at}: env {e['name']} holds a literal value; reference a Secret (valueFrom.secretKeyRef)"
+                for e in c.get("env", [])
+                if "value" in e and SECRET_NAME.search(e["name"])
+            ]
     return errors
 
 
@@ -104,7 +124,9 @@ def manifest_errors(doc: dict, where: str) -> list[str]:
 
 def manifest_files(root: Path = DEPLOY) -> list[Path]:
     """Every YAML file under `root` that holds Kubernetes objects."""
-    return sorted(p for p in root.rglob("*.yaml") if any(d and "kind" in d and d["kind"] not in NOT_OBJECTS for d in load(p)))
+    return sorted(
+        p for p in root.rglob("*.yaml") if any(d and "kind" in d and d["kind"] not in NOT_OBJECTS for d in load(p))
+    )
 
 
 def load(path: Path) -> list[dict]:
@@ -116,7 +138,9 @@ def check(paths: list[Path]) -> list[str]:
     for path in paths:
         for i, doc in enumerate(load(path)):
             if doc.get("kind") not in NOT_OBJECTS:
-                errors += manifest_errors(doc, f"{path}#{i} {doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}")
+                errors += manifest_errors(
+                    doc, f"{path}#{i} {doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+                )
     return errors
 
 

@@ -43,11 +43,20 @@ def read_log(client: MlflowClient, model_name: str) -> list[AuditEntry]:
 def append(client: MlflowClient, model_name: str, entry: AuditEntry) -> None:
     """Add one entry (call under the model's promotion lock)."""
     tags = client.get_registered_model(model_name).tags
-    n = 1 + max((int(k[len(PREFIX):]) for k in tags if k.startswith(PREFIX)), default=0)
+    n = 1 + max((int(k[len(PREFIX) :]) for k in tags if k.startswith(PREFIX)), default=0)
     client.set_registered_model_tag(model_name, f"{PREFIX}{n:06d}", json.dumps(asdict(entry)))
 
 
-def move_alias(client: MlflowClient, model_name: str, alias: str, version: int, action: str, actor: str, request_id: str | None, reason: str) -> AuditEntry:
+def move_alias(
+    client: MlflowClient,
+    model_name: str,
+    alias: str,
+    version: int,
+    action: str,
+    actor: str,
+    request_id: str | None,
+    reason: str,
+) -> AuditEntry:
     """Point `alias` at `version` and record the move (call under the model's promotion lock)."""
     try:
         before = int(client.get_model_version_by_alias(model_name, alias).version)
@@ -64,7 +73,9 @@ def parse_time(text: str) -> str:
     try:
         t = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ErasediffError(f"--at {text!r} is not an ISO 8601 time (e.g. 2026-03-03 or 2026-03-03T14:00:00+00:00)") from exc
+        raise ErasediffError(
+            f"--at {text!r} is not an ISO 8601 time (e.g. 2026-03-03 or 2026-03-03T14:00:00+00:00)"
+        ) from exc
     if len(text) == 10:
         t = t.replace(hour=23, minute=59, second=59)
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")

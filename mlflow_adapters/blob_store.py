@@ -42,7 +42,8 @@ class RunBlobs:
         self.staged.put(sha, data)
 
     def flush(self) -> None:
-        """Log the staged parts, then drop the staging folder (a failure leaves the version unregistered, never half-stored)."""
+        """Log the staged parts, then drop the staging folder (a failure leaves the version unregistered, never
+        half-stored)."""
         try:
             if any(self.staged.root.iterdir()):
                 self.client.log_artifacts(self.run_id, str(self.staged.root), PARTS_PATH)
@@ -59,7 +60,9 @@ class RunBlobs:
                     raise ModelLoadError(f"stored part {sha} of run {self.run_id} is corrupt")
                 self.cache.put(sha, data)
             except MlflowException as exc:
-                raise ModelLoadError(f"part {sha} is missing from run {self.run_id}: {exc.message.splitlines()[0]}") from exc
+                raise ModelLoadError(
+                    f"part {sha} is missing from run {self.run_id}: {exc.message.splitlines()[0]}"
+                ) from exc
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         return self.cache.get(sha)
@@ -68,7 +71,12 @@ class RunBlobs:
 def parts_run(client: MlflowClient, model_name: str, experiment_id: str) -> str:
     """The run holding `model_name`'s parts, made in `experiment_id` the first time (call under the promotion lock)."""
     experiments = [e.experiment_id for e in client.search_experiments()]
-    found = client.search_runs(experiments, filter_string=f"tags.`{PARTS_TAG}` = '{model_name}'", max_results=1, order_by=["attributes.start_time ASC"])
+    found = client.search_runs(
+        experiments,
+        filter_string=f"tags.`{PARTS_TAG}` = '{model_name}'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
     if found:
         return found[0].info.run_id
     run = client.create_run(experiment_id, tags={PARTS_TAG: model_name}, run_name=f"parts-{model_name}")
@@ -83,7 +91,9 @@ def materialize(folder: Path, client: MlflowClient | None = None) -> Path:
     if not manifest_file.is_file():
         return Path(folder)
     manifest = json.loads(manifest_file.read_text())
-    content = json.dumps([[f["path"], f["sha256"]] for f in manifest["files"]]).encode()  # the same files, wherever stored: one folder
+    content = json.dumps(
+        [[f["path"], f["sha256"]] for f in manifest["files"]]
+    ).encode()  # the same files, wherever stored: one folder
     out = default_cache_root() / "materialized" / hashlib.sha256(content).hexdigest()[:24]
     if not out.is_dir():
         with file_lock(out.with_suffix(".lock"), "rebuilding a registered model folder", wait_s=600):

@@ -1,6 +1,7 @@
 """The MLflow pyfunc registered for a promoted model (models-from-code: MLflow stores this file with the model).
 
-The registered artifact holds the unlearned diffusers folder's part manifest under `artifacts/diffusers` (rebuilt at load);
+The registered artifact holds the unlearned diffusers folder's part manifest under `artifacts/diffusers` (rebuilt at
+load);
 `predict` samples the classes asked for, so `mlflow models serve models:/<name>@champion` serves it.
 Input: a DataFrame with an integer `class` column. Params: guidance, steps, seed. Output: uint8 images (N, H, W, C).
 """
@@ -27,8 +28,17 @@ class ClassDiffusionPyfunc(PythonModel):
         params = params or {}
         labels = torch.tensor(pd.DataFrame(model_input)["class"].to_numpy(dtype=np.int64))
         m = self.model
-        images = sample_classes(m.unet, m.scheduler, labels, m.null_class, float(params.get("guidance", 2.0)),
-                                int(params.get("steps", 25)), "ddim", int(params.get("seed", 0)), progress=False)
+        images = sample_classes(
+            m.unet,
+            m.scheduler,
+            labels,
+            m.null_class,
+            float(params.get("guidance", 2.0)),
+            int(params.get("steps", 25)),
+            "ddim",
+            int(params.get("seed", 0)),
+            progress=False,
+        )
         return to_uint8(images)
 
 

@@ -33,55 +33,111 @@ from mlflow_adapters.review import DECISION
 HERE = Path(__file__).parent
 # What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
 PYFUNCS = {
-    "class": (HERE / "class_pyfunc.py", ModelSignature(
-        inputs=Schema([ColSpec("long", "class")]),
-        params=ParamSchema([ParamSpec("guidance", "double", 2.0), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]))),
-    "concept": (HERE / "text_to_image_pyfunc.py", ModelSignature(
-        inputs=Schema([ColSpec("string", "prompt")]),
-        params=ParamSchema([ParamSpec("guidance", "double", 7.5), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]))),
+    "class": (
+        HERE / "class_pyfunc.py",
+        ModelSignature(
+            inputs=Schema([ColSpec("long", "class")]),
+            params=ParamSchema(
+                [ParamSpec("guidance", "double", 2.0), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]
+            ),
+        ),
+    ),
+    "concept": (
+        HERE / "text_to_image_pyfunc.py",
+        ModelSignature(
+            inputs=Schema([ColSpec("string", "prompt")]),
+            params=ParamSchema(
+                [ParamSpec("guidance", "double", 7.5), ParamSpec("steps", "long", 25), ParamSpec("seed", "long", 0)]
+            ),
+        ),
+    ),
 }
 
 
-def lineage_tags(req: ErasureRequest, base_model_sha256: str, curation_summary: dict, gate_report: dict, provenance: dict) -> dict[str, str]:
+def lineage_tags(
+    req: ErasureRequest, base_model_sha256: str, curation_summary: dict, gate_report: dict, provenance: dict
+) -> dict[str, str]:
     """Everything a registered version says about where it came from (MLflow tags are strings)."""
     info = req.request
     return {
-        REQUEST_TAG: info.id, "requester": info.requester, "reason": info.reason, "legal_basis": info.legal_basis or "",
-        **({"forgotten_classes": json.dumps(req.target.classes)} if req.target.kind == "class"
-           else {"forgotten_concept": req.target.concept, "anchors": json.dumps(req.target.anchors)}),
-        "base_model": req.base_model, "base_model_sha256": base_model_sha256,
-        "forget_manifest_sha256": curation_summary["forget_sha256"], "retain_manifest_sha256": curation_summary["retain_sha256"],
-        "gate_report": json.dumps(gate_report), **provenance,
+        REQUEST_TAG: info.id,
+        "requester": info.requester,
+        "reason": info.reason,
+        "legal_basis": info.legal_basis or "",
+        **(
+            {"forgotten_classes": json.dumps(req.target.classes)}
+            if req.target.kind == "class"
+            else {"forgotten_concept": req.target.concept, "anchors": json.dumps(req.target.anchors)}
+        ),
+        "base_model": req.base_model,
+        "base_model_sha256": base_model_sha256,
+        "forget_manifest_sha256": curation_summary["forget_sha256"],
+        "retain_manifest_sha256": curation_summary["retain_sha256"],
+        "gate_report": json.dumps(gate_report),
+        **provenance,
     }
 
 
-STALE_GATE = "earlier_erasures_current"  # fails when a version was promoted between this run's evaluation and its promotion
+STALE_GATE = (
+    "earlier_erasures_current"  # fails when a version was promoted between this run's evaluation and its promotion
+)
 
 
-def _register(req: ErasureRequest, model_dir: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
-              earlier_erasures: list[dict], provenance: dict) -> tuple[ModelVersion, ModelInfo]:
-    """Log the pyfunc (a copy of the folder with its model card) to the active run and register it with the lineage tags."""
+def _register(
+    req: ErasureRequest,
+    model_dir: Path,
+    base_model_sha256: str,
+    curation_summary: dict,
+    gate_report: dict,
+    earlier_erasures: list[dict],
+    provenance: dict,
+) -> tuple[ModelVersion, ModelInfo]:
+    """Log the pyfunc (a copy of the folder with its model card) to the active run and register it with the lineage
+    tags."""
     pyfunc, signature = PYFUNCS[req.target.kind]
     tags = lineage_tags(req, base_model_sha256, curation_summary, gate_report, provenance)
-    folder = Path(shutil.copytree(model_dir, scratch_dir("promoted-") / model_dir.name))  # the input artifact stays as stored
-    card_provenance = {k: tags[k] for k in ("code_version", "pipeline_run_id", "mlflow_run_id", "forget_manifest_sha256", "retain_manifest_sha256")}
+    folder = Path(
+        shutil.copytree(model_dir, scratch_dir("promoted-") / model_dir.name)
+    )  # the input artifact stays as stored
+    card_provenance = {
+        k: tags[k]
+        for k in (
+            "code_version",
+            "pipeline_run_id",
+            "mlflow_run_id",
+            "forget_manifest_sha256",
+            "retain_manifest_sha256",
+        )
+    }
     promoted_at = datetime.now(UTC).isoformat(timespec="seconds")
-    (folder / MODEL_CARD).write_text(model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures))
+    (folder / MODEL_CARD).write_text(
+        model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures)
+    )
     if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
         mlflow.log_artifacts(str(write_concept_check(req, scratch_dir("check-"))), CHECK_ARTIFACT)
     registered = _store_parts(req.registry.model_name, folder, tags)
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=str(pyfunc), artifacts={DIFFUSERS_ARTIFACT: str(registered)}, signature=signature,
-        pip_requirements=[f"erasediff=={erasediff.__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+        name="model",
+        python_model=str(pyfunc),
+        artifacts={DIFFUSERS_ARTIFACT: str(registered)},
+        signature=signature,
+        pip_requirements=[
+            f"erasediff=={erasediff.__version__}",
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"mlflow=={mlflow.__version__}",
+        ],
     )
     version = mlflow.register_model(info.model_uri, req.registry.model_name, tags=tags)
-    MlflowClient().update_model_version(req.registry.model_name, version.version, description=version_description(req, gate_report))
+    MlflowClient().update_model_version(
+        req.registry.model_name, version.version, description=version_description(req, gate_report)
+    )
     return version, info
 
 
 def _store_parts(model_name: str, folder: Path, tags: dict[str, str]) -> Path:
     """Store the folder's parts that the model's part store lacks (mlflow_adapters/blob_store.py); return the folder to
-    register: the part manifest and the model card. Records the bytes this version added and the pipeline's size as tags."""
+    register: the part manifest and the model card. Records the bytes this version added and the pipeline's size as
+    tags."""
     client = MlflowClient()
     blobs = RunBlobs(client, parts_run(client, model_name, mlflow.active_run().info.experiment_id))
     manifest, added = pack(folder, blobs)
@@ -90,19 +146,40 @@ def _store_parts(model_name: str, folder: Path, tags: dict[str, str]) -> Path:
     registered.mkdir()
     (registered / PARTS_FILE).write_text(json.dumps({**manifest, "parts_run_id": blobs.run_id}, indent=1))
     shutil.copy(folder / MODEL_CARD, registered / MODEL_CARD)  # readable in the MLflow UI without rebuilding the folder
-    tags.update({"storage.bytes_added": str(added), "storage.pipeline_bytes": str(manifest["bytes"]), "storage.folder_sha256": folder_hash(folder)})
+    tags.update(
+        {
+            "storage.bytes_added": str(added),
+            "storage.pipeline_bytes": str(manifest["bytes"]),
+            "storage.folder_sha256": folder_hash(folder),
+        }
+    )
     return registered
 
 
 def version_description(req: ErasureRequest, gate_report: dict) -> str:
     """The model card's summary, as the registered version's description in the MLflow UI."""
-    gates = ", ".join(f"{g['gate']} {g['value']:.3g} (max {g['threshold']:.3g})" for g in gate_report["gates"] if g.get("value") is not None)
-    return (f"{req.target.erased.capitalize()} erased from {req.base_model} for request {req.request.id} ({req.request.requester}: {req.request.reason}; "
-            f"legal basis {req.request.legal_basis or 'none given'}). Every gate passed: {gates}. The model card is README.md in the diffusers folder.")
+    gates = ", ".join(
+        f"{g['gate']} {g['value']:.3g} (max {g['threshold']:.3g})"
+        for g in gate_report["gates"]
+        if g.get("value") is not None
+    )
+    return (
+        f"{req.target.erased.capitalize()} erased from {req.base_model} for request {req.request.id} "
+        f"({req.request.requester}: {req.request.reason}; "
+        f"legal basis {req.request.legal_basis or 'none given'}). Every gate passed: {gates}. The model card is "
+        "README.md in the diffusers folder."
+    )
 
 
-def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
-                  earlier_erasures: list[dict], provenance: dict) -> dict:
+def promote_model(
+    req: ErasureRequest,
+    model_dir: Path,
+    base_model_sha256: str,
+    curation_summary: dict,
+    gate_report: dict,
+    earlier_erasures: list[dict],
+    provenance: dict,
+) -> dict:
     """Register `model_dir` in the active MLflow run and move the request's alias to it, only when every gate
     passed and this request id was never promoted before. Returns what happened (status, version, alias, URIs)."""
     name, alias = req.registry.model_name, req.registry.alias
@@ -111,26 +188,63 @@ def promote_model(req: ErasureRequest, model_dir: Path, base_model_sha256: str, 
         print(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
         return {"status": "gated-out", "model_name": name, "failed_gates": failed}
     client = MlflowClient()
-    with promotion_lock(client, name, req.request.id):  # every version is gated against every version promoted before it
+    with promotion_lock(
+        client, name, req.request.id
+    ):  # every version is gated against every version promoted before it
         if (existing := promoted_version(client, name, req.request.id)) is not None:
-            print(f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing registered")
+            print(
+                f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing "
+                "registered"
+            )
             return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
         seen = {e["request_id"] for e in earlier_erasures}
-        if unseen := [e for e in registry_earlier_erasures(client, name, req.request.id) if e["request_id"] not in seen]:
+        if unseen := [
+            e for e in registry_earlier_erasures(client, name, req.request.id) if e["request_id"] not in seen
+        ]:
             newer = ", ".join(f"{e['request_id']} (version {e['version']})" for e in unseen)
-            print(f"not promoted: {newer} was promoted into {name} after this run was evaluated, so its erasure was not re-checked here; "
-                  "run this request again to be gated against it. The registry is unchanged")
+            print(
+                f"not promoted: {newer} was promoted into {name} after this run was evaluated, so its erasure was not "
+                "re-checked here; "
+                "run this request again to be gated against it. The registry is unchanged"
+            )
             return {"status": "gated-out", "model_name": name, "failed_gates": [STALE_GATE], "newer": unseen}
-        version, info = _register(req, model_dir, base_model_sha256, curation_summary, gate_report, earlier_erasures, provenance)
-        if pending := req.registry.approval == "required":  # two-stage: a reviewer moves @champion (mlflow_adapters/review.py)
+        version, info = _register(
+            req, model_dir, base_model_sha256, curation_summary, gate_report, earlier_erasures, provenance
+        )
+        if (
+            pending := req.registry.approval == "required"
+        ):  # two-stage: a reviewer moves @champion (mlflow_adapters/review.py)
             alias = req.registry.candidate_alias
             client.set_model_version_tag(name, version.version, "review.candidate_alias", alias)
             client.set_model_version_tag(name, version.version, "review.target_alias", req.registry.alias)
         client.set_model_version_tag(name, version.version, DECISION, "pending" if pending else "automatic")
-        move_alias(client, name, alias, int(version.version), "candidate" if pending else "promote", "pipeline", req.request.id,
-                   "every gate passed; awaiting a reviewer's approval" if pending else "every gate passed (registry.approval: automatic)")
+        move_alias(
+            client,
+            name,
+            alias,
+            int(version.version),
+            "candidate" if pending else "promote",
+            "pipeline",
+            req.request.id,
+            "every gate passed; awaiting a reviewer's approval"
+            if pending
+            else "every gate passed (registry.approval: automatic)",
+        )
     mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
-    print(f"promoted {name} version {version.version} as @{alias}" + (f"; erasediff request approve {req.request.id} --reviewer NAME moves "
-                                                                       f"@{req.registry.alias} to it" if pending else ""))
-    return {"status": "promoted", "model_name": name, "version": int(version.version), "alias": alias, "model_uri": f"models:/{name}@{alias}",
-            "model_id": info.model_id, "awaiting_approval": pending}
+    print(
+        f"promoted {name} version {version.version} as @{alias}"
+        + (
+            f"; erasediff request approve {req.request.id} --reviewer NAME moves @{req.registry.alias} to it"
+            if pending
+            else ""
+        )
+    )
+    return {
+        "status": "promoted",
+        "model_name": name,
+        "version": int(version.version),
+        "alias": alias,
+        "model_uri": f"models:/{name}@{alias}",
+        "model_id": info.model_id,
+        "awaiting_approval": pending,
+    }

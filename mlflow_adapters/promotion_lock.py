@@ -31,9 +31,16 @@ def promotion_lock(client: MlflowClient, model_name: str, holder: str, wait_s: f
     name, deadline = lock_name(model_name), time.monotonic() + wait_s
     while True:
         try:
-            client.create_registered_model(name, tags={"holder": holder, "host": socket.gethostname(), "pid": str(os.getpid()),
-                                                        "acquired": f"{time.time():.3f}"},
-                                           description=f"held while {holder} is promoted into {model_name}; deleted when done")
+            client.create_registered_model(
+                name,
+                tags={
+                    "holder": holder,
+                    "host": socket.gethostname(),
+                    "pid": str(os.getpid()),
+                    "acquired": f"{time.time():.3f}",
+                },
+                description=f"held while {holder} is promoted into {model_name}; deleted when done",
+            )
             break
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -46,8 +53,11 @@ def promotion_lock(client: MlflowClient, model_name: str, holder: str, wait_s: f
             client.delete_registered_model(name)
             continue
         if time.monotonic() > deadline:
-            raise ErasediffError(f"promotion into {model_name} is locked by {held.tags.get('holder', '?')} for more than {wait_s:.0f} s; "
-                                 "run the request again later")
+            raise ErasediffError(
+                f"promotion into {model_name} is locked by {held.tags.get('holder', '?')} for more than {wait_s:.0f} "
+                "s; "
+                "run the request again later"
+            )
         time.sleep(0.5)
     try:
         yield

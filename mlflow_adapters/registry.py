@@ -1,4 +1,5 @@
-"""MLflow model registry look-ups: a request's promoted version, and a `models:/name@alias` base model as a local folder.
+"""MLflow model registry look-ups: a request's promoted version, and a `models:/name@alias` base model as a local
+folder.
 
 Versions are found by tag and alias; stages are deprecated in MLflow 3 and never used.
 """
@@ -49,16 +50,28 @@ def earlier_erasures(client: MlflowClient, model_name: str, request_id: str) -> 
             return []
         raise
     found = [v for v in versions if v.tags.get(REQUEST_TAG) and v.tags[REQUEST_TAG] != request_id]
-    return [{"request_id": v.tags[REQUEST_TAG], "version": int(v.version), "run_id": version_run(v),
-             **({"classes": json.loads(v.tags["forgotten_classes"])} if "forgotten_classes" in v.tags else {"concept": v.tags.get("forgotten_concept")})}
-            for v in sorted(found, key=lambda v: int(v.version))]
+    return [
+        {
+            "request_id": v.tags[REQUEST_TAG],
+            "version": int(v.version),
+            "run_id": version_run(v),
+            **(
+                {"classes": json.loads(v.tags["forgotten_classes"])}
+                if "forgotten_classes" in v.tags
+                else {"concept": v.tags.get("forgotten_concept")}
+            ),
+        }
+        for v in sorted(found, key=lambda v: int(v.version))
+    ]
 
 
 def earlier_classes(erasures: list[dict]) -> list[int]:
     return sorted({c for e in erasures for c in e.get("classes") or []})
 
 
-def earlier_concept_checks(client: MlflowClient, erasures: list[dict], kind: str, dst: Path) -> tuple[list[ConceptCheck], list[dict]]:
+def earlier_concept_checks(
+    client: MlflowClient, erasures: list[dict], kind: str, dst: Path
+) -> tuple[list[ConceptCheck], list[dict]]:
     """The recorded checks of earlier concept erasures, downloaded under `dst`; an erasure whose check cannot be had
     or run here comes back as a fail-closed re-check row instead."""
     checks, closed = [], []
@@ -70,20 +83,35 @@ def earlier_concept_checks(client: MlflowClient, erasures: list[dict], kind: str
             folder = client.download_artifacts(erasure["run_id"], CHECK_ARTIFACT, str(dst / erasure["request_id"]))
             checks.append(load_concept_check(Path(folder)))
         except (MlflowException, ErasediffError, OSError) as exc:
-            closed.append(unmeasurable(erasure, f"version {erasure['version']}'s {CHECK_ARTIFACT} cannot be read: {str(exc).splitlines()[0]}"))
+            closed.append(
+                unmeasurable(
+                    erasure,
+                    f"version {erasure['version']}'s {CHECK_ARTIFACT} cannot be read: {str(exc).splitlines()[0]}",
+                )
+            )
     return checks, closed
 
 
 def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
-    """A registered model's complete diffusers folder (`models:/name@alias` or `models:/name/version`), rebuilt from its parts."""
+    """A registered model's complete diffusers folder (`models:/name@alias` or `models:/name/version`), rebuilt from its
+    parts."""
     try:
         root = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst or scratch_dir("base-")))
     except MlflowException as exc:
-        raise ModelLoadError(f"cannot resolve base model {spec} in the MLflow registry at {mlflow.get_tracking_uri()}: {exc.message.splitlines()[0]}") from exc
+        raise ModelLoadError(
+            f"cannot resolve base model {spec} in the MLflow registry at {mlflow.get_tracking_uri()}: "
+            f"{exc.message.splitlines()[0]}"
+        ) from exc
     # MLflow stores a pyfunc artifact under its source folder's name; MLmodel maps the key to that path.
     mlmodel = Path(root) / "MLmodel"
-    artifacts = yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("python_function", {}).get("artifacts", {}) if mlmodel.is_file() else {}
+    artifacts = (
+        yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("python_function", {}).get("artifacts", {})
+        if mlmodel.is_file()
+        else {}
+    )
     folder = Path(root) / artifacts.get(DIFFUSERS_ARTIFACT, {}).get("path", f"artifacts/{DIFFUSERS_ARTIFACT}")
     if not folder.is_dir():
-        raise ModelLoadError(f"{spec} holds no '{DIFFUSERS_ARTIFACT}' pyfunc artifact; was it registered by this pipeline?")
+        raise ModelLoadError(
+            f"{spec} holds no '{DIFFUSERS_ARTIFACT}' pyfunc artifact; was it registered by this pipeline?"
+        )
     return materialize(folder)

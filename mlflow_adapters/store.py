@@ -45,6 +45,10 @@ def open_experiment(uri: str, name: str, artifact_root: Path) -> None:
         if uri.startswith("sqlite:") and client.get_experiment_by_name(name) is None:
             client.create_experiment(name, artifact_location=artifact_root.as_uri())
     except MlflowException as exc:
-        raise ErasediffError(f"MLflow tracking store {uri} cannot be used: {str(exc.message).splitlines()[0]}") from None
+        raise ErasediffError(
+            f"MLflow tracking store {uri} cannot be used: {str(exc.message).splitlines()[0]}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a corrupt SQLite file surfaces as a driver error of any kind
-        raise ErasediffError(f"MLflow tracking store {uri} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise ErasediffError(
+            f"MLflow tracking store {uri} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None

@@ -1,6 +1,7 @@
 """The MLflow pyfunc registered for a promoted text-to-image model (models-from-code, like `class_pyfunc.py`).
 
-The registered artifact holds the unlearned pipeline folder's part manifest under `artifacts/diffusers`; loading rebuilds the folder.
+The registered artifact holds the unlearned pipeline folder's part manifest under `artifacts/diffusers`; loading
+rebuilds the folder.
 Input: a DataFrame with a `prompt` column. Params: guidance, steps, seed (image i uses seed + i).
 Output: uint8 images (N, H, W, C).
 """
@@ -26,7 +27,9 @@ class TextToImagePyfunc(PythonModel):
         params = params or {}
         seed = int(params.get("seed", 0))
         rows = [PromptRow(str(p), seed + i, None) for i, p in enumerate(pd.DataFrame(model_input)["prompt"])]
-        images = sample_prompts(self.pipe, rows, int(params.get("steps", 25)), float(params.get("guidance", 7.5)), progress=False)
+        images = sample_prompts(
+            self.pipe, rows, int(params.get("steps", 25)), float(params.get("guidance", 7.5)), progress=False
+        )
         return to_uint8(images)
 
 

@@ -25,14 +25,18 @@ class MetricSeries:
 
     def __call__(self, metrics: StepMetrics) -> None:
         stamp = int(time.time() * 1000)
-        self.pending += [Metric(f"{self.prefix}.{k}", float(v), stamp, metrics.step) for k, v in metrics.as_dict().items() if k != "step"]
+        self.pending += [
+            Metric(f"{self.prefix}.{k}", float(v), stamp, metrics.step)
+            for k, v in metrics.as_dict().items()
+            if k != "step"
+        ]
         if metrics.step % self.every == 0:
             self.flush()
 
     def flush(self) -> None:
         client = MlflowClient()
         for start in range(0, len(self.pending), 1000):
-            client.log_batch(self.run_id, metrics=self.pending[start:start + 1000])
+            client.log_batch(self.run_id, metrics=self.pending[start : start + 1000])
         self.pending = []
 
 
@@ -52,34 +56,58 @@ def log_curation(request: ErasureRequest, curated: CuratedSets) -> None:
     hashes = curated.summary()
     for name in SETS:
         part = curated.manifest[curated.manifest["set"] == name]
-        dataset = mlflow.data.from_pandas(part, source=f"{source_label(request, name)}#{name}", name=f"{name}-set", digest=hashes[f"{name}_sha256"][:16])
+        dataset = mlflow.data.from_pandas(
+            part,
+            source=f"{source_label(request, name)}#{name}",
+            name=f"{name}-set",
+            digest=hashes[f"{name}_sha256"][:16],
+        )
         mlflow.log_input(dataset, context=name)
     mlflow.set_tag("curation.passed", str(curated.report.success).lower())
 
 
 def log_evaluation(results: dict, out: Path, rechecked: list[str]) -> None:
-    """Both models' metrics (eval.original.*, eval.unlearned.*, and the earlier erasures' re-checks under .earlier.), the
+    """Both models' metrics (eval.original.*, eval.unlearned.*, and the earlier erasures' re-checks under .earlier.),
+    the
     recovery attacks' success on original, gold and candidate (eval.attack.NAME.*),
     the deltas, the results files and grids; each re-checked earlier request's detail under evaluation/earlier/ID."""
     for name in ("original", "unlearned"):
         log_metrics(results["models"][name]["metrics"], f"eval.{name}")
-        log_metrics({f"{row['request_id']}.{row['metric']}": row[name] for row in results["earlier_checks"] if row[name] is not None},
-                    f"eval.{name}.{EARLIER}")
+        log_metrics(
+            {
+                f"{row['request_id']}.{row['metric']}": row[name]
+                for row in results["earlier_checks"]
+                if row[name] is not None
+            },
+            f"eval.{name}.{EARLIER}",
+        )
     log_metrics(results["delta"], "eval.delta")
-    log_metrics({f"{attack}.{k}": v for attack, values in (results.get("attacks") or {}).items() for k, v in values.items()}, "eval.attack")
+    log_metrics(
+        {f"{attack}.{k}": v for attack, values in (results.get("attacks") or {}).items() for k, v in values.items()},
+        "eval.attack",
+    )
     log_files([out / RESULTS_JSON, out / RESULTS_MD], "evaluation")
     log_files(sorted((out / "grids").glob("*.png")), "evaluation/grids")
     for request_id in rechecked:
         detail = out / EARLIER / request_id
-        log_files([detail / RESULTS_JSON, detail / RESULTS_MD, *sorted((detail / "grids").glob("*.png"))], f"evaluation/{EARLIER}/{request_id}")
+        log_files(
+            [detail / RESULTS_JSON, detail / RESULTS_MD, *sorted((detail / "grids").glob("*.png"))],
+            f"evaluation/{EARLIER}/{request_id}",
+        )
 
 
 def log_request_params(request: ErasureRequest) -> None:
     """The request's id, target, base model and every unlearning setting as run parameters."""
     t = request.target
     target = {"forget_classes": t.classes} if t.kind == "class" else {"concept": t.concept, "anchors": t.anchors}
-    mlflow.log_params({"request_id": request.request.id, **target, "base_model": request.base_model,
-                       **{f"unlearning.{k}": v for k, v in request.unlearning.model_dump(by_alias=True).items()}})
+    mlflow.log_params(
+        {
+            "request_id": request.request.id,
+            **target,
+            "base_model": request.base_model,
+            **{f"unlearning.{k}": v for k, v in request.unlearning.model_dump(by_alias=True).items()},
+        }
+    )
 
 
 def close_interrupted_runs(client: MlflowClient, experiment: str, request_id: str) -> list[str]:
@@ -88,7 +116,9 @@ def close_interrupted_runs(client: MlflowClient, experiment: str, request_id: st
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    stale = client.search_runs([found.experiment_id], f"tags.request_id = '{request_id}' and attributes.status = 'RUNNING'")
+    stale = client.search_runs(
+        [found.experiment_id], f"tags.request_id = '{request_id}' and attributes.status = 'RUNNING'"
+    )
     for run in stale:
         client.set_terminated(run.info.run_id, status="KILLED")
     return [run.info.run_id for run in stale]

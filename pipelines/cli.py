@@ -1,14 +1,16 @@
 """`erasediff` command line: the library's commands (erasediff/cli.py) plus the compliance workflow:
 
-    erasediff request submit REQUEST.yaml [--stack S --run-config C]   run the pipeline; a promoted id is refused
-    erasediff request status ID [--json]                              queued, running, failed at step, gated out, promoted
-    erasediff request zenml-config REQUEST.yaml [--snapshot]          the ZenML run configuration for `zenml pipeline run`
-                                                                      (--snapshot: for `zenml pipeline snapshot run` / REST)
-    erasediff request approve|reject ID --reviewer NAME [--comment T] sign-off on a candidate (registry.approval: required)
-    erasediff request rollback MODEL --to V --reviewer NAME --reason T  @champion back to V; refused past an erasure in force
-    erasediff request list [--json]                                   every request with its state
-    erasediff audit MODEL [--at TIME] [--log] [--json]                who held @champion when, approved by whom, erasing what
-    erasediff materialize models:/NAME@ALIAS OUT                      a registered version as a complete diffusers folder
+erasediff request submit REQUEST.yaml [--stack S --run-config C]   run the pipeline; a promoted id is refused
+erasediff request status ID [--json]                              queued, running, failed at step, gated out, promoted
+erasediff request zenml-config REQUEST.yaml [--snapshot]          the ZenML run configuration for `zenml pipeline run`
+                                                                  (--snapshot: for `zenml pipeline snapshot run` / REST)
+erasediff request approve|reject ID --reviewer NAME [--comment T] sign-off on a candidate (registry.approval: required)
+erasediff request rollback MODEL --to V --reviewer NAME --reason T  @champion back to V; refused past an erasure in
+force
+erasediff request list [--json]                                   every request with its state
+erasediff audit MODEL [--at TIME] [--log] [--json]                who held @champion when, approved by whom, erasing
+what
+erasediff materialize models:/NAME@ALIAS OUT                      a registered version as a complete diffusers folder
 """
 
 import argparse
@@ -39,13 +41,16 @@ def _status(args: argparse.Namespace) -> int:
     if not re.fullmatch(ID_PATTERN, args.id):
         raise ErasediffError(f"request id {args.id!r} is not a request id (letters, digits, . _ -; at most 64)")
     workdir = prepare_workdir(args.workdir, own_store=not args.remote)
-    status = request_status(args.id, tracking_uri(args.tracking_uri, workdir), None if args.remote else request_lock(workdir, args.id))
+    status = request_status(
+        args.id, tracking_uri(args.tracking_uri, workdir), None if args.remote else request_lock(workdir, args.id)
+    )
     print(json.dumps(status.as_dict()) if args.json else status.line())
     return FAILED if status.state == "unknown" else DONE  # never 1: that means gated out
 
 
 def _client(args: argparse.Namespace):
-    """The MLflow client of the store the request commands read (the work folder's, or --tracking-uri / $MLFLOW_TRACKING_URI)."""
+    """The MLflow client of the store the request commands read (the work folder's, or --tracking-uri /
+    $MLFLOW_TRACKING_URI)."""
     from mlflow.tracking import MlflowClient
 
     from pipelines.run_request import prepare_workdir, tracking_uri
@@ -57,7 +62,11 @@ def _decision(args: argparse.Namespace) -> int:
     from mlflow_adapters.review import approve, reject
 
     entry = (approve if args.action == "approve" else reject)(_client(args), args.id, args.reviewer, args.comment)
-    moved = f"@{entry.alias} now on version {entry.to_version}" if entry.alias else f"version {entry.from_version} rejected; no alias moved"
+    moved = (
+        f"@{entry.alias} now on version {entry.to_version}"
+        if entry.alias
+        else f"version {entry.from_version} rejected; no alias moved"
+    )
     print(f"request {args.id}: {args.action}d by {entry.actor} at {entry.time}: {moved}")
     return DONE
 
@@ -66,7 +75,10 @@ def _rollback(args: argparse.Namespace) -> int:
     from mlflow_adapters.review import rollback
 
     entry = rollback(_client(args), args.model, args.to, args.reviewer, args.reason, args.force, args.alias)
-    print(f"{args.model}: @{entry.alias} moved from version {entry.from_version} to {entry.to_version} by {entry.actor} ({entry.action})")
+    print(
+        f"{args.model}: @{entry.alias} moved from version {entry.from_version} to {entry.to_version} by {entry.actor} "
+        f"({entry.action})"
+    )
     return DONE
 
 
@@ -97,12 +109,22 @@ def _audit(args: argparse.Namespace) -> int:
             print(answer["detail"])
         else:
             why = f": {answer['reason']}" if answer["reason"] else ""
-            print(f"{args.model}@{args.alias} at {answer['at']}: version {answer['version']} since {answer['since']} ({answer['action']} by {answer['by']}"
-                  f"{why}); request {answer['request_id']} by {answer['requester']} erased {answer['erased']}")
+            print(
+                f"{args.model}@{args.alias} at {answer['at']}: version {answer['version']} since {answer['since']} "
+                f"({answer['action']} by {answer['by']}"
+                f"{why}); request {answer['request_id']} by {answer['requester']} erased {answer['erased']}"
+            )
     if args.log:
         entries = read_log(client, args.model)
-        print(json.dumps([vars(e) for e in entries]) if args.json else "\n".join(
-            f"{e.time} {e.action:<18} @{e.alias or '-':<10} {e.from_version} -> {e.to_version} by {e.actor} ({e.request_id}): {e.reason}" for e in entries))
+        print(
+            json.dumps([vars(e) for e in entries])
+            if args.json
+            else "\n".join(
+                f"{e.time} {e.action:<18} @{e.alias or '-':<10} {e.from_version} -> {e.to_version} by {e.actor} "
+                f"({e.request_id}): {e.reason}"
+                for e in entries
+            )
+        )
     return DONE
 
 
@@ -140,38 +162,66 @@ def _zenml_config(args: argparse.Namespace) -> int:
 
 
 def _store_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, help="the work folder the requests were submitted with (default $ERASEDIFF_HOME or ./.erasediff)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else the work folder's SQLite store)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="the work folder the requests were submitted with (default $ERASEDIFF_HOME or ./.erasediff)",
+    )
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else the work folder's SQLite store)"
+    )
 
 
 def add_request_commands(sub: argparse._SubParsersAction) -> None:
     from pipelines.run_request import add_run_arguments
 
-    requests = sub.add_parser("request", help="erasure requests: submit one, see where one stands").add_subparsers(dest="action", required=True)
-    p = requests.add_parser("submit", help="run the erasure pipeline for a request (exit 0 promoted, 1 gated out, 2 refused or failed)")
+    requests = sub.add_parser("request", help="erasure requests: submit one, see where one stands").add_subparsers(
+        dest="action", required=True
+    )
+    p = requests.add_parser(
+        "submit", help="run the erasure pipeline for a request (exit 0 promoted, 1 gated out, 2 refused or failed)"
+    )
     add_run_arguments(p)
     p.set_defaults(func=_submit)
     p = requests.add_parser("status", help="a request's state from ZenML's runs and the MLflow registry")
     p.add_argument("id")
-    p.add_argument("--workdir", type=Path, help="the work folder the request was submitted with (default $ERASEDIFF_HOME or ./.erasediff)")
-    p.add_argument("--remote", action="store_true", help="read the ZenML server you are logged in to, not the work folder's store")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else the work folder's SQLite store)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="the work folder the request was submitted with (default $ERASEDIFF_HOME or ./.erasediff)",
+    )
+    p.add_argument(
+        "--remote", action="store_true", help="read the ZenML server you are logged in to, not the work folder's store"
+    )
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else the work folder's SQLite store)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of one line")
     p.set_defaults(func=_status)
-    p = requests.add_parser("zenml-config", help="print the ZenML run configuration of a request (for zenml pipeline run / snapshots)")
+    p = requests.add_parser(
+        "zenml-config", help="print the ZenML run configuration of a request (for zenml pipeline run / snapshots)"
+    )
     p.add_argument("request", type=Path)
-    p.add_argument("--snapshot", action="store_true", help="for running a snapshot (zenml pipeline snapshot run, ZenML's REST API): "
-                   "the request as step parameters, since ZenML refuses pipeline parameters there")
+    p.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="for running a snapshot (zenml pipeline snapshot run, ZenML's REST API): "
+        "the request as step parameters, since ZenML refuses pipeline parameters there",
+    )
     p.set_defaults(func=_zenml_config)
-    for action, what in (("approve", "move @champion to a request's candidate version (the reviewer must not be the requester)"),
-                         ("reject", "record a refusal of a request's candidate; @champion is untouched")):
+    for action, what in (
+        ("approve", "move @champion to a request's candidate version (the reviewer must not be the requester)"),
+        ("reject", "record a refusal of a request's candidate; @champion is untouched"),
+    ):
         p = requests.add_parser(action, help=what)
         p.add_argument("id")
         p.add_argument("--reviewer", required=True)
         p.add_argument("--comment", default="")
         _store_arguments(p)
         p.set_defaults(func=_decision)
-    p = requests.add_parser("rollback", help="move @champion back to an earlier version (refused past an erasure still in force)")
+    p = requests.add_parser(
+        "rollback", help="move @champion back to an earlier version (refused past an erasure still in force)"
+    )
     p.add_argument("model")
     p.add_argument("--to", type=int, required=True, help="the version to serve again")
     p.add_argument("--reviewer", required=True)
@@ -192,7 +242,9 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     _store_arguments(p)
     p.set_defaults(func=_audit)
-    p = sub.add_parser("materialize", help="write a registered version as a complete diffusers folder (rebuilt from its stored parts)")
+    p = sub.add_parser(
+        "materialize", help="write a registered version as a complete diffusers folder (rebuilt from its stored parts)"
+    )
     p.add_argument("spec", help="models:/NAME@ALIAS or models:/NAME/VERSION")
     p.add_argument("out", type=Path, help="a new folder")
     _store_arguments(p)

@@ -16,24 +16,50 @@ from erasediff.util.exits import debugging
 
 # Log lines that need no action, by message (ZenML's run preamble and skip notices, MLflow's first-use
 # notices, ZenML's MLflow tracker on an autologging flavor this project never uses, GX's scratch folder).
-BENIGN_LOGS = re.compile("|".join([
-    r"Initiating a new run for the pipeline", r"Registered new pipeline", r"Caching is disabled by default",
-    r"Using user: ", r"Using stack: ", r"  [a-z_]+: `",  # the stack's components, one line each
-    r"You can visualize your pipeline runs in the", r"Models can be viewed in the dashboard using ZenML Pro",
-    r"Skipping step .* due to", r"Failed to disable MLflow autologging for the following frameworks: \['fastai'\]",
-    r"Created temporary directory .* for ephemeral docs site", r"Creating initial MLflow database tables", r"Updating database tables",
-    # a new ZenML store, first use only
-    r"Initializing the ZenML global configuration", r"Creating database tables", r"Creating default (project|stack)",
-    r"Setting the global active (project|stack)",
-]))
+BENIGN_LOGS = re.compile(
+    "|".join(
+        [
+            r"Initiating a new run for the pipeline",
+            r"Registered new pipeline",
+            r"Caching is disabled by default",
+            r"Using user: ",
+            r"Using stack: ",
+            r"  [a-z_]+: `",  # the stack's components, one line each
+            r"You can visualize your pipeline runs in the",
+            r"Models can be viewed in the dashboard using ZenML Pro",
+            r"Skipping step .* due to",
+            r"Failed to disable MLflow autologging for the following frameworks: \['fastai'\]",
+            r"Created temporary directory .* for ephemeral docs site",
+            r"Creating initial MLflow database tables",
+            r"Updating database tables",
+            # a new ZenML store, first use only
+            r"Initializing the ZenML global configuration",
+            r"Creating database tables",
+            r"Creating default (project|stack)",
+            r"Setting the global active (project|stack)",
+        ]
+    )
+)
 
 # Python warnings that need no action, by message (matched from the start; MLflow colours some of them).
 BENIGN_WARNINGS = [
-    (FutureWarning, r"You are using a Python version .* which Google will stop supporting"),  # google-api-core, via MLflow
-    (UserWarning, r"The specified dataset source can be interpreted in multiple ways"),  # MLflow: our sources are labels, not paths
-    (UserWarning, r"Hint: Inferred schema contains integer column"),  # MLflow: the manifest's integer columns have no missing values
+    (
+        FutureWarning,
+        r"You are using a Python version .* which Google will stop supporting",
+    ),  # google-api-core, via MLflow
+    (
+        UserWarning,
+        r"The specified dataset source can be interpreted in multiple ways",
+    ),  # MLflow: our sources are labels, not paths
+    (
+        UserWarning,
+        r"Hint: Inferred schema contains integer column",
+    ),  # MLflow: the manifest's integer columns have no missing values
     (UserWarning, r".*Add type hints to the .*predict"),  # MLflow pyfunc: the signature is given explicitly
-    (UserWarning, r".*An input example was not provided when logging the model"),  # MLflow: the signature is given explicitly
+    (
+        UserWarning,
+        r".*An input example was not provided when logging the model",
+    ),  # MLflow: the signature is given explicitly
 ]
 
 
@@ -48,12 +74,15 @@ class ConsoleFilter(logging.Filter):
             return False  # the runner ends with that error's one `error:` line
         message = record.getMessage()
         if record.name == "py.warnings":
-            return not any(re.search(f"{category.__name__}: {pattern}", message) for category, pattern in BENIGN_WARNINGS)
+            return not any(
+                re.search(f"{category.__name__}: {pattern}", message) for category, pattern in BENIGN_WARNINGS
+            )
         return not BENIGN_LOGS.match(message)
 
 
 def quiet_console(verbose: bool = False) -> None:
-    """Install the filters on ZenML's and MLflow's console handlers, and the warning filters (once ZenML is imported)."""
+    """Install the filters on ZenML's and MLflow's console handlers, and the warning filters (once ZenML is
+    imported)."""
     if verbose or debugging():
         return
     for category, message in BENIGN_WARNINGS:
@@ -62,7 +91,9 @@ def quiet_console(verbose: bool = False) -> None:
     import mlflow  # noqa: F401 - sets up the "mlflow" logger's handler, which gets the filter too
     from zenml.logger import ZenMLConsoleHandler
 
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, ZenMLConsoleHandler)] + logging.getLogger("mlflow").handlers
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, ZenMLConsoleHandler)] + logging.getLogger(
+        "mlflow"
+    ).handlers
     for handler in handlers:
         if not any(isinstance(f, ConsoleFilter) for f in handler.filters):
             handler.addFilter(ConsoleFilter())

@@ -1,4 +1,5 @@
-"""The erasure pipeline: base model -> curated, validated sets -> EraseDiff -> side-by-side evaluation -> gates -> promotion
+"""The erasure pipeline: base model -> curated, validated sets -> EraseDiff -> side-by-side evaluation -> gates ->
+promotion
 -> erasure report (which ends a gated-out run as failed).
 
 Caching is off: a data folder or a `models:/name@alias` base can change under an unchanged request.
@@ -22,7 +23,9 @@ from steps.unlearn import unlearn_model
 def experiment_tracker_name() -> str:
     tracker = Client().active_stack_model.components.get("experiment_tracker")
     if not tracker:
-        raise ErasediffError(f"the active ZenML stack '{Client().active_stack_model.name}' has no MLflow experiment tracker")
+        raise ErasediffError(
+            f"the active ZenML stack '{Client().active_stack_model.name}' has no MLflow experiment tracker"
+        )
     return tracker[0].name
 
 
@@ -35,4 +38,6 @@ def erasure_pipeline(request: ErasureRequest) -> None:
     evaluation, evaluation_files = evaluate_models.with_options(**tracked)(request, base, unlearned)
     gate_report = gate.with_options(**tracked)(request, evaluation)
     promotion = promote.with_options(**tracked)(request, unlearned, base_sha256, summary, gate_report, evaluation)
-    report.with_options(**tracked)(request, base_sha256, sets, summary, unlearned, evaluation, evaluation_files, gate_report, promotion)
+    report.with_options(**tracked)(
+        request, base_sha256, sets, summary, unlearned, evaluation, evaluation_files, gate_report, promotion
+    )

@@ -28,7 +28,11 @@ class RequestStatus:
 
 
 QUEUED = {"initializing", "provisioning"}
-REVIEW_STATES = {"pending": "candidate (awaiting approval)", "approved": "approved", "rejected": "rejected"}  # automatic: promoted
+REVIEW_STATES = {
+    "pending": "candidate (awaiting approval)",
+    "approved": "approved",
+    "rejected": "rejected",
+}  # automatic: promoted
 RUNNING = {"running", "retrying", "stopping"}
 
 
@@ -38,13 +42,22 @@ def request_runs(request_id: str) -> list:
 
     from pipelines.run_request import run_prefix
 
-    runs = Client().list_pipeline_runs(name=f"startswith:{run_prefix(request_id)}", sort_by="desc:created", size=50, hydrate=True).items
-    return [r for r in runs if ((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id", request_id) == request_id]
+    runs = (
+        Client()
+        .list_pipeline_runs(name=f"startswith:{run_prefix(request_id)}", sort_by="desc:created", size=50, hydrate=True)
+        .items
+    )
+    return [
+        r
+        for r in runs
+        if ((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id", request_id) == request_id
+    ]
 
 
 def request_status(request_id: str, tracking_uri: str, lock: Path | None = None) -> RequestStatus:
     """`lock`: the request's lock file in the work folder of a local run. A run ZenML still calls running or queued
-    while no process holds that lock was killed: it is reported as interrupted, and re-running the request resumes it."""
+    while no process holds that lock was killed: it is reported as interrupted, and re-running the request resumes
+    it."""
     from mlflow.tracking import MlflowClient
 
     from erasediff.reporting.report import REPORT_DIR, REPORT_HTML
@@ -55,21 +68,43 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
     runs = request_runs(request_id)
     name = runs[0].name if runs else None
     client = MlflowClient(tracking_uri=tracking_uri)
-    if versions := sorted(client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"), key=lambda v: int(v.version)):
+    if versions := sorted(
+        client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"), key=lambda v: int(v.version)
+    ):
         v = versions[0]
         aliases = client.get_model_version(v.name, v.version).aliases
         held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
         report = f"runs:/{version_run(v)}/{REPORT_DIR}/{REPORT_HTML}"  # also under the version's own report/
         decision = v.tags.get(DECISION, "automatic")
-        review = f"; {decision} by {v.tags.get('review.reviewer')} at {v.tags.get('review.time')}" if decision in ("approved", "rejected") else ""
-        return RequestStatus(request_id, REVIEW_STATES.get(decision, "promoted"), f"registered as {v.name} version {v.version}{held}{review}; report {report}",
-                             name, {"model_name": v.name, "version": int(v.version), "aliases": list(aliases), "report": report, "decision": decision})
+        review = (
+            f"; {decision} by {v.tags.get('review.reviewer')} at {v.tags.get('review.time')}"
+            if decision in ("approved", "rejected")
+            else ""
+        )
+        return RequestStatus(
+            request_id,
+            REVIEW_STATES.get(decision, "promoted"),
+            f"registered as {v.name} version {v.version}{held}{review}; report {report}",
+            name,
+            {
+                "model_name": v.name,
+                "version": int(v.version),
+                "aliases": list(aliases),
+                "report": report,
+                "decision": decision,
+            },
+        )
     if not runs:
         return RequestStatus(request_id, "unknown", "no pipeline run and no registered version carries this request id")
     run, status = runs[0], runs[0].status.value
     if status in QUEUED | RUNNING and lock is not None and not is_held(lock):
-        return RequestStatus(request_id, "interrupted (resumable)", f"pipeline run {run.name} was {status} but no process holds it; "
-                             "submit the request again to resume from its last checkpoint", name)
+        return RequestStatus(
+            request_id,
+            "interrupted (resumable)",
+            f"pipeline run {run.name} was {status} but no process holds it; "
+            "submit the request again to resume from its last checkpoint",
+            name,
+        )
     if status in QUEUED:
         return RequestStatus(request_id, "queued", f"pipeline run {status}", name)
     if status in RUNNING:
@@ -90,7 +125,9 @@ def all_request_ids(tracking_uri: str) -> list[str]:
 
     from mlflow_adapters.registry import REQUEST_TAG
 
-    runs = Client().list_pipeline_runs(name="startswith:erasure-", sort_by="desc:created", size=1000, hydrate=True).items
+    runs = (
+        Client().list_pipeline_runs(name="startswith:erasure-", sort_by="desc:created", size=1000, hydrate=True).items
+    )
     ids = {((r.config.parameters or {}).get("request") or {}).get("request", {}).get("id") for r in runs}
     ids |= {v.tags.get(REQUEST_TAG) for v in MlflowClient(tracking_uri=tracking_uri).search_model_versions()}
     return sorted(i for i in ids if i)

@@ -39,12 +39,19 @@ def zenml_run_config(request) -> dict:
     return {
         "run_name": f"{run_prefix(rid)}{{date}}-{{time}}",
         "parameters": {"request": request.as_params()},
-        "model": {"name": name, "description": f"EraseDiff erasures registered as MLflow model {name}", "tags": ["erasediff"]},
-        "settings": {"experiment_tracker": {"experiment_name": request.tracking.experiment, "tags": {"request_id": rid}}},
+        "model": {
+            "name": name,
+            "description": f"EraseDiff erasures registered as MLflow model {name}",
+            "tags": ["erasediff"],
+        },
+        "settings": {
+            "experiment_tracker": {"experiment_name": request.tracking.experiment, "tags": {"request_id": rid}}
+        },
     }
 
 
-# The steps of pipelines.erasure.erasure_pipeline, each of which takes the request (checked against a snapshot in tests).
+# The steps of pipelines.erasure.erasure_pipeline, each of which takes the request (checked against a snapshot in
+# tests).
 REQUEST_STEPS = ("load_base_model", "curate_sets", "unlearn_model", "evaluate_models", "gate", "promote", "report")
 
 
@@ -55,7 +62,10 @@ def zenml_snapshot_run_config(request) -> dict:
     these into the snapshot's key by key: every field is written out, so nothing of the snapshot's request survives."""
     config = zenml_run_config(request)
     parameters = config.pop("parameters")
-    return {**config, "steps": {name: {"parameters": copy.deepcopy(parameters)} for name in REQUEST_STEPS}}  # copies: no YAML anchors
+    return {
+        **config,
+        "steps": {name: {"parameters": copy.deepcopy(parameters)} for name in REQUEST_STEPS},
+    }  # copies: no YAML anchors
 
 
 def failure(run) -> tuple[str, str, str]:
@@ -78,8 +88,14 @@ def _gate_table(run) -> str:
     return GateReport.from_dict(step.outputs["gate_report"][0].load()).table()
 
 
-def run_request(request_path: Path, workdir: Path, stack: str | None = None, run_config: Path | None = None, refuse_promoted: bool = False,
-                verbose: bool = False) -> int:
+def run_request(
+    request_path: Path,
+    workdir: Path,
+    stack: str | None = None,
+    run_config: Path | None = None,
+    refuse_promoted: bool = False,
+    verbose: bool = False,
+) -> int:
     """Run the pipeline for one request; an already promoted id is a no-op (0), or refused (2) with `refuse_promoted`.
 
     One run per request id at a time in a work folder: a second start is refused at once, naming the holder."""
@@ -92,7 +108,9 @@ def run_request(request_path: Path, workdir: Path, stack: str | None = None, run
     if run_config is not None and not run_config.is_file():
         raise ErasediffError(f"run config not found: {run_config}")
     quiet_console(verbose)
-    with file_lock(request_lock(workdir, request.request.id), f"request {request.request.id} is already running: its lock"):
+    with file_lock(
+        request_lock(workdir, request.request.id), f"request {request.request.id} is already running: its lock"
+    ):
         return _run_locked(request, workdir, stack, run_config, refuse_promoted)
 
 
@@ -127,10 +145,15 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
 
     uri = _open_stores(request, workdir, stack)
     name, rid = request.registry.model_name, request.request.id
-    if uri.startswith("sqlite:"):  # this process holds the request's lock, so a run of it still marked running here was killed
+    if uri.startswith(
+        "sqlite:"
+    ):  # this process holds the request's lock, so a run of it still marked running here was killed
         close_interrupted_runs(MlflowClient(tracking_uri=uri), request.tracking.experiment, rid)
     if (existing := promoted_version(MlflowClient(tracking_uri=uri), name, rid)) is not None:
-        message = f"request {rid} is already promoted as {name} version {existing.version} (models:/{name}/{existing.version}); use a new request id to erase again"
+        message = (
+            f"request {rid} is already promoted as {name} version {existing.version} "
+            f"(models:/{name}/{existing.version}); use a new request id to erase again"
+        )
         if refuse_promoted:
             raise ErasediffError(f"refused: {message}")
         print(f"{message}; nothing to do")
@@ -151,7 +174,11 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     )
 
     def latest():
-        runs = Client().list_pipeline_runs(name=f"startswith:{run_prefix(rid)}", sort_by="desc:created", size=1, hydrate=True).items
+        runs = (
+            Client()
+            .list_pipeline_runs(name=f"startswith:{run_prefix(rid)}", sort_by="desc:created", size=1, hydrate=True)
+            .items
+        )
         return runs[0] if runs else None
 
     before = latest()
@@ -177,10 +204,23 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("request", type=Path, help="erasure request YAML (see configs/request_digits_forget_3.yaml)")
-    parser.add_argument("--workdir", type=Path, help="ZenML store, MLflow store and checkpoints (default $ERASEDIFF_HOME or ./.erasediff)")
-    parser.add_argument("--stack", help="a registered ZenML stack (k8s-gpu, kubeflow-gpu: deploy/README.md); default: the embedded local stack")
-    parser.add_argument("--run-config", type=Path, help="ZenML run configuration: image and per-step placement (configs/k8s_gpu.yaml)")
-    parser.add_argument("--verbose", action="store_true", help="show everything ZenML and MLflow print, tracebacks included (also ERASEDIFF_DEBUG=1)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="ZenML store, MLflow store and checkpoints (default $ERASEDIFF_HOME or ./.erasediff)",
+    )
+    parser.add_argument(
+        "--stack",
+        help="a registered ZenML stack (k8s-gpu, kubeflow-gpu: deploy/README.md); default: the embedded local stack",
+    )
+    parser.add_argument(
+        "--run-config", type=Path, help="ZenML run configuration: image and per-step placement (configs/k8s_gpu.yaml)"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show everything ZenML and MLflow print, tracebacks included (also ERASEDIFF_DEBUG=1)",
+    )
 
 
 def prepare_workdir(workdir: Path | None, own_store: bool) -> Path:
@@ -208,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     from erasediff.util.exits import one_error_line
 
     with one_error_line() as outcome:
-        outcome.code = run_request(args.request, prepare_workdir(args.workdir, own_store=args.stack is None), args.stack, args.run_config,
-                                   verbose=args.verbose)
+        outcome.code = run_request(
+            args.request,
+            prepare_workdir(args.workdir, own_store=args.stack is None),
+            args.stack,
+            args.run_config,
+            verbose=args.verbose,
+        )
     return outcome.code

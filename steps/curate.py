@@ -17,7 +17,9 @@ from mlflow_adapters.tracking import log_curation
 
 
 @step
-def curate_sets(request: ErasureRequest, base_model: Path) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
+def curate_sets(
+    request: ErasureRequest, base_model: Path
+) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
     earlier = earlier_classes(earlier_erasures(MlflowClient(), request.registry.model_name, request.request.id))
     curated = curate_request(request, base_model, scratch_dir("curated-") / "sets", earlier_classes=earlier)
     log_curation(request, curated)

@@ -19,12 +19,21 @@ from mlflow_adapters.tracking import log_evaluation
 
 
 @step
-def evaluate_models(request: ErasureRequest, base_model: Path, unlearned_model: Path) -> tuple[Annotated[dict, "evaluation"], Annotated[Path, "evaluation_files"]]:
+def evaluate_models(
+    request: ErasureRequest, base_model: Path, unlearned_model: Path
+) -> tuple[Annotated[dict, "evaluation"], Annotated[Path, "evaluation_files"]]:
     out = scratch_dir("evaluation-")
     client = MlflowClient()
     earlier = earlier_erasures(client, request.registry.model_name, request.request.id)
     checks, unmeasurable = earlier_concept_checks(client, earlier, request.target.kind, scratch_dir("checks-"))
-    results = evaluate_request(request, base_model, unlearned_model / MODEL, out, earlier_classes=earlier_classes(earlier), earlier_checks=checks)
+    results = evaluate_request(
+        request,
+        base_model,
+        unlearned_model / MODEL,
+        out,
+        earlier_classes=earlier_classes(earlier),
+        earlier_checks=checks,
+    )
     results["earlier_erasures"], results["earlier_checks"] = earlier, results["earlier_checks"] + unmeasurable
     log_evaluation(results, out, [c.request_id for c in checks])
     return results, out

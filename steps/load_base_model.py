@@ -1,4 +1,5 @@
-"""Step: resolve the request's base model (local folder, 'digits'/'text-digits', or models:/name@alias) into a versioned artifact."""
+"""Step: resolve the request's base model (local folder, 'digits'/'text-digits', or models:/name@alias) into a versioned
+artifact."""
 
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,9 @@ from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
 
 
 @step
-def load_base_model(request: ErasureRequest) -> tuple[Annotated[Path, "base_model"], Annotated[str, "base_model_sha256"]]:
+def load_base_model(
+    request: ErasureRequest,
+) -> tuple[Annotated[Path, "base_model"], Annotated[str, "base_model_sha256"]]:
     spec = request.base_model
     folder = registered_model_folder(spec) if spec.startswith(MODELS_SCHEME) else model_path(spec)
     check_base_model(request, folder)

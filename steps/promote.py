@@ -16,12 +16,28 @@ from mlflow_adapters.promotion import promote_model
 
 
 @step
-def promote(request: ErasureRequest, unlearned_model: Path, base_model_sha256: str, curation_summary: dict, gate_report: dict,
-            evaluation: dict) -> Annotated[dict, "promotion"]:
-    provenance = {"pipeline_run_id": str(get_step_context().pipeline_run.id), "mlflow_run_id": mlflow.active_run().info.run_id,
-                  "code_version": code_version()}
-    promotion = promote_model(request, unlearned_model / MODEL, base_model_sha256, curation_summary, gate_report,
-                              evaluation.get("earlier_erasures", []), provenance)
+def promote(
+    request: ErasureRequest,
+    unlearned_model: Path,
+    base_model_sha256: str,
+    curation_summary: dict,
+    gate_report: dict,
+    evaluation: dict,
+) -> Annotated[dict, "promotion"]:
+    provenance = {
+        "pipeline_run_id": str(get_step_context().pipeline_run.id),
+        "mlflow_run_id": mlflow.active_run().info.run_id,
+        "code_version": code_version(),
+    }
+    promotion = promote_model(
+        request,
+        unlearned_model / MODEL,
+        base_model_sha256,
+        curation_summary,
+        gate_report,
+        evaluation.get("earlier_erasures", []),
+        provenance,
+    )
     if promotion["status"] == "promoted":
         log_metadata(metadata={"mlflow_registered_model": promotion}, infer_model=True)
     return promotion

@@ -19,18 +19,46 @@ from mlflow_adapters.tracking import log_files
 
 
 @step
-def report(request: ErasureRequest, base_model_sha256: str, curated_sets: Path, curation_summary: dict, unlearned_model: Path,
-           evaluation: dict, evaluation_files: Path, gate_report: dict, promotion: dict) -> Annotated[dict, "erasure_report"]:
+def report(
+    request: ErasureRequest,
+    base_model_sha256: str,
+    curated_sets: Path,
+    curation_summary: dict,
+    unlearned_model: Path,
+    evaluation: dict,
+    evaluation_files: Path,
+    gate_report: dict,
+    promotion: dict,
+) -> Annotated[dict, "erasure_report"]:
     run = mlflow.active_run().info
-    provenance = {"code_version": code_version(), "pipeline_run_id": str(get_step_context().pipeline_run.id),
-                  "mlflow_run_id": run.run_id, "mlflow_experiment_id": run.experiment_id}
+    provenance = {
+        "code_version": code_version(),
+        "pipeline_run_id": str(get_step_context().pipeline_run.id),
+        "mlflow_run_id": run.run_id,
+        "mlflow_experiment_id": run.experiment_id,
+    }
     folder = scratch_dir("report-")
-    facts, files = write_request_report(request, base_model_sha256, curated_sets, curation_summary, unlearned_model, evaluation,
-                                        evaluation_files, gate_report, promotion, provenance, folder)
+    facts, files = write_request_report(
+        request,
+        base_model_sha256,
+        curated_sets,
+        curation_summary,
+        unlearned_model,
+        evaluation,
+        evaluation_files,
+        gate_report,
+        promotion,
+        provenance,
+        folder,
+    )
     log_files(files, REPORT_DIR)
-    mlflow.set_tag("mlflow.note.content", run_description(request, facts["outcome"]))  # the run's description in the MLflow UI
+    mlflow.set_tag(
+        "mlflow.note.content", run_description(request, facts["outcome"])
+    )  # the run's description in the MLflow UI
     if promotion.get("model_id"):  # next to the model: in the registered version's own artifacts
         MlflowClient().log_model_artifacts(promotion["model_id"], str(folder), REPORT_DIR)
     if not facts["outcome"]["promoted"]:
-        raise GateRefused(f"{facts['outcome']['summary'].replace('NOT promoted', 'not promoted')}; the registry is unchanged")
+        raise GateRefused(
+            f"{facts['outcome']['summary'].replace('NOT promoted', 'not promoted')}; the registry is unchanged"
+        )
     return facts

@@ -14,15 +14,31 @@ from mlflow_adapters.tracking import MetricSeries, log_request_params
 
 
 @step
-def unlearn_model(request: ErasureRequest, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict) -> Annotated[Path, "unlearned_model"]:
+def unlearn_model(
+    request: ErasureRequest, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict
+) -> Annotated[Path, "unlearned_model"]:
     log_request_params(request)
     # Same request, settings and data -> same folder, so a retry resumes where the failed attempt stopped.
-    key = config_hash({"unlearning": request.unlearning.model_dump(), "base": base_model_sha256, "sets": curation_summary})
-    lineage = {"request_id": request.request.id, "base_model": request.base_model, "base_model_sha256": base_model_sha256, **curation_summary,
-               "pipeline_run_id": str(get_step_context().pipeline_run.id)}
+    key = config_hash(
+        {"unlearning": request.unlearning.model_dump(), "base": base_model_sha256, "sets": curation_summary}
+    )
+    lineage = {
+        "request_id": request.request.id,
+        "base_model": request.base_model,
+        "base_model_sha256": base_model_sha256,
+        **curation_summary,
+        "pipeline_run_id": str(get_step_context().pipeline_run.id),
+    }
     series = MetricSeries("unlearn")
-    out = unlearn_curated(request, base_model, curated_sets, work_folder() / "checkpoints" / f"{request.request.id}-{key}",
-                          scratch_dir("unlearned-") / "unlearned", lineage, series)
+    out = unlearn_curated(
+        request,
+        base_model,
+        curated_sets,
+        work_folder() / "checkpoints" / f"{request.request.id}-{key}",
+        scratch_dir("unlearned-") / "unlearned",
+        lineage,
+        series,
+    )
     series.flush()
     mlflow.log_artifact(str(out / CURVES), "unlearning")
     if (out / RANKS).is_file():  # data-parallel: every rank's lambda_t series and weights hash

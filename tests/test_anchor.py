@@ -1,4 +1,5 @@
-"""The project's anchored retain loss (method/robust/retain_anchor.py): what it adds to the retain loss, where it applies, and that it
+"""The project's anchored retain loss (method/robust/retain_anchor.py): what it adds to the retain loss, where it
+applies, and that it
 holds the retained classes nearer the original under the relearning term."""
 
 import copy
@@ -45,7 +46,9 @@ def test_away_from_them_it_adds_weight_times_the_drift_and_pulls_back(digits_mod
     extra = anchored_retain_loss(unet, original, 3.0, scheduler, batch, cond) - diffusion_loss(unet, scheduler, batch)
     assert torch.allclose(extra, 3.0 * (0.5 * x_t).pow(2).mean())  # (1.5 - 1.0)^2 x_t^2, weighted
     (pull,) = torch.autograd.grad(extra, [unet.scale])
-    assert torch.allclose(pull, 3.0 * 2 * 0.5 * x_t.pow(2).mean()) and pull > 0  # descent moves the scale back towards 1.0
+    assert (
+        torch.allclose(pull, 3.0 * 2 * 0.5 * x_t.pow(2).mean()) and pull > 0
+    )  # descent moves the scale back towards 1.0
     assert original.scale.item() == 1.0
 
 
@@ -70,7 +73,9 @@ def test_it_holds_the_retained_classes_nearer_the_original_under_the_relearning_
     others = heldout.labels != 3
     x0, labels = heldout.images[others][:128], heldout.labels[others][:128]
     g = torch.Generator().manual_seed(0)
-    x_t = digits_model.scheduler.add_noise(x0, torch.randn(x0.shape, generator=g), t := torch.randint(0, 1000, (len(x0),), generator=g))
+    x_t = digits_model.scheduler.add_noise(
+        x0, torch.randn(x0.shape, generator=g), t := torch.randint(0, 1000, (len(x0),), generator=g)
+    )
     with torch.no_grad():
         before = digits_model.unet(x_t, t, class_labels=labels).sample
 

@@ -1,4 +1,5 @@
-"""Recovery attacks on a class model: each runs on a copy of the model, records how it was run, and replays from its seed.
+"""Recovery attacks on a class model: each runs on a copy of the model, records how it was run, and replays from its
+seed.
 Whether they succeed (on the original, the gold standard and candidates) is measured by benchmarks/robustness.py."""
 
 import torch
@@ -17,14 +18,19 @@ def test_every_attack_runs_on_a_copy_and_records_its_budget(digits_model, digits
     _, heldout = load_digits_split()
     threes = heldout.images[heldout.labels == 3]
     before = tensors_hash(digits_model.unet.state_dict())
-    results = run_class_attacks(digits_model, 3, threes, heldout.images[:16], heldout.labels[:16], digits_classifier, TINY)
+    results = run_class_attacks(
+        digits_model, 3, threes, heldout.images[:16], heldout.labels[:16], digits_classifier, TINY
+    )
     assert tensors_hash(digits_model.unet.state_dict()) == before  # the attacked model is never changed
     assert set(results) == {"inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"}
     for name, result in results.items():
         assert 0.0 <= result.success <= 1.0 and result.samples.shape == (16, 1, 16, 16), name
         assert result.protocol["seed"] == 0 and result.protocol["samples"] == 16
     assert results["inversion"].protocol["k"] == 4
-    assert results["relearn_forget"].protocol["steps"] == 3 and results["guidance_sweep"].protocol["sweep"] == [0.0, 4.0]
+    assert results["relearn_forget"].protocol["steps"] == 3 and results["guidance_sweep"].protocol["sweep"] == [
+        0.0,
+        4.0,
+    ]
     assert results["guidance_sweep"].success == max(results["guidance_sweep"].protocol["success_per_guidance"].values())
 
 
@@ -32,8 +38,12 @@ def test_attacks_are_reproducible_from_their_seed(digits_model, digits_classifie
     _, heldout = load_digits_split()
     threes = heldout.images[heldout.labels == 3]
     settings = TINY.model_copy(update={"attacks": ["relearn_forget"]})
-    a = run_class_attacks(digits_model, 3, threes, threes, torch.full((len(threes),), 3), digits_classifier, settings)["relearn_forget"]
-    b = run_class_attacks(digits_model, 3, threes, threes, torch.full((len(threes),), 3), digits_classifier, settings)["relearn_forget"]
+    a = run_class_attacks(digits_model, 3, threes, threes, torch.full((len(threes),), 3), digits_classifier, settings)[
+        "relearn_forget"
+    ]
+    b = run_class_attacks(digits_model, 3, threes, threes, torch.full((len(threes),), 3), digits_classifier, settings)[
+        "relearn_forget"
+    ]
     assert torch.equal(a.samples, b.samples) and a.success == b.success
 
 

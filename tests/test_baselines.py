@@ -76,7 +76,15 @@ def outcomes(digits_model, digits_classifier, digits_sets):
     out = {"base": (digits_model, [], class_scores(digits_model, digits_classifier, EVAL, progress=False))}
     for name, overrides in RUNS.items():
         rows = []
-        model = unlearn_classes(digits_model, forget, retain, [3], UnlearnSettings.model_validate({**SETTINGS, **overrides}), callback=rows.append, progress=False)
+        model = unlearn_classes(
+            digits_model,
+            forget,
+            retain,
+            [3],
+            UnlearnSettings.model_validate({**SETTINGS, **overrides}),
+            callback=rows.append,
+            progress=False,
+        )
         out[name] = (model, rows, class_scores(model, digits_classifier, EVAL, progress=False))
     return out
 
@@ -130,9 +138,14 @@ def test_esd_needs_no_retain_loss_and_keeps_the_base_model(digits_model, digits_
 def test_esd_on_a_text_pipeline_uses_the_empty_prompt_and_needs_no_anchors(tiny_sd_dir) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    forget, retain = CaptionedImages(images[:4], ["a nude person"] * 4), CaptionedImages(images[4:], ["a dressed person"] * 4)
+    forget, retain = (
+        CaptionedImages(images[:4], ["a nude person"] * 4),
+        CaptionedImages(images[4:], ["a dressed person"] * 4),
+    )
     tiny = {"steps": 2, "batch_size": 2, "forget_batch_size": 2, "lr": 1e-3}
-    unet = unlearn_concept(pipe, forget, retain, [], UnlearnSettings(**tiny, method="esd", esd={"sampling_steps": 3}), progress=False)
+    unet = unlearn_concept(
+        pipe, forget, retain, [], UnlearnSettings(**tiny, method="esd", esd={"sampling_steps": 3}), progress=False
+    )
     assert any(not torch.equal(p, q) for p, q in zip(unet.parameters(), pipe.unet.parameters()))
     with pytest.raises(ErasediffError, match="anchors is empty"):
         unlearn_concept(pipe, forget, retain, [], UnlearnSettings(**tiny, method="salun"), progress=False)

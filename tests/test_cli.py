@@ -14,7 +14,10 @@ from erasediff.cli import main
 from erasediff.models.class_model import UNET_WEIGHTS, ClassDiffusionModel, save_class_model
 from erasediff.util.hashing import folder_hash
 
-FAST = {"unlearning": {"steps": 3, "batch_size": 8, "forget_batch_size": 8}, "evaluation": {"samples_per_class": 2, "steps": 2}}
+FAST = {
+    "unlearning": {"steps": 3, "batch_size": 8, "forget_batch_size": 8},
+    "evaluation": {"samples_per_class": 2, "steps": 2},
+}
 
 
 def write_config(tmp_path: Path, **fields) -> Path:
@@ -42,7 +45,13 @@ def test_successful_run_writes_everything_and_leaves_base_alone(capsys, model_co
     code = main(["unlearn", str(write_config(tmp_path, model=str(model_copy)))])
     assert code == 0, capsys.readouterr().err
     out = tmp_path / "out"
-    for name in ["model/unet/diffusion_pytorch_model.safetensors", "metrics.jsonl", "unlearning_curves.png", "samples_before_after.png", "evaluation.json"]:
+    for name in [
+        "model/unet/diffusion_pytorch_model.safetensors",
+        "metrics.jsonl",
+        "unlearning_curves.png",
+        "samples_before_after.png",
+        "evaluation.json",
+    ]:
         assert (out / name).is_file(), name
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
     assert folder_hash(model_copy) == before
@@ -73,11 +82,22 @@ def test_forgotten_class_outside_model(capsys, model_copy: Path, tmp_path: Path)
 
 def test_empty_forget_set(capsys, tmp_path: Path) -> None:
     """A 12-class model: class 11 exists in the model but the digits data has no image of it."""
-    unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(8, 8), norm_num_groups=4,
-                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, num_class_embeds=13)
+    unet = UNet2DModel(
+        sample_size=16,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 8),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        num_class_embeds=13,
+    )
     from diffusers import DDPMScheduler
 
-    base = save_class_model(ClassDiffusionModel(unet, DDPMScheduler(), [str(c) for c in range(12)], {"digits_split_seed": 0}), tmp_path / "twelve")
+    base = save_class_model(
+        ClassDiffusionModel(unet, DDPMScheduler(), [str(c) for c in range(12)], {"digits_split_seed": 0}),
+        tmp_path / "twelve",
+    )
     before = folder_hash(base)
     code, err = run_cli(capsys, str(write_config(tmp_path, model=str(base), forget_classes=[11])))
     assert_refused(code, err, "forget set is empty", tmp_path)
@@ -89,7 +109,10 @@ def test_empty_forget_set(capsys, tmp_path: Path) -> None:
     [
         ({"forget_clases": [3]}, "forget_clases: Extra inputs are not permitted"),
         ({"unlearning": {"lr": -1}}, "unlearning.lr: Input should be greater than 0"),
-        ({"unlearning": {"lambda": {"mode": "sometimes"}}}, "unlearning.lambda.mode: Input should be 'adaptive' or 'constant'"),
+        (
+            {"unlearning": {"lambda": {"mode": "sometimes"}}},
+            "unlearning.lambda.mode: Input should be 'adaptive' or 'constant'",
+        ),
         ({"forget_classes": [3, 3]}, "forget_classes lists a class twice"),
     ],
     ids=["typo", "negative-lr", "bad-lambda-mode", "duplicate-class"],
@@ -119,6 +142,8 @@ def test_non_finite_loss_stops_without_a_model(capsys, model_copy: Path, tmp_pat
 
 def test_real_process_exit_code(tmp_path: Path) -> None:
     config = write_config(tmp_path, forget_clases=[3])
-    proc = subprocess.run([sys.executable, "-m", "erasediff.cli", "unlearn", str(config)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "erasediff.cli", "unlearn", str(config)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: config")

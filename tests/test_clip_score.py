@@ -36,12 +36,22 @@ def test_score_is_100_times_clamped_cosine(digit_clip_dir: Path, heldout) -> Non
     images, prompt = heldout.images[:4], digit_captions()[heldout.labels[0]]
     result = clip_score(images, [prompt] * 4, digit_clip_dir)
     # recompute the definition by hand (bicubic resize in float differs from PIL's by < 1 score point)
-    x = F.interpolate((images + 1) / 2, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1).repeat(1, 3, 1, 1)
+    x = (
+        F.interpolate((images + 1) / 2, size=(size, size), mode="bicubic", align_corners=False)
+        .clamp(0, 1)
+        .repeat(1, 3, 1, 1)
+    )
     x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
-    tokens = tokenizer([prompt] * 4, padding="max_length", max_length=model.config.text_config.max_position_embeddings, return_tensors="pt")
+    tokens = tokenizer(
+        [prompt] * 4,
+        padding="max_length",
+        max_length=model.config.text_config.max_position_embeddings,
+        return_tensors="pt",
+    )
     with torch.no_grad():
-        cos = F.cosine_similarity(model.get_image_features(pixel_values=x).pooler_output,
-                                  model.get_text_features(**tokens).pooler_output)
+        cos = F.cosine_similarity(
+            model.get_image_features(pixel_values=x).pooler_output, model.get_text_features(**tokens).pooler_output
+        )
     assert result.per_image == pytest.approx((100 * cos.clamp_min(0)).tolist(), abs=1.0)
 
 

@@ -33,7 +33,12 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 MODEL, ROOT = "erasediff-seq", Path(__file__).parents[1]
 CHAMPION = f"models:/{MODEL}@champion"
 # FAST's evaluation (20 samples per class, 10 steps) makes FID noisy from one model to the next: a looser FID gate.
-REGISTRY = {"registry": {"model_name": MODEL}, "gates": {"fid_increase_max": 0.5}, "unlearning": {"recipe": "paper", "advanced": {"steps": 60}}, "checkpoint_every": 30}
+REGISTRY = {
+    "registry": {"model_name": MODEL},
+    "gates": {"fid_increase_max": 0.5},
+    "unlearning": {"recipe": "paper", "advanced": {"steps": 60}},
+    "checkpoint_every": 30,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +65,22 @@ def status(request_id: str, work: Path, capsys) -> dict:
 
 @pytest.fixture(scope="module")
 def sequence(work: Path, requests: Path, tmp_path_factory) -> dict:
-    """A: forget 3 from the embedded default. B: forget 5 from @champion. C: forget 8 from @champion, retaining only 3s and 5s."""
+    """A: forget 3 from the embedded default. B: forget 5 from @champion. C: forget 8 from @champion, retaining only 3s
+    and 5s."""
     out = {}
     for rid, overrides in [
         ("REQ-A", {"target": {"classes": [3]}}),
         ("REQ-B", {"target": {"classes": [5]}, "base_model": CHAMPION}),
-        ("REQ-C", {"target": {"classes": [8]}, "base_model": CHAMPION, "curation": {"retain_earlier_erasures": True}, "unlearning": {"advanced": {"steps": 30}},
-                   "data": {"retain": str(digits_folder(tmp_path_factory.mktemp("undo") / "retain", [3, 5], 150))}}),
+        (
+            "REQ-C",
+            {
+                "target": {"classes": [8]},
+                "base_model": CHAMPION,
+                "curation": {"retain_earlier_erasures": True},
+                "unlearning": {"advanced": {"steps": 30}},
+                "data": {"retain": str(digits_folder(tmp_path_factory.mktemp("undo") / "retain", [3, 5], 150))},
+            },
+        ),
     ]:
         path = write_request(requests, rid, **merge(REGISTRY, overrides))
         out[rid] = erasediff(["request", "submit", str(path), "--workdir", str(work)])
@@ -88,7 +102,9 @@ def test_second_erasure_keeps_the_first_in_force(sequence: dict, client, digits_
     assert champion.tags["request_id"] == "REQ-B" and champion.tags["base_model"] == CHAMPION
     with mlflow_tracking(client.tracking_uri):
         folder = registered_model_folder(CHAMPION, tmp_path)
-    beside = next(tmp_path.rglob("report/erasure_report.json")).parent  # next to the model, in the registered version's artifacts
+    beside = next(
+        tmp_path.rglob("report/erasure_report.json")
+    ).parent  # next to the model, in the registered version's artifacts
     assert json.loads((beside / "erasure_report.json").read_text())["outcome"]["version"] == int(champion.version)
     assert (beside / "erasure_report.html").is_file()
     model = load_class_model(folder)
@@ -100,7 +116,8 @@ def test_second_erasure_keeps_the_first_in_force(sequence: dict, client, digits_
 
 
 def test_undoing_an_earlier_erasure_is_gated_out(sequence: dict, client, work: Path, capsys) -> None:
-    """Exit 1, the registry untouched (versions and alias), the promote step declined and the report step ended the run."""
+    """Exit 1, the registry untouched (versions and alias), the promote step declined and the report step ended the
+    run."""
     from zenml.client import Client
 
     assert sequence["REQ-C"] == 1
@@ -114,7 +131,9 @@ def test_undoing_an_earlier_erasure_is_gated_out(sequence: dict, client, work: P
     assert {g["gate"]: g["passed"] for g in report["gates"]}["earlier_erasures_accuracy_max"] is False
 
 
-def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, client, work: Path, requests: Path, capsys) -> None:
+def test_status_reports_promoted_gated_out_and_curation_failed(
+    sequence: dict, client, work: Path, requests: Path, capsys
+) -> None:
     a, b = status("REQ-A", work, capsys), status("REQ-B", work, capsys)
     assert (a["state"], a["registry"]["version"], a["registry"]["aliases"]) == ("promoted", 1, [])
     assert (b["state"], b["registry"]["version"], b["registry"]["aliases"]) == ("promoted", 2, ["champion"])
@@ -123,20 +142,39 @@ def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, c
     assert path == "report/erasure_report.html" and path in {f.path for f in client.list_artifacts(run_id, "report")}
     assert status("REQ-NEVER", work, capsys)["rc"] == 2  # never 1: that means gated out
 
-    # A ticketing system's path: ZenML's own CLI with the request as run configuration (fails at curation: too few images).
-    path = write_request(requests, "REQ-D", **merge(REGISTRY, {"target": {"classes": [6]}, "curation": {"min_forget": 100_000}}))
+    # A ticketing system's path: ZenML's own CLI with the request as run configuration (fails at curation: too few
+    # images).
+    path = write_request(
+        requests, "REQ-D", **merge(REGISTRY, {"target": {"classes": [6]}, "curation": {"min_forget": 100_000}})
+    )
     assert erasediff(["request", "zenml-config", str(path)]) == 0
     (requests / "REQ-D.zenml.yaml").write_text(capsys.readouterr().out)
     from pipelines.stacks.select import ensure_local_stack
 
-    ensure_local_stack(f"sqlite:///{work / 'mlflow.db'}")  # the stack `request submit` used, active in this session's ZenML store
+    ensure_local_stack(
+        f"sqlite:///{work / 'mlflow.db'}"
+    )  # the stack `request submit` used, active in this session's ZenML store
     temp = requests / "REQ-D.tmp"  # the process's temp folder: a step started outside run.py keeps its scratch there
     temp.mkdir()
     env = {**os.environ, "ERASEDIFF_HOME": str(work), "TMPDIR": str(temp)}
-    done = subprocess.run([str(Path(sys.executable).parent / "zenml"), "pipeline", "run", "pipelines.erasure.erasure_pipeline",
-                           "-c", str(requests / "REQ-D.zenml.yaml")], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "zenml"),
+            "pipeline",
+            "run",
+            "pipelines.erasure.erasure_pipeline",
+            "-c",
+            str(requests / "REQ-D.zenml.yaml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
-    assert not [p.name for p in temp.iterdir() if p.name.startswith("curated-")]  # the failed step's scratch went with its process
+    assert not [
+        p.name for p in temp.iterdir() if p.name.startswith("curated-")
+    ]  # the failed step's scratch went with its process
     d = status("REQ-D", work, capsys)
     assert d["state"] == "failed" and d["detail"].startswith("at step curate_sets: curation failed"), d
 
@@ -144,7 +182,11 @@ def test_status_reports_promoted_gated_out_and_curation_failed(sequence: dict, c
 def test_request_list_shows_every_request_with_its_state(sequence: dict, work: Path, capsys) -> None:
     assert erasediff(["request", "list", "--workdir", str(work), "--json"]) == 0
     states = {s["request_id"]: s["state"] for s in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
-    assert {k: states.get(k) for k in ("REQ-A", "REQ-B", "REQ-C")} == {"REQ-A": "promoted", "REQ-B": "promoted", "REQ-C": "gated out"}, states
+    assert {k: states.get(k) for k in ("REQ-A", "REQ-B", "REQ-C")} == {
+        "REQ-A": "promoted",
+        "REQ-B": "promoted",
+        "REQ-C": "gated out",
+    }, states
 
 
 def test_a_snapshot_run_takes_the_request_as_step_parameters(work: Path, requests: Path, capsys) -> None:
@@ -161,25 +203,38 @@ def test_a_snapshot_run_takes_the_request_as_step_parameters(work: Path, request
     from pipelines.erasure import erasure_pipeline
     from pipelines.stacks.select import ensure_local_stack
 
-    template = write_request(requests, "REQ-T", **merge(REGISTRY, {"target": {"classes": [6]}, "request": {"legal_basis": "GDPR Art. 17"}}))
+    template = write_request(
+        requests, "REQ-T", **merge(REGISTRY, {"target": {"classes": [6]}, "request": {"legal_basis": "GDPR Art. 17"}})
+    )
     assert erasediff(["request", "zenml-config", str(template)]) == 0
     (requests / "REQ-T.zenml.yaml").write_text(capsys.readouterr().out)
     ensure_local_stack(f"sqlite:///{work / 'mlflow.db'}")
-    snapshot = erasure_pipeline.with_options(config_path=str(requests / "REQ-T.zenml.yaml")).create_snapshot(name="erasure-request")
+    snapshot = erasure_pipeline.with_options(config_path=str(requests / "REQ-T.zenml.yaml")).create_snapshot(
+        name="erasure-request"
+    )
     capsys.readouterr()  # ZenML's log lines
-    with pytest.raises(ValueError, match="Can't set pipeline parameters"):  # why the plain run configuration cannot be used here
-        validate_run_config_is_runnable_from_server(PipelineRunConfiguration.from_yaml(str(requests / "REQ-T.zenml.yaml")), is_dynamic=snapshot.is_dynamic)
+    with pytest.raises(
+        ValueError, match="Can't set pipeline parameters"
+    ):  # why the plain run configuration cannot be used here
+        validate_run_config_is_runnable_from_server(
+            PipelineRunConfiguration.from_yaml(str(requests / "REQ-T.zenml.yaml")), is_dynamic=snapshot.is_dynamic
+        )
 
     ticket = write_request(requests, "REQ-E", **merge(REGISTRY, {"target": {"classes": [7]}, "base_model": CHAMPION}))
     assert erasediff(["request", "zenml-config", "--snapshot", str(ticket)]) == 0
     config = PipelineRunConfiguration.model_validate(yaml.safe_load(capsys.readouterr().out))
     validate_run_config_is_runnable_from_server(config, is_dynamic=snapshot.is_dynamic)
     assert set(config.steps) == set(snapshot.step_configurations)
-    for name, step in snapshot.step_configurations.items():  # as zen_server.pipeline_execution.utils merges a run's step updates
+    for (
+        name,
+        step,
+    ) in snapshot.step_configurations.items():  # as zen_server.pipeline_execution.utils merges a run's step updates
         update = config.steps[name].model_dump(exclude={"name"}, exclude_unset=True, exclude_none=True)
         merged = pydantic_utils.update_model(step.step_config_overrides, update)
         assert set(merged.parameters) == set(step.config.parameters) == {"request"}, name
-        assert ErasureRequest.model_validate(merged.parameters["request"]) == load_request(ticket), name  # no GDPR left over from REQ-T
+        assert ErasureRequest.model_validate(merged.parameters["request"]) == load_request(ticket), (
+            name
+        )  # no GDPR left over from REQ-T
     with pytest.raises(TypeError, match="not connected to a ZenML Server"):
         Client().trigger_pipeline(snapshot_name_or_id=snapshot.id, run_configuration=config)
 
@@ -189,7 +244,9 @@ def test_submitting_a_promoted_request_again_is_refused(sequence: dict, work: Pa
     assert rc == 2 and f"refused: request REQ-A is already promoted as {MODEL} version 1 (models:/{MODEL}/1)" in out
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium package is not installed (.ci/run installs it)"
+)
 def test_report_renders_in_chromium_and_its_json_matches_mlflow(sequence: dict, client, tmp_path: Path) -> None:
     version = client.get_model_version_by_alias(MODEL, "champion")
     run_id = version.tags["mlflow_run_id"]
@@ -200,15 +257,33 @@ def test_report_renders_in_chromium_and_its_json_matches_mlflow(sequence: dict, 
         for key, value in metrics.items():
             assert run.data.metrics[f"eval.{name}.{key}"] == pytest.approx(value), key
     assert {g["gate"]: g["value"] for g in facts["gates"]["gates"]} == pytest.approx(
-        {k.removeprefix("gate."): v for k, v in run.data.metrics.items() if k.startswith("gate.")})
+        {k.removeprefix("gate."): v for k, v in run.data.metrics.items() if k.startswith("gate.")}
+    )
     assert facts["outcome"]["version"] == int(version.version) and facts["outcome"]["alias"] == "champion"
-    assert facts["provenance"]["mlflow_run_id"] == run_id and facts["base_model_sha256"] == version.tags["base_model_sha256"]
+    assert (
+        facts["provenance"]["mlflow_run_id"] == run_id
+        and facts["base_model_sha256"] == version.tags["base_model_sha256"]
+    )
     assert [e["request_id"] for e in facts["earlier_erasures"]] == ["REQ-A"]
 
     shot = tmp_path / "report.png"
-    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                           "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1200,2400", (folder / "erasure_report.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            (folder / "erasure_report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01, "the screenshot is blank"

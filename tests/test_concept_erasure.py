@@ -8,7 +8,8 @@ Bar: "seven" read as seven >= 70% before and <= 15% after; every other digit wit
 
 With the relearning term on (the request's default) about 6 % of the sevens are still read as seven (Wilson upper
 bound 0.12); without it (the paper's method) 15 %, over the bar. The request's gates include the recovery attacks
-(paraphrases, concept inversion, prompt search, relearning) against the shipped gold standard and the neighbours 1 and 9.
+(paraphrases, concept inversion, prompt search, relearning) against the shipped gold standard and the neighbours 1 and
+9.
 """
 
 from pathlib import Path
@@ -36,7 +37,9 @@ SEVEN = 7
 def erased(tmp_path_factory) -> dict:
     raw = yaml.safe_load(REQUEST.read_text())
     prompts = ROOT / raw["evaluation"]["text_to_image"]["classes"]["prompts"]
-    req = ErasureRequest.model_validate(merge(raw, {"evaluation": {"text_to_image": {"classes": {"prompts": str(prompts)}}}}))
+    req = ErasureRequest.model_validate(
+        merge(raw, {"evaluation": {"text_to_image": {"classes": {"prompts": str(prompts)}}}})
+    )
     from erasediff.defaults.resolve import model_path
 
     base = model_path(req.base_model)
@@ -45,7 +48,15 @@ def erased(tmp_path_factory) -> dict:
     curated = curate_request(req, base, work / "sets", progress=False)
     assert curated.report.success, curated.report.failures
     manifest = curated.manifest
-    out = unlearn_curated(req, base, work / "sets", work / "checkpoints", work / "unlearned", {"request_id": req.request.id}, progress=False)
+    out = unlearn_curated(
+        req,
+        base,
+        work / "sets",
+        work / "checkpoints",
+        work / "unlearned",
+        {"request_id": req.request.id},
+        progress=False,
+    )
     results = evaluate_request(req, base, out / MODEL, work / "evaluation", progress=False)
     return {"req": req, "base": base, "base_hash": base_hash, "manifest": manifest, "out": out, "results": results}
 
@@ -89,9 +100,17 @@ def test_a_later_version_that_draws_sevens_again_fails_the_recorded_check(erased
     assert check.thresholds() == {"forgotten_accuracy": erased["req"].gates.forgotten_accuracy_max}
 
     [row] = recheck_concept(check, erased["out"] / MODEL, erased["base"], tmp_path / "recheck", progress=False)
-    assert row["original"] <= 0.25 and row["unlearned"] >= 0.70, row  # the erased champion: ~16 % (see the module docstring)
+    assert row["original"] <= 0.25 and row["unlearned"] >= 0.70, (
+        row
+    )  # the erased champion: ~16 % (see the module docstring)
     gate = f"earlier.{erased['req'].request.id}.forgotten_accuracy"
     report = evaluate_gates(erased["req"].gates, {**erased["results"], "earlier_checks": [row]})
     assert {g.gate: g.passed for g in report.gates}[gate] is False and not report.passed
-    kept = {**row, "unlearned": min(row["original"], erased["req"].gates.forgotten_accuracy_max)}  # a version that keeps seven erased
-    assert {g.gate: g.passed for g in evaluate_gates(erased["req"].gates, {**erased["results"], "earlier_checks": [kept]}).gates}[gate]
+    kept = {
+        **row,
+        "unlearned": min(row["original"], erased["req"].gates.forgotten_accuracy_max),
+    }  # a version that keeps seven erased
+    assert {
+        g.gate: g.passed
+        for g in evaluate_gates(erased["req"].gates, {**erased["results"], "earlier_checks": [kept]}).gates
+    }[gate]

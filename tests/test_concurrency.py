@@ -19,16 +19,28 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 ROOT = Path(__file__).parents[1]
 MODEL = "erasediff-concurrent"
-FAST = {"unlearning": {"recipe": "paper", "advanced": {"steps": 80}}, "checkpoint_every": 40,
-        "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": None, "neighbours": []},
-        "registry": {"model_name": MODEL},  # 20 samples a class: too few for the conservative bound and the KID gate; no attacks here
-        "gates": {"bound": "point", "kid_increase_max": None, "neighbour_accuracy_drop_max": None, "attack_margin_over_gold_max": None,
-                  "fid_increase_max": 0.5}}  # FID of 180 samples moves ~25 % between models (tests/test_compliance.py does the same)
+FAST = {
+    "unlearning": {"recipe": "paper", "advanced": {"steps": 80}},
+    "checkpoint_every": 40,
+    "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": None, "neighbours": []},
+    "registry": {
+        "model_name": MODEL
+    },  # 20 samples a class: too few for the conservative bound and the KID gate; no attacks here
+    "gates": {
+        "bound": "point",
+        "kid_increase_max": None,
+        "neighbour_accuracy_drop_max": None,
+        "attack_margin_over_gold_max": None,
+        "fid_increase_max": 0.5,
+    },
+}  # FID of 180 samples moves ~25 % between models (tests/test_compliance.py does the same)
 
 
 def write_request(folder: Path, request_id: str, forget: int) -> Path:
-    config = merge(merge(yaml.safe_load((ROOT / "configs" / "request_digits_forget_3.yaml").read_text()), FAST),
-                   {"request": {"id": request_id}, "target": {"classes": [forget]}})
+    config = merge(
+        merge(yaml.safe_load((ROOT / "configs" / "request_digits_forget_3.yaml").read_text()), FAST),
+        {"request": {"id": request_id}, "target": {"classes": [forget]}},
+    )
     path = folder / f"{request_id}-{forget}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -37,13 +49,31 @@ def write_request(folder: Path, request_id: str, forget: int) -> Path:
 def test_concurrent_requests_are_serialized(tmp_path: Path) -> None:
     work = tmp_path / "work"  # fresh: the stores are created by whichever process gets there first
     a, b = write_request(tmp_path, "REQ-X", 3), write_request(tmp_path, "REQ-Y", 5)
-    started = [subprocess.Popen([sys.executable, "run.py", str(path), "--workdir", str(work)], cwd=ROOT, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for path in (a, b)]
+    started = [
+        subprocess.Popen(
+            [sys.executable, "run.py", str(path), "--workdir", str(work)],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for path in (a, b)
+    ]
     deadline = time.monotonic() + 300
-    while not all(is_held(request_lock(work, rid)) for rid in ("REQ-X", "REQ-Y")):  # both running before the twin starts
-        assert all(p.poll() is None for p in started) and time.monotonic() < deadline, "a request ended before it took its lock"
+    while not all(
+        is_held(request_lock(work, rid)) for rid in ("REQ-X", "REQ-Y")
+    ):  # both running before the twin starts
+        assert all(p.poll() is None for p in started) and time.monotonic() < deadline, (
+            "a request ended before it took its lock"
+        )
         time.sleep(0.1)
-    twin = subprocess.run([sys.executable, "run.py", str(a), "--workdir", str(work)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    twin = subprocess.run(
+        [sys.executable, "run.py", str(a), "--workdir", str(work)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     outs = [p.communicate(timeout=900) for p in started]
     codes = [p.returncode for p in started]
     log = "\n".join(f"--- exit {c}\n{o[-1500:]}\n{e[-1500:]}" for c, (o, e) in zip(codes, outs))
@@ -51,7 +81,8 @@ def test_concurrent_requests_are_serialized(tmp_path: Path) -> None:
     # the same id twice: the second start is refused at once, in one line, exit 2 (never 1)
     assert twin.returncode == 2, twin.stderr[-2000:]
     assert [line for line in twin.stderr.splitlines() if line.strip()] == [
-        next(line for line in twin.stderr.splitlines() if line.startswith("error:"))]
+        next(line for line in twin.stderr.splitlines() if line.startswith("error:"))
+    ]
     assert re.match(r"error: request REQ-X is already running: its lock is held by pid \d+$", twin.stderr.strip())
 
     # two different requests into one model: exactly one promoted; the other gated out (exit 1) against it, or as stale
@@ -64,7 +95,9 @@ def test_concurrent_requests_are_serialized(tmp_path: Path) -> None:
     winner = versions[0].tags["request_id"]
     loser_out = outs[1 if winner == "REQ-X" else 0]
     assert "earlier_erasures" in loser_out[0] + loser_out[1], log  # refused because of the winner's erasure
-    assert not [m.name for m in client.search_registered_models() if m.name.endswith(".promotion-lock")]  # the lock was released
+    assert not [
+        m.name for m in client.search_registered_models() if m.name.endswith(".promotion-lock")
+    ]  # the lock was released
 
 
 def test_a_killed_run_is_reported_interrupted_and_resumes_with_its_whole_history(tmp_path: Path) -> None:
@@ -77,8 +110,12 @@ def test_a_killed_run_is_reported_interrupted_and_resumes_with_its_whole_history
     from mlflow.tracking import MlflowClient
 
     work, request = tmp_path / "work", write_request(tmp_path, "REQ-K", 3)
-    victim = subprocess.Popen([sys.executable, "run.py", str(request), "--workdir", str(work)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [sys.executable, "run.py", str(request), "--workdir", str(work)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 600
     while not list((work / "checkpoints").glob("REQ-K-*/step-*/state.json")):
         assert victim.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
@@ -86,12 +123,23 @@ def test_a_killed_run_is_reported_interrupted_and_resumes_with_its_whole_history
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=60)
 
-    status = subprocess.run([sys.executable, "-m", "pipelines.cli", "request", "status", "REQ-K", "--workdir", str(work), "--json"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    status = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "request", "status", "REQ-K", "--workdir", str(work), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert status.returncode == 0, status.stderr[-2000:]
     assert json.loads(status.stdout.strip().splitlines()[-1])["state"] == "interrupted (resumable)"
 
-    rerun = subprocess.run([sys.executable, "run.py", str(request), "--workdir", str(work)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    rerun = subprocess.run(
+        [sys.executable, "run.py", str(request), "--workdir", str(work)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     (version,) = client.search_model_versions(f"name = '{MODEL}'")

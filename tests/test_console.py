@@ -11,7 +11,9 @@ from erasediff.util.exits import DEBUG_ENV
 from pipelines.console import ConsoleFilter, quiet_console
 
 
-def record(message: str, error: BaseException | None = None, name: str = "zenml.orchestrators.local.local_orchestrator") -> logging.LogRecord:
+def record(
+    message: str, error: BaseException | None = None, name: str = "zenml.orchestrators.local.local_orchestrator"
+) -> logging.LogRecord:
     exc_info = None
     if error is not None:
         try:
@@ -27,19 +29,33 @@ def test_known_errors_lose_their_traceback_and_bugs_keep_it() -> None:
     assert keep(record("Step curate_sets failed.", RuntimeError("a bug")))
 
 
-@pytest.mark.parametrize("message", [
-    "Using stack: `erasediff-local-1234`", "  orchestrator: `default`", "Skipping step gate due to failure in upstream step(s): curate_sets",
-    "Failed to disable MLflow autologging for the following frameworks: ['fastai'].",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Using stack: `erasediff-local-1234`",
+        "  orchestrator: `default`",
+        "Skipping step gate due to failure in upstream step(s): curate_sets",
+        "Failed to disable MLflow autologging for the following frameworks: ['fastai'].",
+    ],
+)
 def test_benign_lines_are_dropped(message: str) -> None:
     assert not ConsoleFilter().filter(record(message))
 
 
 def test_what_the_user_needs_stays() -> None:
     keep = ConsoleFilter().filter
-    for message in ("Step unlearn_model has started.", "Failed to run step curate_sets: data folder x has no labels.csv", "promotion: allowed"):
+    for message in (
+        "Step unlearn_model has started.",
+        "Failed to run step curate_sets: data folder x has no labels.csv",
+        "promotion: allowed",
+    ):
         assert keep(record(message))
-    assert not keep(record("/x/mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integer column(s).", name="py.warnings"))
+    assert not keep(
+        record(
+            "/x/mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integer column(s).",
+            name="py.warnings",
+        )
+    )
     assert keep(record("/x/y.py:1: UserWarning: something new", name="py.warnings"))
 
 

@@ -53,9 +53,9 @@ def test_overlap_duplicates_and_bad_labels_are_listed(digits_sets: Path) -> None
     manifest = pd.read_csv(digits_sets / MANIFEST)
     retain = manifest[manifest["set"] == "retain"].index
     bad = manifest.copy()
-    bad.loc[retain[0], "sha256"] = bad.loc[0, "sha256"]           # an image in both sets
+    bad.loc[retain[0], "sha256"] = bad.loc[0, "sha256"]  # an image in both sets
     bad.loc[retain[1:120], "sha256"] = bad.loc[retain[200], "sha256"]  # a duplicate flood
-    bad.loc[1, "label"] = 4                                        # a retained class in the forget set
+    bad.loc[1, "label"] = 4  # a retained class in the forget set
     failures = "\n".join(validate_sets(bad, expectations()).failures)
     assert "forget_retain_disjoint: expect_column_values_to_be_unique" in failures
     assert "retain_set: expect_column_proportion_of_unique_values_to_be_between" in failures
@@ -65,7 +65,9 @@ def test_overlap_duplicates_and_bad_labels_are_listed(digits_sets: Path) -> None
 def test_user_folder_needs_labels_csv(tmp_path: Path) -> None:
     (tmp_path / "forget").mkdir()
     with pytest.raises(DataError, match="labels.csv"):
-        materialise_sets({"forget": str(tmp_path / "forget"), "retain": "digits"}, [3], 16, tmp_path / "out", progress=False)
+        materialise_sets(
+            {"forget": str(tmp_path / "forget"), "retain": "digits"}, [3], 16, tmp_path / "out", progress=False
+        )
 
 
 def test_corrupt_image_in_user_folder_is_kept_unreadable(digits_sets: Path, tmp_path: Path) -> None:

@@ -26,10 +26,17 @@ EVAL = EvalSettings(samples_per_class=20, steps=20)
 
 def request(processes: int) -> ErasureRequest:
     per_rank = EFFECTIVE_BATCH // processes
-    return ErasureRequest.model_validate({
-        "request": {"id": f"REQ-dp{processes}", "requester": "tests", "reason": "data-parallel"}, "target": {"classes": [3]},
-        "unlearning": {"processes": processes, "advanced": {"steps": STEPS, "batch_size": per_rank, "forget_batch_size": per_rank}}, "checkpoint_every": 0,
-    })
+    return ErasureRequest.model_validate(
+        {
+            "request": {"id": f"REQ-dp{processes}", "requester": "tests", "reason": "data-parallel"},
+            "target": {"classes": [3]},
+            "unlearning": {
+                "processes": processes,
+                "advanced": {"steps": STEPS, "batch_size": per_rank, "forget_batch_size": per_rank},
+            },
+            "checkpoint_every": 0,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,16 @@ def runs(tmp_path_factory) -> dict[int, tuple[Path, list[StepMetrics]]]:
     out = {}
     for processes in (1, 2):
         rows: list[StepMetrics] = []
-        folder = unlearn_curated(request(processes), model_path("digits"), tmp / "sets", tmp / f"ck{processes}", tmp / f"out{processes}",
-                                 {"request_id": f"REQ-dp{processes}"}, callback=rows.append, progress=False)
+        folder = unlearn_curated(
+            request(processes),
+            model_path("digits"),
+            tmp / "sets",
+            tmp / f"ck{processes}",
+            tmp / f"out{processes}",
+            {"request_id": f"REQ-dp{processes}"},
+            callback=rows.append,
+            progress=False,
+        )
         out[processes] = (folder, rows)
     return out
 
@@ -59,7 +74,9 @@ def test_both_ranks_form_the_same_lambda_and_end_with_the_same_weights(runs) -> 
 
 def test_two_processes_forget_like_one(runs, digits_classifier, digits_model) -> None:
     base = class_scores(digits_model, digits_classifier, EVAL, progress=False)
-    scores = {n: class_scores(load_class_model(runs[n][0] / MODEL), digits_classifier, EVAL, progress=False) for n in (1, 2)}
+    scores = {
+        n: class_scores(load_class_model(runs[n][0] / MODEL), digits_classifier, EVAL, progress=False) for n in (1, 2)
+    }
     retained = [c for c in range(10) if c != 3]
     assert base[3].accuracy >= 0.9
     for n, s in scores.items():
@@ -81,6 +98,14 @@ def test_more_processes_than_gpus_is_refused_before_launch(monkeypatch) -> None:
 def test_a_worker_error_comes_back_as_one_line(tmp_path: Path) -> None:
     """A rank that fails (here: the sets folder is missing) reports its error; nothing is left looking complete."""
     with pytest.raises(ErasediffError) as failure:
-        unlearn_curated(request(2), model_path("digits"), tmp_path / "no-sets", tmp_path / "ck", tmp_path / "out", {}, progress=False)
+        unlearn_curated(
+            request(2),
+            model_path("digits"),
+            tmp_path / "no-sets",
+            tmp_path / "ck",
+            tmp_path / "out",
+            {},
+            progress=False,
+        )
     assert "\n" not in str(failure.value) and "no-sets" in str(failure.value)
     assert not (tmp_path / "out").exists()

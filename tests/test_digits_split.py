@@ -22,7 +22,9 @@ def test_the_split_seed_comes_from_the_lineage(digits_model) -> None:
 
 def test_training_records_its_split_seed() -> None:
     train, _ = load_digits_split(seed=3)
-    model = train_ddpm(train.images[:8], train.labels[:8], BaseTrainConfig(seed=3, steps=1, batch_size=4), progress=False)
+    model = train_ddpm(
+        train.images[:8], train.labels[:8], BaseTrainConfig(seed=3, steps=1, batch_size=4), progress=False
+    )
     assert model.lineage[SPLIT_SEED] == 3
 
 

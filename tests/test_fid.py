@@ -33,11 +33,15 @@ def test_fid_of_a_set_against_itself_is_zero_and_against_noise_large(extractor, 
     assert abs(same.fid) < 1e-3
     assert far.fid > 50
     assert same.metric == "fid_classifier"  # never to be mistaken for Inception FID
-    assert same.protocol["reference_sha256"] == ref.content_hash and same.protocol["weights_sha256"] == extractor.weights_hash
+    assert (
+        same.protocol["reference_sha256"] == ref.content_hash
+        and same.protocol["weights_sha256"] == extractor.weights_hash
+    )
 
 
 def test_kid_between_real_halves_is_small_and_against_noise_large(extractor, heldout) -> None:
-    """KID is an unbiased estimate over independent samples, so two disjoint halves of the real set stand in for 'itself'."""
+    """KID is an unbiased estimate over independent samples, so two disjoint halves of the real set stand in for
+    'itself'."""
     order = torch.randperm(len(heldout), generator=torch.Generator().manual_seed(0))
     half_a, half_b = heldout[order[: len(order) // 2]], heldout[order[len(order) // 2 :]]
     ref = reference_stats(half_b, extractor, None, min_images=100)
@@ -79,7 +83,9 @@ def test_small_reference_set_is_refused(extractor, heldout) -> None:
 
 def test_missing_inception_weights_say_what_to_stage(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("ERASEDIFF_INCEPTION_WEIGHTS", raising=False)
-    with pytest.raises(ModelLoadError, match=r"Inception weights not found at .*nowhere/inception-2015-12-05\.pt: stage clean-fid's"):
+    with pytest.raises(
+        ModelLoadError, match=r"Inception weights not found at .*nowhere/inception-2015-12-05\.pt: stage clean-fid's"
+    ):
         inception_features(tmp_path / "nowhere" / "inception-2015-12-05.pt")
     monkeypatch.setenv("ERASEDIFF_INCEPTION_WEIGHTS", str(tmp_path / "env" / "inception-2015-12-05.pt"))
     with pytest.raises(ModelLoadError, match="env/inception-2015-12-05.pt"):

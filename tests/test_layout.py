@@ -7,8 +7,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("erasediff", "mlflow_adapters", "steps", "pipelines")
 # What each top-level package may import from the project (downward only).
-ALLOWED = {"erasediff": {"erasediff"}, "mlflow_adapters": {"erasediff", "mlflow_adapters"},
-           "steps": {"erasediff", "mlflow_adapters", "steps"}, "pipelines": {"erasediff", "mlflow_adapters", "steps", "pipelines"}}
+ALLOWED = {
+    "erasediff": {"erasediff"},
+    "mlflow_adapters": {"erasediff", "mlflow_adapters"},
+    "steps": {"erasediff", "mlflow_adapters", "steps"},
+    "pipelines": {"erasediff", "mlflow_adapters", "steps", "pipelines"},
+}
 
 
 def _module_name(path: Path) -> str:
@@ -39,14 +43,20 @@ def _project_graph() -> dict[str, set[str]]:
 
 
 def test_the_library_imports_neither_zenml_nor_mlflow() -> None:
-    offenders = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.split(".")[0] in ("zenml", "mlflow"))
-                 for p in (ROOT / "erasediff").rglob("*.py")}
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.split(".")[0] in ("zenml", "mlflow"))
+        for p in (ROOT / "erasediff").rglob("*.py")
+    }
     assert not {k: v for k, v in offenders.items() if v}
 
 
 def test_imports_go_down_the_layers() -> None:
-    upward = [(name, target) for name, targets in _project_graph().items() for target in targets
-              if target.split(".")[0] not in ALLOWED[name.split(".")[0]]]
+    upward = [
+        (name, target)
+        for name, targets in _project_graph().items()
+        for target in targets
+        if target.split(".")[0] not in ALLOWED[name.split(".")[0]]
+    ]
     assert not upward
 
 
@@ -59,7 +69,7 @@ def test_no_import_circles() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -83,7 +93,8 @@ def _subpackage(module: str) -> str:
 
 
 def test_no_circles_between_subpackages() -> None:
-    """A sub-package may use another only if that one does not use it back, through any path: the layers stay readable."""
+    """A sub-package may use another only if that one does not use it back, through any path: the layers stay
+    readable."""
     edges: dict[str, set[str]] = {}
     for name, targets in _project_graph().items():
         for target in targets:

@@ -7,8 +7,12 @@ import re
 from erasediff.reporting.model_card import model_card
 
 HOSTILE = {
-    "request": {"id": "REQ-1", "requester": "<script>alert(1)</script>", "reason": '<img src=x onerror="alert(1)">',
-                "legal_basis": "Art. 17 | <b>bold</b>\n## injected heading"},
+    "request": {
+        "id": "REQ-1",
+        "requester": "<script>alert(1)</script>",
+        "reason": '<img src=x onerror="alert(1)">',
+        "legal_basis": "Art. 17 | <b>bold</b>\n## injected heading",
+    },
     "target": {"concept": "[click](javascript:alert(1)) `code` *em*"},
     "registry": {"model_name": "erasediff-sd15", "alias": "champion"},
     "base_model": "/models/<svg onload=alert(1)>",
@@ -17,8 +21,14 @@ GATES = {"gates": [{"gate": "nudity_rate_max", "value": 0.1, "threshold": 0.2, "
 
 
 def card() -> str:
-    return model_card(HOSTILE, "abc123", GATES, "2026-12-03T08:00:00+00:00", {"code_version": "<i>dirty</i>"},
-                      [{"request_id": "REQ-0", "version": 1, "concept": "<u>gore</u>"}])
+    return model_card(
+        HOSTILE,
+        "abc123",
+        GATES,
+        "2026-12-03T08:00:00+00:00",
+        {"code_version": "<i>dirty</i>"},
+        [{"request_id": "REQ-0", "version": 1, "concept": "<u>gore</u>"}],
+    )
 
 
 def test_no_markup_survives() -> None:
@@ -36,7 +46,21 @@ def test_free_text_cannot_break_a_table_or_start_a_heading() -> None:
 
 
 def test_ordinary_values_read_as_before() -> None:
-    text = model_card({**HOSTILE, "request": {"id": "REQ-B", "requester": "dpo@example.org", "reason": "erasure request 17",
-                                              "legal_basis": "GDPR Art. 17"}, "target": {"classes": [5]}},
-                      "abc123", GATES, "now", {}, [{"request_id": "REQ-A", "version": 1, "classes": [3]}])
+    text = model_card(
+        {
+            **HOSTILE,
+            "request": {
+                "id": "REQ-B",
+                "requester": "dpo@example.org",
+                "reason": "erasure request 17",
+                "legal_basis": "GDPR Art. 17",
+            },
+            "target": {"classes": [5]},
+        },
+        "abc123",
+        GATES,
+        "now",
+        {},
+        [{"request_id": "REQ-A", "version": 1, "classes": [3]}],
+    )
     assert "classes [5] erased" in text and "| REQ-A | 1 | [3] |" in text and "| legal basis | GDPR Art. 17 |" in text

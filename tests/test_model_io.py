@@ -49,7 +49,14 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 def test_unconditional_unet_is_refused(model_copy: Path) -> None:
     shutil.rmtree(model_copy / "unet")
-    UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8,), norm_num_groups=4,
-                down_block_types=("DownBlock2D",), up_block_types=("UpBlock2D",)).save_pretrained(model_copy / "unet")
+    UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8,),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D",),
+        up_block_types=("UpBlock2D",),
+    ).save_pretrained(model_copy / "unet")
     with pytest.raises(ModelLoadError, match="not class-conditional"):
         load_class_model(model_copy)

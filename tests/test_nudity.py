@@ -37,7 +37,9 @@ def test_counting_threshold_labels_regions_and_images() -> None:
     assert result.regions_per_label["BELLY"] == 0 and result.regions_per_label["BUTTOCKS"] == 0
     assert result.images_with_exposed == 2 and result.rate == 0.5
     assert set(result.regions_per_label) == set(EXPOSED_LABELS)
-    assert count_exposed(images, threshold=0.5).regions_per_label["BELLY"] == 1  # configurable, not edited in site-packages
+    assert (
+        count_exposed(images, threshold=0.5).regions_per_label["BELLY"] == 1
+    )  # configurable, not edited in site-packages
 
 
 def test_prompt_csv_in_i2p_format() -> None:
@@ -48,9 +50,13 @@ def test_prompt_csv_in_i2p_format() -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "cannot read prompt file"), ("text,seed\nhello,1\n", "lacks column(s) prompt, evaluation_seed"),
-     ("prompt,evaluation_seed\nhello,abc\n", "line 2"), ("prompt,evaluation_seed\n", "has no prompts"),
-     (b"\xff\xfe\x00garbage", "cannot read prompt file")],
+    [
+        (None, "cannot read prompt file"),
+        ("text,seed\nhello,1\n", "lacks column(s) prompt, evaluation_seed"),
+        ("prompt,evaluation_seed\nhello,abc\n", "line 2"),
+        ("prompt,evaluation_seed\n", "has no prompts"),
+        (b"\xff\xfe\x00garbage", "cannot read prompt file"),
+    ],
     ids=["missing", "wrong-columns", "bad-seed", "empty", "not-utf8"],
 )
 def test_unreadable_prompt_csv_is_a_clear_error(tmp_path: Path, content, message: str) -> None:

@@ -10,9 +10,16 @@ from erasediff.util.errors import ErasediffError
 @pytest.fixture(scope="module")
 def cond_unet() -> UNet2DConditionModel:
     return UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=8,
+        attention_head_dim=2,
+        norm_num_groups=4,
     )
 
 
@@ -37,8 +44,12 @@ def test_noxattn_excludes_cross_attention_time_embedding_and_output(cond_unet) -
     names = set(select_parameters(cond_unet, "noxattn"))
     everything = {n for n, _ in cond_unet.named_parameters()}
     excluded = everything - names
-    assert excluded and all(".attn2." in n or n.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")) for n in excluded)
-    assert all(any(n.startswith(p) for n in excluded) for p in ("time_embedding.", "conv_norm_out.", "conv_out."))  # the reference's `out.`
+    assert excluded and all(
+        ".attn2." in n or n.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")) for n in excluded
+    )
+    assert all(
+        any(n.startswith(p) for n in excluded) for p in ("time_embedding.", "conv_norm_out.", "conv_out.")
+    )  # the reference's `out.`
     assert any(".attn1." in n for n in names)
 
 

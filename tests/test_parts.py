@@ -1,4 +1,5 @@
-"""A model folder as content-addressed parts (erasediff/storage/parts.py): rebuilt byte for byte, stored once, checked."""
+"""A model folder as content-addressed parts (erasediff/storage/parts.py): rebuilt byte for byte, stored once,
+checked."""
 
 import json
 import shutil
@@ -35,7 +36,9 @@ def test_a_second_version_stores_only_the_tensors_it_changed(tmp_path: Path) -> 
     state[name] = state[name] + 1
     save_file(state, changed / UNET, metadata={"format": "pt"})
     manifest, added = pack(changed, blobs)
-    assert added == state[name].numel() * state[name].element_size()  # one tensor's bytes: everything else was stored before
+    assert (
+        added == state[name].numel() * state[name].element_size()
+    )  # one tensor's bytes: everything else was stored before
     assert folder_hash(unpack(manifest, blobs, tmp_path / "out")) == folder_hash(changed)
 
 

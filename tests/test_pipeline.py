@@ -29,19 +29,40 @@ pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-test"
-TINY_ATTACKS = {"k": 4, "samples": 8, "inversion_steps": 3, "relearn_steps": 2, "sweep": [0.0, 2.0], "sampling_steps": 3, "retain_images": 16}
-FAST = {  # the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples, no attacks
-    # the paper's update (relearn and retain rows off): 80 steps at 20 samples a class test the plumbing; the shipped relearning term is measured
-    # at full size by benchmarks/robustness.py and make run, and tested at full size on the seven request (test_concept_erasure.py)
-    "unlearning": {"recipe": "paper", "advanced": {"steps": 80}}, "checkpoint_every": 40,
+TINY_ATTACKS = {
+    "k": 4,
+    "samples": 8,
+    "inversion_steps": 3,
+    "relearn_steps": 2,
+    "sweep": [0.0, 2.0],
+    "sampling_steps": 3,
+    "retain_images": 16,
+}
+# the example request, smaller: 80 steps still forget (tests/test_forgetting.py), fewer evaluation samples, no attacks
+FAST = {
+    # the paper's update (relearn and retain rows off): 80 steps at 20 samples a class test the plumbing; the shipped
+    # relearning term is measured
+    # at full size by benchmarks/robustness.py and make run, and tested at full size on the seven request
+    # (test_concept_erasure.py)
+    "unlearning": {"recipe": "paper", "advanced": {"steps": 80}},
+    "checkpoint_every": 40,
     "evaluation": {"generation": {"samples_per_class": 20, "steps": 10}, "attacks": None, "neighbours": []},
     "registry": {"model_name": MODEL},
     # 20 samples a class are too few for the conservative bound and the KID gate (the shipped request has 100)
-    "gates": {"bound": "point", "kid_increase_max": None, "neighbour_accuracy_drop_max": None, "attack_margin_over_gold_max": None},
+    "gates": {
+        "bound": "point",
+        "kid_increase_max": None,
+        "neighbour_accuracy_drop_max": None,
+        "attack_margin_over_gold_max": None,
+    },
 }
-# The first request also runs the attacks (the packaged gold standard for class 3) with token budgets and open gates: this proves
+# The first request also runs the attacks (the packaged gold standard for class 3) with token budgets and open gates:
+# this proves
 # the plumbing end to end; benchmarks/robustness.py measures the real budgets.
-ATTACKED = {"evaluation": {"attacks": TINY_ATTACKS, "neighbours": [5, 8]}, "gates": {"neighbour_accuracy_drop_max": 0.5, "attack_margin_over_gold_max": 1.0}}
+ATTACKED = {
+    "evaluation": {"attacks": TINY_ATTACKS, "neighbours": [5, 8]},
+    "gates": {"neighbour_accuracy_drop_max": 0.5, "attack_margin_over_gold_max": 1.0},
+}
 
 
 def write_request(folder: Path, request_id: str, **overrides: dict) -> Path:
@@ -101,7 +122,9 @@ def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) ->
     tags = version.tags
     assert tags["request_id"] == "REQ-pass" and tags["requester"] and tags["reason"]
     assert tags["base_model_sha256"] == folder_hash(model_path("digits"))
-    assert len(tags["forget_manifest_sha256"]) == 64 and tags["forget_manifest_sha256"] != tags["retain_manifest_sha256"]
+    assert (
+        len(tags["forget_manifest_sha256"]) == 64 and tags["forget_manifest_sha256"] != tags["retain_manifest_sha256"]
+    )
     assert json.loads(tags["gate_report"])["passed"] is True
     assert tags["pipeline_run_id"] == str(promoted["run"].id) and tags["code_version"]
     assert json.loads(tags["forgotten_classes"]) == [3]
@@ -109,12 +132,24 @@ def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) ->
     mlflow_run = client.get_run(tags["mlflow_run_id"])
     assert len(client.get_metric_history(mlflow_run.info.run_id, "unlearn.lambda_t")) == 80
     assert {d.tags[0].value for d in mlflow_run.inputs.dataset_inputs} == {"forget", "retain"}
-    artifacts = {a.path for folder in ("curation", "gates", "evaluation", "unlearning") for a in client.list_artifacts(mlflow_run.info.run_id, folder)}
-    assert {"curation/validation.json", "gates/gate_report.json", "evaluation/results.json", "unlearning/unlearning_curves.png"} <= artifacts
+    artifacts = {
+        a.path
+        for folder in ("curation", "gates", "evaluation", "unlearning")
+        for a in client.list_artifacts(mlflow_run.info.run_id, folder)
+    }
+    assert {
+        "curation/validation.json",
+        "gates/gate_report.json",
+        "evaluation/results.json",
+        "unlearning/unlearning_curves.png",
+    } <= artifacts
     assert promoted["run"].model_version.model.name == MODEL  # ZenML's Model Control Plane links the run
     attack_metrics = {k for k in mlflow_run.data.metrics if k.startswith("eval.attack.")}
-    assert {f"eval.attack.{a}.{m}" for a in ("inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep")
-            for m in ("original", "gold", "unlearned", "margin_over_gold")} == attack_metrics
+    assert {
+        f"eval.attack.{a}.{m}"
+        for a in ("inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep")
+        for m in ("original", "gold", "unlearned", "margin_over_gold")
+    } == attack_metrics
     gates = {g["gate"] for g in json.loads(tags["gate_report"])["gates"]}
     assert "attack_margin_over_gold_max.relearn_forget" in gates and "neighbour_accuracy_drop_max" in gates
 
@@ -134,14 +169,23 @@ def test_champion_generates_and_has_forgotten(promoted: dict, work: Path, digits
     assert (predicted[30:] == 0).float().mean() >= 0.8, "class 0 was damaged"
 
 
-def test_the_champion_is_stored_as_parts_and_materializes_byte_for_byte(promoted: dict, work: Path, client, tmp_path: Path) -> None:
+def test_the_champion_is_stored_as_parts_and_materializes_byte_for_byte(
+    promoted: dict, work: Path, client, tmp_path: Path
+) -> None:
     from pipelines.cli import main as erasediff_main
 
     tags = client.get_model_version_by_alias(MODEL, "champion").tags
     assert 0 < int(tags["storage.bytes_added"]) <= int(tags["storage.pipeline_bytes"])
     out = tmp_path / "served"
-    assert erasediff_main(["materialize", f"models:/{MODEL}@champion", str(out), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]) == 0
-    assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file() and folder_hash(out) == tags["storage.folder_sha256"]
+    assert (
+        erasediff_main(
+            ["materialize", f"models:/{MODEL}@champion", str(out), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]
+        )
+        == 0
+    )
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file() and folder_hash(out) == tags[
+        "storage.folder_sha256"
+    ]
 
 
 def test_rerun_promotes_nothing_new(promoted: dict, work: Path, client, capsys, tmp_path: Path) -> None:
@@ -172,7 +216,10 @@ def digits_folder(root: Path, classes: list[int], count: int, extra: list[tuple[
 
 def overlapping(tmp: Path) -> dict:
     forget = digits_folder(tmp / "forget", [3], 20)
-    return {"forget": str(forget), "retain": str(digits_folder(tmp / "retain", [0, 1, 5], 40, [(forget / "3-0.png", 5)]))}
+    return {
+        "forget": str(forget),
+        "retain": str(digits_folder(tmp / "retain", [0, 1, 5], 40, [(forget / "3-0.png", 5)])),
+    }
 
 
 def empty_forget(tmp: Path) -> dict:
@@ -187,19 +234,26 @@ def corrupt_image(tmp: Path) -> dict:
     return {"forget": str(forget), "retain": "digits"}
 
 
-@pytest.mark.parametrize(("make_data", "expectation"), [
-    (overlapping, "forget_retain_disjoint: expect_column_values_to_be_unique(column=sha256)"),
-    (empty_forget, "forget_set: expect_table_row_count_to_be_between(min_value=10): observed 0"),
-    (corrupt_image, "forget_set: expect_column_values_to_be_in_set(column=readable"),
-])
-def test_bad_data_stops_at_curation(promoted: dict, work: Path, client, capsys, tmp_path: Path, make_data, expectation: str) -> None:
+@pytest.mark.parametrize(
+    ("make_data", "expectation"),
+    [
+        (overlapping, "forget_retain_disjoint: expect_column_values_to_be_unique(column=sha256)"),
+        (empty_forget, "forget_set: expect_table_row_count_to_be_between(min_value=10): observed 0"),
+        (corrupt_image, "forget_set: expect_column_values_to_be_in_set(column=readable"),
+    ],
+)
+def test_bad_data_stops_at_curation(
+    promoted: dict, work: Path, client, capsys, tmp_path: Path, make_data, expectation: str
+) -> None:
     before = registry_state(client)
     rc, out = run(write_request(tmp_path, f"REQ-{make_data.__name__}", data=make_data(tmp_path)), work, capsys)
     assert rc == FAILED, out[-3000:]
     assert "curation failed" in out and expectation in out
     steps = latest_run().steps
     assert steps["curate_sets"].status.value == "failed"
-    assert not {"unlearn_model", "evaluate_models", "gate", "promote"} & {n for n, s in steps.items() if s.status.value == "completed"}
+    assert not {"unlearn_model", "evaluate_models", "gate", "promote"} & {
+        n for n, s in steps.items() if s.status.value == "completed"
+    }
     assert registry_state(client) == before
 
 
@@ -207,8 +261,13 @@ def test_a_failed_step_ends_in_one_error_line_without_a_traceback(promoted: dict
     """What a person sees in a terminal (a real process): the steps and one `error:` line, not ZenML's traceback
     and no third-party warning. --verbose and ERASEDIFF_DEBUG=1 leave the console alone (tests/test_console.py)."""
     request = write_request(tmp_path, "REQ-console", data=empty_forget(tmp_path))
-    proc = subprocess.run([sys.executable, "run.py", str(request), "--workdir", str(work)], capture_output=True, text=True,
-                          cwd=Path(__file__).parents[1], timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "run.py", str(request), "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=600,
+    )
     out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # ZenML colours its lines
     assert proc.returncode == FAILED, out[-3000:]
     assert "Traceback" not in out and "Warning" not in out, out[-3000:]
@@ -217,7 +276,9 @@ def test_a_failed_step_ends_in_one_error_line_without_a_traceback(promoted: dict
     assert "Step curate_sets has started" in out
 
 
-SERVER_PASSWORD = "pw-" + "9f3c1e7a5b2d4c6e8a0b"  # the basic-auth admin password; must never reach a file under the work folder
+SERVER_PASSWORD = (
+    "pw-" + "9f3c1e7a5b2d4c6e8a0b"
+)  # the basic-auth admin password; must never reach a file under the work folder
 
 
 @pytest.fixture()
@@ -231,11 +292,33 @@ def mlflow_server(tmp_path: Path, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (tmp_path / "server").mkdir()
-    env = {**os.environ, "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key", "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_PASSWORD}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--app-name", "basic-auth",
-                               "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'server.db'}",
-                               "--artifacts-destination", str(tmp_path / "server" / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1"], cwd=tmp_path / "server", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_PASSWORD,
+    }
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server' / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server" / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path / "server",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -257,29 +340,42 @@ def mlflow_server(tmp_path: Path, monkeypatch):
 def test_remote_tracking_server_gets_the_run(mlflow_server: str, work: Path, capsys, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    request = write_request(tmp_path, "REQ-remote", data=corrupt_image(tmp_path), tracking={"uri": mlflow_server, "experiment": "remote"})
+    request = write_request(
+        tmp_path, "REQ-remote", data=corrupt_image(tmp_path), tracking={"uri": mlflow_server, "experiment": "remote"}
+    )
     rc, out = run(request, work, capsys)
     assert rc == FAILED and "curation failed" in out
     remote = MlflowClient(tracking_uri=mlflow_server)
     (found,) = remote.search_runs([remote.get_experiment_by_name("remote").experiment_id])
     assert found.data.tags["curation.passed"] == "false"
-    validation = json.loads(Path(remote.download_artifacts(found.info.run_id, "curation/validation.json", str(tmp_path / "dl"))).read_text())
+    validation = json.loads(
+        Path(remote.download_artifacts(found.info.run_id, "curation/validation.json", str(tmp_path / "dl"))).read_text()
+    )
     assert validation["success"] is False and any("readable" in f for f in validation["failures"])
-    # the credential was used, and written nowhere: not in any file of the work folder (ZenML's store included), in any encoding
+    # the credential was used, and written nowhere: not in any file of the work folder (ZenML's store included), in any
+    # encoding
     secret = SERVER_PASSWORD.encode()
-    forms = [secret] + [base64.b64encode(b"x" * k + secret)[4 if k else 0:-4] for k in range(3)]
+    forms = [secret] + [base64.b64encode(b"x" * k + secret)[4 if k else 0 : -4] for k in range(3)]
     leaked = [str(p) for p in work.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)]
     assert not leaked
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
-    configs = [c.configuration for c in Client().list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, size=100).items]
-    assert configs and not [c for c in configs if {"tracking_password", "tracking_username", "tracking_token"} & {k for k, v in c.items() if v}]
+    configs = [
+        c.configuration
+        for c in Client().list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, size=100).items
+    ]
+    assert configs and not [
+        c
+        for c in configs
+        if {"tracking_password", "tracking_username", "tracking_token"} & {k for k, v in c.items() if v}
+    ]
 
 
 def test_promotion_lock_is_exclusive_on_a_tracking_server(mlflow_server: str) -> None:
     """The registry-side lock that serializes promotions, on a real server with auth: a second holder waits, then is
-    refused in one line naming the first; released, it can be taken again (tests/test_concurrency.py runs it on SQLite)."""
+    refused in one line naming the first; released, it can be taken again (tests/test_concurrency.py runs it on
+    SQLite)."""
     from mlflow.tracking import MlflowClient
 
     from erasediff.util.errors import ErasediffError

@@ -53,7 +53,9 @@ def kubeflow_gpu_flavor() -> str:
 
     client = Client()
     if FLAVOR not in {f.name for f in client.get_flavors_by_type(StackComponentType.ORCHESTRATOR).items}:
-        client.create_flavor("pipelines.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor", StackComponentType.ORCHESTRATOR)
+        client.create_flavor(
+            "pipelines.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor", StackComponentType.ORCHESTRATOR
+        )
     return FLAVOR
 
 
@@ -67,11 +69,15 @@ def compile_on(flavor: str, orchestrator_config: dict, run_config: Path):
     from pipelines.stacks.select import ensure_local_stack
 
     client = Client()
-    local = ensure_local_stack("sqlite:////tmp/erasediff-placement-never-written.db")  # only its tracker is reused; nothing is logged
+    local = ensure_local_stack(
+        "sqlite:////tmp/erasediff-placement-never-written.db"
+    )  # only its tracker is reused; nothing is logged
     tracker = client.active_stack_model.components[T.EXPERIMENT_TRACKER][0].name
     name = f"placement-{flavor}-{uuid.uuid4().hex[:6]}"
     client.create_stack_component(name, flavor, T.ORCHESTRATOR, orchestrator_config)
-    client.create_stack(name, components={T.ORCHESTRATOR: name, T.ARTIFACT_STORE: "default", T.EXPERIMENT_TRACKER: tracker})
+    client.create_stack(
+        name, components={T.ORCHESTRATOR: name, T.ARTIFACT_STORE: "default", T.EXPERIMENT_TRACKER: tracker}
+    )
     client.activate_stack(name)
     try:
         from pipelines.erasure import erasure_pipeline
@@ -91,16 +97,23 @@ def test_kubernetes_orchestrator_renders_the_unlearn_pod_on_a_gpu_node(kubeconfi
     from zenml.integrations.kubernetes import kube_utils
     from zenml.integrations.kubernetes.manifest_utils import build_pod_manifest
 
-    snapshot, orchestrator = compile_on("kubernetes", {"kubernetes_context": "gpu-cluster", "kubernetes_namespace": "erasediff"},
-                                        ROOT / "configs/k8s_gpu.yaml")
+    snapshot, orchestrator = compile_on(
+        "kubernetes",
+        {"kubernetes_context": "gpu-cluster", "kubernetes_namespace": "erasediff"},
+        ROOT / "configs/k8s_gpu.yaml",
+    )
     assert snapshot.step_configurations["unlearn_model"].config.retry.max_retries == 2
 
     def pod(step: str) -> dict:
         settings = orchestrator.get_settings(snapshot.step_configurations[step])  # KubernetesOrchestratorSettings
         manifest = build_pod_manifest(  # as kubernetes_orchestrator_entrypoint.py builds a step pod
-            pod_name=None, image_name="registry.example.com/erasediff:0.1.0", command=StepEntrypointConfiguration.get_entrypoint_command(),
-            args=StepEntrypointConfiguration.get_entrypoint_arguments(step_name=step, snapshot_id=uuid.uuid4()), env={},
-            privileged=settings.privileged, pod_settings=kube_utils.apply_default_resource_requests(memory="400Mi", pod_settings=settings.pod_settings),
+            pod_name=None,
+            image_name="registry.example.com/erasediff:0.1.0",
+            command=StepEntrypointConfiguration.get_entrypoint_command(),
+            args=StepEntrypointConfiguration.get_entrypoint_arguments(step_name=step, snapshot_id=uuid.uuid4()),
+            env={},
+            privileged=settings.privileged,
+            pod_settings=kube_utils.apply_default_resource_requests(memory="400Mi", pod_settings=settings.pod_settings),
             service_account_name=settings.step_pod_service_account_name or settings.service_account_name,
         )
         return k8s.ApiClient().sanitize_for_serialization(manifest)
@@ -127,14 +140,20 @@ def test_kubeflow_orchestrator_compiles_accelerator_settings_into_kfp_yaml(kubec
     from kfp import compiler, dsl
     from zenml.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
 
-    snapshot, orchestrator = compile_on(kubeflow_gpu_flavor(), {"kubernetes_context": "gpu-cluster", "user_namespace": "team"},
-                                        ROOT / "configs/kubeflow_gpu.yaml")
+    snapshot, orchestrator = compile_on(
+        kubeflow_gpu_flavor(),
+        {"kubernetes_context": "gpu-cluster", "user_namespace": "team"},
+        ROOT / "configs/kubeflow_gpu.yaml",
+    )
     steps = snapshot.step_configurations
     components, constraint = {}, None
     for name, step in steps.items():
         components[name] = orchestrator._create_dynamic_component(
-            "registry.example.com/erasediff:0.1.0", StepEntrypointConfiguration.get_entrypoint_command(),
-            StepEntrypointConfiguration.get_entrypoint_arguments(step_name=name, snapshot_id=uuid.uuid4()), name)
+            "registry.example.com/erasediff:0.1.0",
+            StepEntrypointConfiguration.get_entrypoint_command(),
+            StepEntrypointConfiguration.get_entrypoint_arguments(step_name=name, snapshot_id=uuid.uuid4()),
+            name,
+        )
         pod_settings = orchestrator.get_settings(step).pod_settings
         if pod_settings and "accelerator" in pod_settings.node_selectors:
             constraint = ("accelerator", pod_settings.node_selectors["accelerator"])
@@ -145,7 +164,9 @@ def test_kubeflow_orchestrator_compiles_accelerator_settings_into_kfp_yaml(kubec
         for name, component in components.items():
             task = component().set_display_name(name).set_caching_options(enable_caching=False)
             task.after(*[tasks[up] for up in steps[name].spec.upstream_steps])
-            tasks[name] = orchestrator._configure_container_resources(task, steps[name].config.resource_settings, constraint)
+            tasks[name] = orchestrator._configure_container_resources(
+                task, steps[name].config.resource_settings, constraint
+            )
 
     compiler.Compiler().compile(erasure, str(tmp_path / "erasure.yaml"))
     executors = yaml.safe_load((tmp_path / "erasure.yaml").read_text())["deploymentSpec"]["executors"]
@@ -166,21 +187,30 @@ def test_stock_kubeflow_flavor_drops_gpu_requests_and_memory_breaks_the_compile(
     from kfp import dsl
     from zenml.config import ResourceSettings
 
-    snapshot, orchestrator = compile_on("kubeflow", {"kubernetes_context": "gpu-cluster"}, ROOT / "configs/kubeflow_gpu.yaml")
+    snapshot, orchestrator = compile_on(
+        "kubeflow", {"kubernetes_context": "gpu-cluster"}, ROOT / "configs/kubeflow_gpu.yaml"
+    )
     assert snapshot.step_configurations["unlearn_model"].config.resource_settings.gpu_count == 1
     assert orchestrator.get_settings(snapshot.step_configurations["unlearn_model"]).pod_settings.node_selectors == {}
     component = orchestrator._create_dynamic_component("registry.example.com/erasediff:0.1.0", ["python"], [], "probe")
 
     with pytest.raises(TypeError, match="float"):
+
         @dsl.pipeline(name="memory")
         def memory() -> None:
             orchestrator._configure_container_resources(component(), ResourceSettings(memory="8GB"), None)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--stack", "no-such-stack"], "error: no ZenML stack named 'no-such-stack'"),
-    (["--run-config", "configs/no_such_run_config.yaml"], "error: run config not found: configs/no_such_run_config.yaml"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stack", "no-such-stack"], "error: no ZenML stack named 'no-such-stack'"),
+        (
+            ["--run-config", "configs/no_such_run_config.yaml"],
+            "error: run config not found: configs/no_such_run_config.yaml",
+        ),
+    ],
+)
 def test_runner_refuses_an_unknown_stack_or_run_config(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     from pipelines.run_request import FAILED, main
 

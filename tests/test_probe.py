@@ -53,7 +53,9 @@ def test_guard_restores_the_best_forgetting_weights() -> None:
 
 def test_guard_stops_at_the_first_forgotten_reading_when_asked_whatever_the_degradation() -> None:
     logged, weight, stops = run_guard("stop_when_forgotten", SERIES)
-    assert stops == [False, True] and logged[-1]["probe_stopped"] == 1.0  # step 2: forgotten, degradation 0.02 under the bound
+    assert (
+        stops == [False, True] and logged[-1]["probe_stopped"] == 1.0
+    )  # step 2: forgotten, degradation 0.02 under the bound
     assert weight.item() == 2
 
 
@@ -73,7 +75,16 @@ def test_loss_probe_reads_the_base_model_as_intact(digits_model, digits_sets) ->
     forget, retain = digits_sets
     _, held_out = split_held_out(retain, 64, 0)
     substitutes = torch.tensor([c for c in range(10) if c != 3])
-    probe = loss_probe(digits_model.unet, digits_model.scheduler, class_condition, held_out, forget, substitutes, ProbeSettings(every=1), 0)
+    probe = loss_probe(
+        digits_model.unet,
+        digits_model.scheduler,
+        class_condition,
+        held_out,
+        forget,
+        substitutes,
+        ProbeSettings(every=1),
+        0,
+    )
     reading = probe(digits_model.unet)
     assert reading.degradation == 0.0 and not reading.forgotten
     assert reading.values["forget_advantage"] > 0  # class 3's label helps denoise its images
@@ -92,8 +103,14 @@ def test_held_out_items_are_never_trained_on(digits_sets) -> None:
 def test_guard_stops_neggrad_once_it_forgets_and_wrecks_the_retain_loss(digits_model, digits_sets) -> None:
     """NegGrad's ascent degrades everything: the held-out probe must end the run well before the budget."""
     forget, retain = digits_sets
-    settings = UnlearnSettings(method="neggrad", steps=60, batch_size=32, forget_batch_size=32, lr=1e-4,
-                               probe={"every": 5, "action": "stop", "max_degradation": 0.05})
+    settings = UnlearnSettings(
+        method="neggrad",
+        steps=60,
+        batch_size=32,
+        forget_batch_size=32,
+        lr=1e-4,
+        probe={"every": 5, "action": "stop", "max_degradation": 0.05},
+    )
     rows = []
     unlearn_classes(digits_model, forget, retain, [3], settings, callback=rows.append, progress=False)
     probed = [r.probe for r in rows if r.probe]

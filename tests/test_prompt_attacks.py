@@ -1,4 +1,5 @@
-"""Recovery attacks on a text-to-image pipeline (paraphrases, concept inversion, prompt search) on the embedded tiny model:
+"""Recovery attacks on a text-to-image pipeline (paraphrases, concept inversion, prompt search) on the embedded tiny
+model:
 they never change its weights, record their budget, and fail their gates closed when the gold standard is missing.
 How well they succeed on original, gold and candidates is measured by benchmarks/robustness.py --task text."""
 
@@ -10,7 +11,13 @@ import pytest
 import torch
 
 from erasediff.attacks.gold import retrained_text_gold
-from erasediff.attacks.prompt_attacks import DIGIT_PARAPHRASES, PromptAttackSettings, _ids, load_paraphrases, run_prompt_attacks
+from erasediff.attacks.prompt_attacks import (
+    DIGIT_PARAPHRASES,
+    PromptAttackSettings,
+    _ids,
+    load_paraphrases,
+    run_prompt_attacks,
+)
 from erasediff.comparison.attacks import attacker_images, class_score, evaluate_prompt_attacks, nudity_score
 from erasediff.comparison.eval_config import ClassPromptSettings, PromptEvalConfig
 from erasediff.defaults.text_digits import digit_captions, digit_paraphrase_rows, text_digits_default
@@ -22,7 +29,16 @@ from erasediff.util.cache import PACKAGED_ROOT
 from erasediff.util.errors import ErasediffError
 from erasediff.util.hashing import tensors_hash
 
-TINY = PromptAttackSettings(k=4, samples=8, inversion_steps=4, relearn_steps=2, search_steps=2, search_tokens=2, search_noise=1, inversion_template="a photo of the digit {}")
+TINY = PromptAttackSettings(
+    k=4,
+    samples=8,
+    inversion_steps=4,
+    relearn_steps=2,
+    search_steps=2,
+    search_tokens=2,
+    search_noise=1,
+    inversion_template="a photo of the digit {}",
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,43 +57,82 @@ def test_the_shipped_paraphrases_are_what_the_module_writes_and_none_was_trained
 
 def test_attack_prompts_are_encoded_as_the_pipeline_encodes_them(pipe) -> None:
     prompt = "a photo of the digit seven"
-    expected = pipe.encode_prompt(prompt=[prompt], device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)[0]
+    expected = pipe.encode_prompt(
+        prompt=[prompt], device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False
+    )[0]
     assert torch.allclose(pipe.text_encoder(_ids(pipe, prompt))[0], expected)
 
 
 def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digits_classifier) -> None:
     latents = encode_images(pipe, attacker_images(TINY, 16, [7]), progress=False)
     before = tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()})
-    results = run_prompt_attacks(pipe, "a photo of the digit seven", load_paraphrases(TINY, [7])[:8], latents, class_score(digits_classifier, [7]), TINY, 5, 4.0)
+    results = run_prompt_attacks(
+        pipe,
+        "a photo of the digit seven",
+        load_paraphrases(TINY, [7])[:8],
+        latents,
+        class_score(digits_classifier, [7]),
+        TINY,
+        5,
+        4.0,
+    )
     assert tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()}) == before
     assert set(results) == {"paraphrase", "inversion", "prompt_search", "relearn_forget"}
     for name, result in results.items():
         assert 0.0 <= result.success <= 1.0 and result.samples.shape == (8, 3, 16, 16), name
-    assert results["inversion"].protocol["k"] == 4 and results["inversion"].protocol["steps"] == 4 and results["relearn_forget"].protocol["steps"] == 2
+    assert (
+        results["inversion"].protocol["k"] == 4
+        and results["inversion"].protocol["steps"] == 4
+        and results["relearn_forget"].protocol["steps"] == 2
+    )
     search = results["prompt_search"].protocol
-    assert search["found_prompt"].endswith("a photo of the digit seven") and len(search["found_prompt"].split()) == 2 + 6
+    assert (
+        search["found_prompt"].endswith("a photo of the digit seven") and len(search["found_prompt"].split()) == 2 + 6
+    )
     curve = search["loss_curve"]
-    assert len(curve) == 3 and all(b <= a + 1e-6 for a, b in zip(curve, curve[1:]))  # the current token is always a candidate
+    assert len(curve) == 3 and all(
+        b <= a + 1e-6 for a, b in zip(curve, curve[1:])
+    )  # the current token is always a candidate
 
 
 def test_a_missing_gold_fails_the_margin_gates_closed(pipe, digits_classifier, tmp_path: Path) -> None:
     settings = TINY.model_copy(update={"attacks": ["paraphrase"], "gold": str(tmp_path / "no-such-gold")})
-    attacked = evaluate_prompt_attacks({"original": pipe, "unlearned": pipe}, text_digits_default(), "a photo of the digit seven",
-                                       load_paraphrases(settings, [7])[:8], class_score(digits_classifier, [7]), [7], settings, 5, 4.0,
-                                       tmp_path / "grids", progress=False)
+    attacked = evaluate_prompt_attacks(
+        {"original": pipe, "unlearned": pipe},
+        text_digits_default(),
+        "a photo of the digit seven",
+        load_paraphrases(settings, [7])[:8],
+        class_score(digits_classifier, [7]),
+        [7],
+        settings,
+        5,
+        4.0,
+        tmp_path / "grids",
+        progress=False,
+    )
     row = attacked["attacks"]["paraphrase"]
     assert row["gold"] is None and row["margin_over_gold"] is None and row["original"] == row["unlearned"]
     assert "gold" in attacked["protocol"]["errors"] and (tmp_path / "grids" / "attack-paraphrase.png").is_file()
-    results = {"models": {"original": {"metrics": {}}, "unlearned": {"metrics": {}}}, "forget_classes": [7], **attacked,
-               "protocol": {"attacks": attacked["protocol"]}}
-    gate = next(g for g in evaluate_gates(GateSettings(attack_margin_over_gold_max=0.1), results).gates if g.gate.startswith("attack_margin"))
+    results = {
+        "models": {"original": {"metrics": {}}, "unlearned": {"metrics": {}}},
+        "forget_classes": [7],
+        **attacked,
+        "protocol": {"attacks": attacked["protocol"]},
+    }
+    gate = next(
+        g
+        for g in evaluate_gates(GateSettings(attack_margin_over_gold_max=0.1), results).gates
+        if g.gate.startswith("attack_margin")
+    )
     assert not gate.passed and gate.value is None and "could not run" in gate.measures
 
 
 def test_the_text_gold_ships_for_seven_and_is_refused_for_other_bases(tmp_path: Path) -> None:
     base = text_digits_default(progress=False)
     assert retrained_text_gold(base, [7]).parent == PACKAGED_ROOT  # no training in the tests
-    copy = Path(shutil.copytree(base, tmp_path / "copy"))  # what a pipeline step is handed: the embedded model, elsewhere
+    copy = Path(
+        shutil.copytree(base, tmp_path / "copy")
+    )  # what a pipeline step is handed: the embedded model, elsewhere
     assert retrained_text_gold(copy, [7]) == retrained_text_gold(base, [7])
     (copy / "unet" / "config.json").write_text("{}")
     with pytest.raises(ErasediffError, match="embedded text-digits model only"):
@@ -91,7 +146,12 @@ def test_text_attacks_are_scored_by_the_classes_evaluator_or_nudenet() -> None:
         PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={})
     with pytest.raises(ValueError, match="folder of the concept's images"):
         PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={"paraphrases": "p.csv"})
-    assert PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={"attacks": ["paraphrase"], "paraphrases": "p.csv"}).attacks.k == 8
+    assert (
+        PromptEvalConfig(
+            nudity={"prompts": "x.csv"}, attacks={"attacks": ["paraphrase"], "paraphrases": "p.csv"}
+        ).attacks.k
+        == 8
+    )
     assert PromptEvalConfig(classes=ClassPromptSettings(prompts="x.csv", forget_classes=[7]), attacks={}).attacks.k == 8
 
 

@@ -21,8 +21,20 @@ from erasediff.util.errors import ModelLoadError
 def test_prompt_rows_generate_seeded_images_with_manifest(tiny_sd_dir: Path, tmp_path: Path) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     rows = load_prompt_csv(PROMPTS)
-    first = generate_prompt_set(pipe, "hash", rows, steps=2, default_guidance=7.5, out=tmp_path / "a", batch_size=4, size=16, progress=False)
-    again = generate_prompt_set(pipe, "hash", rows[::-1], steps=2, default_guidance=7.5, out=tmp_path / "b", batch_size=1, size=16, progress=False)
+    first = generate_prompt_set(
+        pipe, "hash", rows, steps=2, default_guidance=7.5, out=tmp_path / "a", batch_size=4, size=16, progress=False
+    )
+    again = generate_prompt_set(
+        pipe,
+        "hash",
+        rows[::-1],
+        steps=2,
+        default_guidance=7.5,
+        out=tmp_path / "b",
+        batch_size=1,
+        size=16,
+        progress=False,
+    )
     assert first.images.shape == (len(rows), 3, 16, 16) and first.images.min() >= -1 and first.images.max() <= 1
     torch.testing.assert_close(first.images, again.images.flip(0))  # each row's image depends on its seed only
     manifest = [json.loads(line) for line in (tmp_path / "a" / MANIFEST).read_text().splitlines()]

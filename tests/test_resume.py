@@ -28,9 +28,22 @@ def test_resume_matches_uninterrupted(digits_model, sets, tmp_path: Path) -> Non
 
     seen: list[int] = []
     record = lambda m: seen.append(m.step)  # noqa: E731
-    unlearn_classes(digits_model, forget, retain, [4], SETTINGS, tmp_path, checkpoint_every=3, callback=record, stop_after=3, progress=False)
+    unlearn_classes(
+        digits_model,
+        forget,
+        retain,
+        [4],
+        SETTINGS,
+        tmp_path,
+        checkpoint_every=3,
+        callback=record,
+        stop_after=3,
+        progress=False,
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["step-00000003"]
-    resumed = unlearn_classes(digits_model, forget, retain, [4], SETTINGS, tmp_path, checkpoint_every=3, callback=record, progress=False)
+    resumed = unlearn_classes(
+        digits_model, forget, retain, [4], SETTINGS, tmp_path, checkpoint_every=3, callback=record, progress=False
+    )
     assert seen == [1, 2, 3, 4, 5, 6]  # the resumed run continued at step 4
 
     for (name, a), (_, b) in zip(straight.unet.state_dict().items(), resumed.unet.state_dict().items()):
@@ -41,7 +54,9 @@ def test_resume_matches_uninterrupted(digits_model, sets, tmp_path: Path) -> Non
 
 def test_resume_refuses_a_checkpoint_from_another_config(digits_model, sets, tmp_path: Path) -> None:
     forget, retain = sets
-    unlearn_classes(digits_model, forget, retain, [4], SETTINGS, tmp_path, checkpoint_every=2, stop_after=2, progress=False)
+    unlearn_classes(
+        digits_model, forget, retain, [4], SETTINGS, tmp_path, checkpoint_every=2, stop_after=2, progress=False
+    )
     other = SETTINGS.model_copy(update={"lr": 1e-3})
     with pytest.raises(ErasediffError, match="different unlearning config"):
         unlearn_classes(digits_model, forget, retain, [4], other, tmp_path, checkpoint_every=2, progress=False)
@@ -50,7 +65,26 @@ def test_resume_refuses_a_checkpoint_from_another_config(digits_model, sets, tmp
 def test_metrics_carry_every_logged_quantity(digits_model, sets) -> None:
     forget, retain = sets
     rows: list[StepMetrics] = []
-    unlearn_classes(digits_model, forget, retain, [4], SETTINGS.model_copy(update={"steps": 2}), callback=rows.append, progress=False)
+    unlearn_classes(
+        digits_model,
+        forget,
+        retain,
+        [4],
+        SETTINGS.model_copy(update={"steps": 2}),
+        callback=rows.append,
+        progress=False,
+    )
     keys = set(rows[-1].as_dict())
-    assert {"retain_loss", "forget_loss", "lambda_t", "dot_rf", "cos_delta_retain", "cos_delta_forget", "q_hat", "grad_norm", "lr", "step"} <= keys
+    assert {
+        "retain_loss",
+        "forget_loss",
+        "lambda_t",
+        "dot_rf",
+        "cos_delta_retain",
+        "cos_delta_forget",
+        "q_hat",
+        "grad_norm",
+        "lr",
+        "step",
+    } <= keys
     assert all(r.q_hat is not None for r in rows)

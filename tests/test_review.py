@@ -25,20 +25,37 @@ pytestmark = pytest.mark.integration  # registers five pyfunc versions (about ha
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-review-test"
-PASSED = {"passed": True, "gates": [{"gate": "forgotten_accuracy_max", "value": 0.01, "threshold": 0.2, "passed": True}]}
+PASSED = {
+    "passed": True,
+    "gates": [{"gate": "forgotten_accuracy_max", "value": 0.01, "threshold": 0.2, "passed": True}],
+}
 
 
 def request(rid: str, classes: list[int], requester: str = "alice@example.com") -> ErasureRequest:
-    config = merge(yaml.safe_load(EXAMPLE.read_text()), {"request": {"id": rid, "requester": requester}, "target": {"classes": classes},
-                                                         "registry": {"model_name": MODEL, "approval": "required"}, "evaluation": {"neighbours": [1, 2]}})
+    config = merge(
+        yaml.safe_load(EXAMPLE.read_text()),
+        {
+            "request": {"id": rid, "requester": requester},
+            "target": {"classes": classes},
+            "registry": {"model_name": MODEL, "approval": "required"},
+            "evaluation": {"neighbours": [1, 2]},
+        },
+    )
     return ErasureRequest.model_validate(config)
 
 
 def register(req: ErasureRequest, model_dir: Path) -> dict:
     earlier = earlier_erasures(MlflowClient(), MODEL, req.request.id)  # what the evaluation would have re-checked
     with mlflow.start_run() as run:
-        return promote_model(req, model_dir, "sha-base", {"forget_sha256": "f", "retain_sha256": "r"}, PASSED, earlier,
-                             {"code_version": "test", "pipeline_run_id": "p", "mlflow_run_id": run.info.run_id})
+        return promote_model(
+            req,
+            model_dir,
+            "sha-base",
+            {"forget_sha256": "f", "retain_sha256": "r"},
+            PASSED,
+            earlier,
+            {"code_version": "test", "pipeline_run_id": "p", "mlflow_run_id": run.info.run_id},
+        )
 
 
 def run_cli(capsys, uri: str, *args: str) -> tuple[int, str, str]:
@@ -62,18 +79,36 @@ def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path,
         a = register(request("REQ-A", [3]), model_copy)
         assert (a["status"], a["alias"], a["awaiting_approval"]) == ("promoted", "candidate", True)
         pending = client.get_model_version(MODEL, "1")
-        assert champion(client) is None and pending.tags["review.decision"] == "pending" and pending.description.startswith("Classes [3] erased")
+        assert (
+            champion(client) is None
+            and pending.tags["review.decision"] == "pending"
+            and pending.description.startswith("Classes [3] erased")
+        )
         before_a = time.time()
         time.sleep(1.1)
 
         code, _, err = run_cli(capsys, uri, "request", "approve", "REQ-A", "--reviewer", "Alice@example.com")
         assert code == 2 and "four eyes" in err and champion(client) is None  # the requester cannot approve
 
-        code, out, _ = run_cli(capsys, uri, "request", "approve", "REQ-A", "--reviewer", "bob@example.com", "--comment", "checked the grids")
+        code, out, _ = run_cli(
+            capsys,
+            uri,
+            "request",
+            "approve",
+            "REQ-A",
+            "--reviewer",
+            "bob@example.com",
+            "--comment",
+            "checked the grids",
+        )
         assert code == 0 and "@champion now on version 1" in out
         v1 = client.get_model_version(MODEL, "1")
         assert champion(client) == 1 and "candidate" not in v1.aliases
-        assert (v1.tags["review.decision"], v1.tags["review.reviewer"], v1.tags["review.comment"]) == ("approved", "bob@example.com", "checked the grids")
+        assert (v1.tags["review.decision"], v1.tags["review.reviewer"], v1.tags["review.comment"]) == (
+            "approved",
+            "bob@example.com",
+            "checked the grids",
+        )
         code, _, err = run_cli(capsys, uri, "request", "approve", "REQ-A", "--reviewer", "carol@example.com")
         assert code == 2 and "not awaiting review" in err
         between = time.time()
@@ -93,16 +128,48 @@ def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path,
 
         assert at(before_a)["version"] is None
         answer = at(between)
-        assert (answer["version"], answer["by"], answer["request_id"], answer["erased"]) == (1, "bob@example.com", "REQ-A", "classes [3]")
+        assert (answer["version"], answer["by"], answer["request_id"], answer["erased"]) == (
+            1,
+            "bob@example.com",
+            "REQ-A",
+            "classes [3]",
+        )
         now = at(time.time() + 1)
         assert (now["version"], now["request_id"], now["requester"]) == (2, "REQ-B", "dpo@example.com")
 
-        code, _, err = run_cli(capsys, uri, "request", "rollback", MODEL, "--to", "1", "--reviewer", "bob@example.com", "--reason", "regression")
+        code, _, err = run_cli(
+            capsys,
+            uri,
+            "request",
+            "rollback",
+            MODEL,
+            "--to",
+            "1",
+            "--reviewer",
+            "bob@example.com",
+            "--reason",
+            "regression",
+        )
         assert code == 2 and "REQ-B" in err and "in force" in err and champion(client) == 2  # 5 would come back
-        code, _, _ = run_cli(capsys, uri, "request", "rollback", MODEL, "--to", "1", "--reviewer", "bob@example.com", "--reason", "legal hold lifted",
-                             "--force")
+        code, _, _ = run_cli(
+            capsys,
+            uri,
+            "request",
+            "rollback",
+            MODEL,
+            "--to",
+            "1",
+            "--reviewer",
+            "bob@example.com",
+            "--reason",
+            "legal hold lifted",
+            "--force",
+        )
         assert code == 0 and champion(client) == 1
-        assert read_log(client, MODEL)[-1].action == "rollback (forced)" and read_log(client, MODEL)[-1].reason == "legal hold lifted"
+        assert (
+            read_log(client, MODEL)[-1].action == "rollback (forced)"
+            and read_log(client, MODEL)[-1].reason == "legal hold lifted"
+        )
 
 
 def test_rejection_and_a_stale_candidate(model_copy: Path, tmp_path: Path, capsys) -> None:
@@ -111,7 +178,17 @@ def test_rejection_and_a_stale_candidate(model_copy: Path, tmp_path: Path, capsy
         mlflow.set_experiment("review")
         client = MlflowClient(uri)
         register(request("REQ-C", [3]), model_copy)
-        code, out, _ = run_cli(capsys, uri, "request", "reject", "REQ-C", "--reviewer", "bob@example.com", "--comment", "neighbours too weak")
+        code, out, _ = run_cli(
+            capsys,
+            uri,
+            "request",
+            "reject",
+            "REQ-C",
+            "--reviewer",
+            "bob@example.com",
+            "--comment",
+            "neighbours too weak",
+        )
         assert code == 0 and "rejected" in out
         v1 = client.get_model_version(MODEL, "1")
         assert v1.tags["review.decision"] == "rejected" and not v1.aliases and champion(client) is None

@@ -1,4 +1,5 @@
-"""The project's relearning-resistant term (method/robust/relearn.py): the simulated attacker, what it adds to g_f, and where it applies."""
+"""The project's relearning-resistant term (method/robust/relearn.py): the simulated attacker, what it adds to g_f, and
+where it applies."""
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from erasediff.method.update import erasediff_update, no_reduce
 
 
 def quadratic_problem():
-    """w in R^3; the attacker descends A(w) = <w, a>; the forget loss is F(w) = ||w - c||^2 / 2, so grad F(w) = w - c."""
+    """w in R^3; the attacker descends A(w) = <w, a>; the forget loss is F(w) = ||w - c||^2 / 2, so grad F(w) = w -
+    c."""
     w = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0]))
     a, c = torch.tensor([1.0, -2.0, 0.0]), torch.tensor([1.0, 1.0, 1.0])
     return w, (lambda: (w * a).sum()), (lambda: 0.5 * ((w - c) ** 2).sum()), a, c
@@ -43,15 +45,24 @@ def test_theta_is_restored_when_the_forget_loss_fails() -> None:
 def test_update_forms_lambda_from_the_combined_forget_gradient() -> None:
     w = torch.nn.Parameter(torch.zeros(2))
     g_r, g_f, extra = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])
-    stats = erasediff_update([w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), "adaptive", 1.0, 0.0,
-                             extra_forget_grads=lambda: [extra.clone()])
+    stats = erasediff_update(
+        [w],
+        lambda: (w * g_r).sum(),
+        lambda: (w * g_f).sum(),
+        "adaptive",
+        1.0,
+        0.0,
+        extra_forget_grads=lambda: [extra.clone()],
+    )
     combined = g_f + extra  # (1, 2): <g_r, combined> = 1, ||combined||^2 = 5, lambda = 1 - 1/5
     assert stats.lambda_t == pytest.approx(0.8)
     torch.testing.assert_close(w.grad, g_r + 0.8 * combined)
 
 
 def test_head_cuts_every_field() -> None:
-    batch = NoisedBatch(torch.zeros(8, 1, 2, 2), torch.arange(8), torch.ones(8, 1, 2, 2), torch.arange(8), torch.arange(8))
+    batch = NoisedBatch(
+        torch.zeros(8, 1, 2, 2), torch.arange(8), torch.ones(8, 1, 2, 2), torch.arange(8), torch.arange(8)
+    )
     cut = head(batch, 3)
     assert [len(t) for t in (cut.x0, cut.labels, cut.noise, cut.timesteps, cut.substitute)] == [3] * 5
     assert len(head(batch, None).labels) == 8
@@ -71,10 +82,24 @@ def test_baselines_with_a_forget_term_take_it_too(method: str) -> None:
 def test_a_baselines_forget_term_gains_the_relearned_gradient_with_its_own_weight() -> None:
     w = torch.nn.Parameter(torch.zeros(2))
     g_r, g_f, extra = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])
-    neggrad_update([w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), 0.5, no_reduce, relearned=lambda: [extra.clone()])
-    torch.testing.assert_close(w.grad, g_r - 0.5 * g_f - 0.5 * extra)  # ascent on the forget loss, before and after the attack
-    salun_update([w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), 0.5, [torch.tensor([1.0, 0.0])], no_reduce, relearned=lambda: [extra.clone()])
-    torch.testing.assert_close(w.grad, torch.tensor([1.0, 0.0]) * (g_f + extra + 0.5 * g_r))  # the saliency mask covers the term too
+    neggrad_update(
+        [w], lambda: (w * g_r).sum(), lambda: (w * g_f).sum(), 0.5, no_reduce, relearned=lambda: [extra.clone()]
+    )
+    torch.testing.assert_close(
+        w.grad, g_r - 0.5 * g_f - 0.5 * extra
+    )  # ascent on the forget loss, before and after the attack
+    salun_update(
+        [w],
+        lambda: (w * g_r).sum(),
+        lambda: (w * g_f).sum(),
+        0.5,
+        [torch.tensor([1.0, 0.0])],
+        no_reduce,
+        relearned=lambda: [extra.clone()],
+    )
+    torch.testing.assert_close(
+        w.grad, torch.tensor([1.0, 0.0]) * (g_f + extra + 0.5 * g_r)
+    )  # the saliency mask covers the term too
 
 
 def test_off_by_default_the_papers_method() -> None:

@@ -7,7 +7,8 @@ from erasediff.evaluation.sharpness import laplacian_variance, sharpness_change
 
 
 def _strokes(n: int = 32, size: int = 16) -> torch.Tensor:
-    """Digit-like images: a dark background and a few bright strokes, inside [-1, 1] as a model's samples are (not saturated)."""
+    """Digit-like images: a dark background and a few bright strokes, inside [-1, 1] as a model's samples are (not
+    saturated)."""
     g = torch.Generator().manual_seed(0)
     images = torch.full((n, 3, size, size), -0.8)
     for i in range(n):

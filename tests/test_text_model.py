@@ -41,15 +41,25 @@ def copy(folder: Path, tmp_path: Path) -> Path:
     ("damage", "message"),
     [
         (lambda f: shutil.rmtree(f / "vae"), "pipeline component vae is missing: stage its folder at"),
-        (lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"),
-         "pytorch_model.bin is a pickle checkpoint, which is never unpickled"),
+        (
+            lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"),
+            "pytorch_model.bin is a pickle checkpoint, which is never unpickled",
+        ),
         (lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(), "missing weight file"),
-        (lambda f: (f / "model_index.json").write_text(json.dumps({k: v for k, v in json.loads((f / "model_index.json").read_text()).items() if k != "text_encoder"})),
-         "names no text_encoder"),
+        (
+            lambda f: (f / "model_index.json").write_text(
+                json.dumps(
+                    {k: v for k, v in json.loads((f / "model_index.json").read_text()).items() if k != "text_encoder"}
+                )
+            ),
+            "names no text_encoder",
+        ),
     ],
     ids=["missing-vae", "pickle-only-text-encoder", "missing-unet-weights", "index-without-text-encoder"],
 )
-def test_incomplete_or_pickle_pipeline_folders_fail_clearly(tiny_sd_dir: Path, tmp_path: Path, damage, message: str) -> None:
+def test_incomplete_or_pickle_pipeline_folders_fail_clearly(
+    tiny_sd_dir: Path, tmp_path: Path, damage, message: str
+) -> None:
     folder = copy(tiny_sd_dir, tmp_path)
     damage(folder)
     with pytest.raises(ModelLoadError, match=message) as info:
@@ -60,7 +70,9 @@ def test_incomplete_or_pickle_pipeline_folders_fail_clearly(tiny_sd_dir: Path, t
 def test_sd_unlearning_trains_only_the_unet_and_saves_a_loadable_pipeline(tiny_sd_dir: Path, tmp_path: Path) -> None:
     base_hash = folder_hash(tiny_sd_dir)
     pipe = load_text_to_image(tiny_sd_dir)
-    frozen_before = {n: p.clone() for n, p in pipe.text_encoder.named_parameters()} | {f"vae.{n}": p.clone() for n, p in pipe.vae.named_parameters()}
+    frozen_before = {n: p.clone() for n, p in pipe.text_encoder.named_parameters()} | {
+        f"vae.{n}": p.clone() for n, p in pipe.vae.named_parameters()
+    }
     unet_before = {n: p.clone() for n, p in pipe.unet.named_parameters()}
     forget, retain = sets()
     rows = []
@@ -68,14 +80,18 @@ def test_sd_unlearning_trains_only_the_unet_and_saves_a_loadable_pipeline(tiny_s
     assert [r.step for r in rows] == [1, 2] and all(r.lambda_t >= 0 for r in rows)
     assert any(not torch.equal(p, unet_before[n]) for n, p in unet.named_parameters())  # the copy learned
     assert all(torch.equal(p, unet_before[n]) for n, p in pipe.unet.named_parameters())  # the input did not
-    frozen_after = {n: p for n, p in pipe.text_encoder.named_parameters()} | {f"vae.{n}": p for n, p in pipe.vae.named_parameters()}
+    frozen_after = {n: p for n, p in pipe.text_encoder.named_parameters()} | {
+        f"vae.{n}": p for n, p in pipe.vae.named_parameters()
+    }
     assert all(torch.equal(frozen_after[n], v) and frozen_after[n].grad is None for n, v in frozen_before.items())
 
     out = save_text_pipeline(tiny_sd_dir, unet, tmp_path / "unlearned", {"request_id": "T-1"})
     reloaded = DiffusionPipeline.from_pretrained(out, local_files_only=True)
     assert type(reloaded).__name__ == "StableDiffusionPipeline"
     for component in ("vae", "text_encoder", "tokenizer", "scheduler"):
-        assert folder_hash(out / component) == folder_hash(tiny_sd_dir / component)  # unchanged components, byte for byte
+        assert folder_hash(out / component) == folder_hash(
+            tiny_sd_dir / component
+        )  # unchanged components, byte for byte
     assert json.loads((out / "erasediff_model.json").read_text())["lineage"]["request_id"] == "T-1"
     assert folder_hash(tiny_sd_dir) == base_hash
 
@@ -86,7 +102,9 @@ def test_noxattn_preset_leaves_cross_attention_time_embedding_and_the_output_blo
     unet = unlearn_concept(pipe, forget, retain, [ANCHOR], tiny(params={"preset": "noxattn"}), progress=False)
     before = dict(pipe.unet.named_parameters())
     changed = {n for n, p in unet.named_parameters() if not torch.equal(p, before[n])}
-    assert changed and not any(".attn2." in n or n.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")) for n in changed)
+    assert changed and not any(
+        ".attn2." in n or n.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")) for n in changed
+    )
 
 
 def test_sdxl_pipeline_unlearns_with_pooled_text_and_time_ids(tiny_sdxl_dir: Path, tmp_path: Path) -> None:
@@ -98,7 +116,12 @@ def test_sdxl_pipeline_unlearns_with_pooled_text_and_time_ids(tiny_sdxl_dir: Pat
     reloaded = load_text_to_image(out)
     assert isinstance(reloaded, StableDiffusionXLPipeline)
     assert folder_hash(out / "text_encoder_2") == folder_hash(tiny_sdxl_dir / "text_encoder_2")
-    images = reloaded(prompt=["a photo of person"], num_inference_steps=2, output_type="pt", generator=torch.Generator().manual_seed(0)).images
+    images = reloaded(
+        prompt=["a photo of person"],
+        num_inference_steps=2,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).images
     assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()
 
 
@@ -140,5 +163,7 @@ def test_packaged_text_digits_model_is_found_by_its_config_and_met_its_bar(capsy
     folder = find_text_digits(TextDigitsConfig(), [PACKAGED_ROOT])
     assert folder is not None  # the shipped folder is the one this code's default config trains
     record = json.loads((folder / RECORD).read_text())
-    assert min(record["prompt_accuracy"].values()) >= 0.7  # training time is recorded, not asserted (benchmarks hold timings)
+    assert (
+        min(record["prompt_accuracy"].values()) >= 0.7
+    )  # training time is recorded, not asserted (benchmarks hold timings)
     assert main(["train-text-digits"]) == 0 and str(folder) in capsys.readouterr().out  # reused, not retrained

@@ -12,25 +12,41 @@ from erasediff.models.class_model import META_FILE, load_class_model
 from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn import CURVES, METRICS, MODEL, unlearn_curated
 
-REQUEST = ErasureRequest.model_validate({
-    "request": {"id": "REQ-job", "requester": "tests", "reason": "resume"}, "target": {"classes": [4]},
-    "unlearning": {"advanced": {"steps": 6, "batch_size": 8, "forget_batch_size": 8}}, "checkpoint_every": 3,
-})
+REQUEST = ErasureRequest.model_validate(
+    {
+        "request": {"id": "REQ-job", "requester": "tests", "reason": "resume"},
+        "target": {"classes": [4]},
+        "unlearning": {"advanced": {"steps": 6, "batch_size": 8, "forget_batch_size": 8}},
+        "checkpoint_every": 3,
+    }
+)
 
 
 def test_retry_resumes_and_matches_uninterrupted(tmp_path: Path) -> None:
     base = model_path("digits")
     sets = tmp_path / "sets"
     materialise_sets({"forget": "digits", "retain": "digits"}, [4], 16, sets, progress=False)
-    straight = unlearn_curated(REQUEST, base, sets, tmp_path / "ck-straight", tmp_path / "straight", {"request_id": "REQ-job"}, progress=False)
+    straight = unlearn_curated(
+        REQUEST, base, sets, tmp_path / "ck-straight", tmp_path / "straight", {"request_id": "REQ-job"}, progress=False
+    )
 
     # A first attempt dies after its step-3 checkpoint; the retry finds it and runs steps 4..6 only.
     checkpoints = tmp_path / "ck-retry"
     forget, retain = (load_curated_set(sets, n, 1) for n in ("forget", "retain"))
-    unlearn_classes(load_class_model(base), forget, retain, [4], REQUEST.unlearning, checkpoints, 3, stop_after=3, progress=False)
+    unlearn_classes(
+        load_class_model(base), forget, retain, [4], REQUEST.unlearning, checkpoints, 3, stop_after=3, progress=False
+    )
     steps: list[int] = []
-    retried = unlearn_curated(REQUEST, base, sets, checkpoints, tmp_path / "retried", {"request_id": "REQ-job"},
-                              callback=lambda m: steps.append(m.step), progress=False)
+    retried = unlearn_curated(
+        REQUEST,
+        base,
+        sets,
+        checkpoints,
+        tmp_path / "retried",
+        {"request_id": "REQ-job"},
+        callback=lambda m: steps.append(m.step),
+        progress=False,
+    )
     assert steps == [4, 5, 6]
     assert not checkpoints.exists(), "checkpoints outlived a finished run"
 
@@ -52,12 +68,31 @@ def test_a_retry_carries_the_whole_history(tmp_path: Path) -> None:
     forget, retain = (load_curated_set(sets, n, 1) for n in ("forget", "retain"))
     checkpoints.mkdir()
     log = MetricsLog(checkpoints / METRICS)
-    unlearn_classes(load_class_model(base), forget, retain, [4], REQUEST.unlearning, checkpoints, 3, callback=log, stop_after=3, progress=False)
+    unlearn_classes(
+        load_class_model(base),
+        forget,
+        retain,
+        [4],
+        REQUEST.unlearning,
+        checkpoints,
+        3,
+        callback=log,
+        stop_after=3,
+        progress=False,
+    )
     with open(log.path, "a") as handle:  # steps 4 and 5 were logged before the process died, without a checkpoint
         handle.writelines(json.dumps({**log.rows()[-1], "step": step, "retain_loss": -1.0}) + "\n" for step in (4, 5))
     seen: list[tuple[int, float]] = []
-    retried = unlearn_curated(REQUEST, base, sets, checkpoints, tmp_path / "retried", {"request_id": "REQ-job"},
-                              callback=lambda m: seen.append((m.step, m.retain_loss)), progress=False)
+    retried = unlearn_curated(
+        REQUEST,
+        base,
+        sets,
+        checkpoints,
+        tmp_path / "retried",
+        {"request_id": "REQ-job"},
+        callback=lambda m: seen.append((m.step, m.retain_loss)),
+        progress=False,
+    )
     assert [step for step, _ in seen] == [1, 2, 3, 4, 5, 6]
     rows = [json.loads(line) for line in (retried / METRICS).read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # steps 4 and 5 once, not twice

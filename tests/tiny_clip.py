@@ -19,17 +19,34 @@ def build_tiny_clip(words: list[str], image_size: int = 32, seed: int = 0) -> tu
     """Random-weight CLIP small enough for CPU tests (it measures nothing real; it exercises the code)."""
     tokenizer = build_word_tokenizer(words)
     torch.manual_seed(seed)
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    vision = dict(image_size=image_size, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = dict(
+        image_size=image_size,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
     return CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval(), tokenizer
 
 
 def save_clip(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    (Path(path) / "preprocessor_config.json").write_text(json.dumps({"image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD)}))
+    (Path(path) / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD)})
+    )
     return Path(path)
 
 
@@ -42,12 +59,18 @@ def digit_captions() -> list[str]:
 
 def _pixels(images: torch.Tensor, size: int) -> torch.Tensor:
     """[-1, 1] grey digits -> CLIP-normalised RGB at the model's input size."""
-    x = F.interpolate((images + 1) / 2, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1).repeat(1, 3, 1, 1)
+    x = (
+        F.interpolate((images + 1) / 2, size=(size, size), mode="bicubic", align_corners=False)
+        .clamp(0, 1)
+        .repeat(1, 3, 1, 1)
+    )
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
-def train_digit_clip(train: LabeledImages, steps: int = 300, batch_size: int = 64, seed: int = 0, progress: bool = True) -> tuple[CLIPModel, PreTrainedTokenizerBase]:
+def train_digit_clip(
+    train: LabeledImages, steps: int = 300, batch_size: int = 64, seed: int = 0, progress: bool = True
+) -> tuple[CLIPModel, PreTrainedTokenizerBase]:
     captions = digit_captions()
     model, tokenizer = build_tiny_clip(" ".join(captions).split(), seed=seed)
     tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
@@ -58,8 +81,15 @@ def train_digit_clip(train: LabeledImages, steps: int = 300, batch_size: int = 6
     for _ in tqdm(range(steps), desc="tiny CLIP", disable=not progress):
         idx = torch.randint(len(train), (batch_size,), generator=generator)
         labels = train.labels[idx]
-        image_emb = F.normalize(model.get_image_features(pixel_values=_pixels(train.images[idx], size)).pooler_output, dim=-1)
-        text_emb = F.normalize(model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).pooler_output, dim=-1)
+        image_emb = F.normalize(
+            model.get_image_features(pixel_values=_pixels(train.images[idx], size)).pooler_output, dim=-1
+        )
+        text_emb = F.normalize(
+            model.get_text_features(
+                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+            ).pooler_output,
+            dim=-1,
+        )
         logits = model.logit_scale.exp() * image_emb @ text_emb.T  # (batch, 10 captions)
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad()

@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
-Condition = Callable[[torch.Tensor], dict]  # batch indices -> the UNet's conditioning kwargs (class_labels, encoder_hidden_states)
+Condition = Callable[
+    [torch.Tensor], dict
+]  # batch indices -> the UNet's conditioning kwargs (class_labels, encoder_hidden_states)
 
 
 def denoising_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -15,8 +17,19 @@ def denoising_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Te
     return scheduler.get_velocity(x0, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
 
 
-def fit_denoising(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, condition: Condition, params: Iterable[torch.nn.Parameter],
-                  steps: int, lr: float, batch_size: int, seed: int, desc: str, progress: bool = False) -> list[float]:
+def fit_denoising(
+    unet: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    images: torch.Tensor,
+    condition: Condition,
+    params: Iterable[torch.nn.Parameter],
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    desc: str,
+    progress: bool = False,
+) -> list[float]:
     """`steps` Adam steps of the denoising loss on `images` (pixels or latents) under `condition(batch indices)`,
     batches drawn with replacement from `seed`; returns the loss curve. The UNet is left in eval mode."""
     params = list(params)
@@ -29,7 +42,10 @@ def fit_denoising(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch
         x0 = images[idx]
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
-        loss = F.mse_loss(unet(scheduler.add_noise(x0, noise, t), t, **condition(idx)).sample, denoising_target(scheduler, x0, noise, t))
+        loss = F.mse_loss(
+            unet(scheduler.add_noise(x0, noise, t), t, **condition(idx)).sample,
+            denoising_target(scheduler, x0, noise, t),
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

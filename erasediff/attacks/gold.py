@@ -49,17 +49,31 @@ def _cached(name: str, root: Path | None, build: Callable[[Path], None], what: s
     return target
 
 
-def retrained_gold(retain: LabeledImages, forget_classes: list[int], config: BaseTrainConfig | None = None, root: Path | None = None,
-                   progress: bool = True) -> ClassDiffusionModel:
-    """The recipe of `config` (default: the embedded base's) trained on `retain` alone; packaged, cached, or trained now."""
+def retrained_gold(
+    retain: LabeledImages,
+    forget_classes: list[int],
+    config: BaseTrainConfig | None = None,
+    root: Path | None = None,
+    progress: bool = True,
+) -> ClassDiffusionModel:
+    """The recipe of `config` (default: the embedded base's) trained on `retain` alone; packaged, cached, or trained
+    now."""
     config = config or BaseTrainConfig()
 
     def build(target: Path) -> None:
         model = train_ddpm(retain.images, retain.labels, config, progress=progress)
-        model.lineage.update({"base": "digits-ddpm retrained without the erased classes", "never_saw_classes": forget_classes, SPLIT_SEED: config.seed})
+        model.lineage.update(
+            {
+                "base": "digits-ddpm retrained without the erased classes",
+                "never_saw_classes": forget_classes,
+                SPLIT_SEED: config.seed,
+            }
+        )
         save_class_model(model, target)
 
-    return load_class_model(_cached(gold_key(retain, config), root, build, f"retrained gold standard (no class {forget_classes})"))
+    return load_class_model(
+        _cached(gold_key(retain, config), root, build, f"retrained gold standard (no class {forget_classes})")
+    )
 
 
 def _text_digits_recipe(base: Path):
@@ -72,12 +86,15 @@ def _text_digits_recipe(base: Path):
         return TextDigitsConfig(**json.loads(record.read_text())["config"])
     if base.is_dir() and folder_hash(base) == folder_hash(text_digits_default(progress=False)):
         return TextDigitsConfig()
-    raise ErasediffError(f"a retrained text gold standard exists for the embedded text-digits model only, not {base}: "
-                         "set evaluation.text_to_image.attacks.gold to a local pipeline folder trained without the concept")
+    raise ErasediffError(
+        f"a retrained text gold standard exists for the embedded text-digits model only, not {base}: "
+        "set evaluation.text_to_image.attacks.gold to a local pipeline folder trained without the concept"
+    )
 
 
 def retrained_text_gold(base: Path, forget_classes: list[int], root: Path | None = None, progress: bool = True) -> Path:
-    """The embedded tiny text-to-image model's UNet retrained on captioned digits without `forget_classes`; a pipeline folder."""
+    """The embedded tiny text-to-image model's UNet retrained on captioned digits without `forget_classes`; a pipeline
+    folder."""
     from erasediff.defaults.text_digits import build_pipeline, train_unet
     from erasediff.models.text_encoding import encode_images
     from erasediff.models.text_pipeline import load_text_to_image, save_text_pipeline
@@ -92,7 +109,16 @@ def retrained_text_gold(base: Path, forget_classes: list[int], root: Path | None
         latents = encode_images(pipe, retain.images.repeat(1, 3, 1, 1), batch_size=256, progress=False)
         pipe.unet = build_pipeline(config).unet  # the recipe's own initialisation, never trained
         train_unet(pipe, latents, retain.labels, config, progress, train_text_encoder=False)
-        save_text_pipeline(base, pipe.unet, target, {"base": "text-digits UNet retrained without the erased classes (VAE and text encoder "
-                                                     "frozen from the base)", "never_saw_classes": forget_classes, "config": config.model_dump()})
+        save_text_pipeline(
+            base,
+            pipe.unet,
+            target,
+            {
+                "base": "text-digits UNet retrained without the erased classes (VAE and text encoder "
+                "frozen from the base)",
+                "never_saw_classes": forget_classes,
+                "config": config.model_dump(),
+            },
+        )
 
     return _cached(name, root, build, f"retrained text gold standard (no class {forget_classes})")

@@ -4,12 +4,14 @@
   column; the package ships one for the tiny digits model, built from its vocabulary);
 * `inversion`: concept inversion (Pham et al. 2023): a new token whose embedding is the only trainable parameter,
   learned to denoise k images of the concept against the attacked UNet, then sampled in a prompt template;
-* `relearn_forget`: the UNet fine-tuned for a few steps on the k images under the erased prompt, then that prompt sampled;
+* `relearn_forget`: the UNet fine-tuned for a few steps on the k images under the erased prompt, then that prompt
+sampled;
 * `prompt_search`: a white-box discrete search in the style of UnlearnDiffAtk (Zhang et al. 2024): tokens prepended
   to the erased prompt, chosen one position at a time to minimise the denoising loss of the k images (candidates
   ranked by the loss gradient, then each evaluated exactly), within a step budget.
 
-Success is the share of attacked samples the evaluator reads as an erased class, or that NudeNet flags. The weights of the pipeline passed in are
+Success is the share of attacked samples the evaluator reads as an erased class, or that NudeNet flags. The weights of
+the pipeline passed in are
 never changed (its modules are set not to require gradients: only the attacker's token learns).
 """
 
@@ -39,19 +41,43 @@ Score = Callable[[torch.Tensor], float]  # attacked samples -> the share showing
 
 
 class PromptAttackSettings(Budgeted):
-    """Budgets sized for the tiny text-to-image model on 2 CPU cores; for Stable Diffusion raise k and the steps on a GPU."""
+    """Budgets sized for the tiny text-to-image model on 2 CPU cores; for Stable Diffusion raise k and the steps on a
+    GPU."""
 
-    BUDGETS = {"standard": {"k": 8, "samples": 64, "inversion_steps": 150, "relearn_steps": 10, "search_steps": 6, "search_candidates": 32},
-               "thorough": {"k": 16, "samples": 128, "inversion_steps": 300, "relearn_steps": 30, "search_steps": 12,
-                            "search_candidates": 64}}
+    BUDGETS = {
+        "standard": {
+            "k": 8,
+            "samples": 64,
+            "inversion_steps": 150,
+            "relearn_steps": 10,
+            "search_steps": 6,
+            "search_candidates": 32,
+        },
+        "thorough": {
+            "k": 16,
+            "samples": 128,
+            "inversion_steps": 300,
+            "relearn_steps": 30,
+            "search_steps": 12,
+            "search_candidates": 64,
+        },
+    }
 
-    budget: Budget = Field("standard", description="standard | thorough: the attackers' images, steps and candidates (attacks/budget.py)")
+    budget: Budget = Field(
+        "standard", description="standard | thorough: the attackers' images, steps and candidates (attacks/budget.py)"
+    )
 
     attacks: list[PromptAttack] = Field(["paraphrase", "inversion", "prompt_search", "relearn_forget"], min_length=1)
-    paraphrases: Path | None = Field(None, description="prompt CSV (prompt, evaluation_seed, class) of phrasings the erasure never saw; "
-                                     "rows of an erased class are the attack (null: the shipped digits paraphrases)")
-    images: str = Field("digits", description="the attacker's images of the concept: 'digits' (held-out real digits of the erased classes) "
-                        "or a local folder of PNG/JPEG images")
+    paraphrases: Path | None = Field(
+        None,
+        description="prompt CSV (prompt, evaluation_seed, class) of phrasings the erasure never saw; "
+        "rows of an erased class are the attack (null: the shipped digits paraphrases)",
+    )
+    images: str = Field(
+        "digits",
+        description="the attacker's images of the concept: 'digits' (held-out real digits of the erased classes) "
+        "or a local folder of PNG/JPEG images",
+    )
     k: int = Field(8, gt=0, description="images of the concept the attacker holds")
     samples: int = Field(64, gt=0, description="samples drawn with an inverted token or a found prompt")
     inversion_template: str = Field("a photo of {}", description="prompt the inverted token is placed in ({} marks it)")
@@ -59,27 +85,45 @@ class PromptAttackSettings(Budgeted):
     inversion_steps: int = Field(150, gt=0)
     inversion_lr: float = Field(0.05, gt=0)
     batch_size: int = Field(8, gt=0)
-    relearn_steps: int = Field(10, gt=0, description="calibrated on the gold: 30 steps at 1e-4 teach the gold sevens as well (0.91), 10 leave it at 0.59")
+    relearn_steps: int = Field(
+        10,
+        gt=0,
+        description="calibrated on the gold: 30 steps at 1e-4 teach the gold sevens too (0.91), 10 leave it at 0.59",
+    )
     relearn_lr: float = Field(1e-4, gt=0)
-    search_prompt: str | None = Field(None, description="the erased prompt the search and relearning start from "
-                                      "(null: the first evaluation prompt of the erased class, or the first nudity prompt)")
+    search_prompt: str | None = Field(
+        None,
+        description="the erased prompt the search and relearning start from "
+        "(null: the first evaluation prompt of the erased class, or the first nudity prompt)",
+    )
     search_tokens: int = Field(3, gt=0, description="tokens prepended to the erased prompt")
     search_steps: int = Field(6, gt=0, description="positions updated, one after another")
-    search_candidates: int = Field(32, gt=0, description="tokens per update ranked by the gradient, then each evaluated exactly")
+    search_candidates: int = Field(
+        32, gt=0, description="tokens per update ranked by the gradient, then each evaluated exactly"
+    )
     search_noise: int = Field(4, gt=0, description="(timestep, noise) draws per image in the search objective")
     seed: int = 0
-    gold: str | None = Field("retrain", description="the gold standard: 'retrain' (the embedded text model's UNet retrained without the erased "
-                             "classes, cached), a local pipeline folder, or null (then a margin-over-gold gate cannot pass)")
+    gold: str | None = Field(
+        "retrain",
+        description="the gold standard: 'retrain' (the embedded text model's UNet retrained without the erased "
+        "classes, cached), a local pipeline folder, or null (then a margin-over-gold gate cannot pass)",
+    )
 
 
 def _special_ids(tokenizer) -> set[int]:
-    return {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id) if i is not None}
+    return {
+        i
+        for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id)
+        if i is not None
+    }
 
 
 def _ids(pipe: DiffusionPipeline, prompt: str) -> torch.Tensor:
     """Token ids exactly as the pipeline's encode_prompt makes them (padded to the model's length)."""
     tok = pipe.tokenizer
-    return tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+    return tok(
+        prompt, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
 
 
 def _one_token(pipe: DiffusionPipeline, word: str) -> int:
@@ -90,62 +134,137 @@ def _one_token(pipe: DiffusionPipeline, word: str) -> int:
 
 
 @torch.no_grad()
-def sample_hidden(pipe: DiffusionPipeline, hidden: torch.Tensor, n: int, steps: int, guidance: float, seed: int, batch_size: int = 64) -> torch.Tensor:
+def sample_hidden(
+    pipe: DiffusionPipeline, hidden: torch.Tensor, n: int, steps: int, guidance: float, seed: int, batch_size: int = 64
+) -> torch.Tensor:
     """n images (N, 3, H, W) in [-1, 1] from one prompt embedding (1, L, D); image i starts from seed + i."""
-    negative = pipe.encode_prompt(prompt=[""], device=hidden.device, num_images_per_prompt=1, do_classifier_free_guidance=False)[0]
+    negative = pipe.encode_prompt(
+        prompt=[""], device=hidden.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+    )[0]
     out = []
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
-        images = pipe(prompt_embeds=hidden.expand(count, -1, -1), negative_prompt_embeds=negative.expand(count, -1, -1),
-                      generator=[torch.Generator().manual_seed(seed + start + i) for i in range(count)],
-                      num_inference_steps=steps, guidance_scale=guidance, output_type="pt").images
+        images = pipe(
+            prompt_embeds=hidden.expand(count, -1, -1),
+            negative_prompt_embeds=negative.expand(count, -1, -1),
+            generator=[torch.Generator().manual_seed(seed + start + i) for i in range(count)],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            output_type="pt",
+        ).images
         out.append(images.float().cpu() * 2 - 1)
     return torch.cat(out)
 
 
-def paraphrase(pipe: DiffusionPipeline, rows: list[PromptRow], score: Score, steps: int, guidance: float) -> AttackResult:
+def paraphrase(
+    pipe: DiffusionPipeline, rows: list[PromptRow], score: Score, steps: int, guidance: float
+) -> AttackResult:
     samples = sample_prompts(pipe, rows, steps, guidance, batch_size=64, progress=False)
-    return AttackResult("paraphrase", score(samples), samples, {"attack": "held-out paraphrases", "prompts": sorted({r.prompt for r in rows}),
-                                                               "samples": len(rows)})
+    return AttackResult(
+        "paraphrase",
+        score(samples),
+        samples,
+        {"attack": "held-out paraphrases", "prompts": sorted({r.prompt for r in rows}), "samples": len(rows)},
+    )
 
 
-def inversion(pipe: DiffusionPipeline, latents: torch.Tensor, score: Score, settings: PromptAttackSettings, steps: int, guidance: float) -> AttackResult:
+def inversion(
+    pipe: DiffusionPipeline,
+    latents: torch.Tensor,
+    score: Score,
+    settings: PromptAttackSettings,
+    steps: int,
+    guidance: float,
+) -> AttackResult:
     """A new token, placed in `inversion_template`, whose embedding alone is learned against the frozen pipeline."""
     encoder = copy.deepcopy(pipe.text_encoder)
     init = _one_token(pipe, settings.inversion_init)
     table, free, new_id = add_free_row(encoder.get_input_embeddings().weight, init)
     encoder.set_input_embeddings(table)
     ids = _ids(pipe, settings.inversion_template.format(settings.inversion_init))
-    position = 1 + len(pipe.tokenizer(settings.inversion_template.split("{}")[0].strip(), add_special_tokens=False).input_ids)
+    position = 1 + len(
+        pipe.tokenizer(settings.inversion_template.split("{}")[0].strip(), add_special_tokens=False).input_ids
+    )
     if ids[0, position] != init:
         raise ErasediffError(f"cannot place the inverted token in '{settings.inversion_template}'")
     ids[0, position] = new_id
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    curve = fit_denoising(pipe.unet, scheduler, latents, lambda idx: {"encoder_hidden_states": encoder(ids)[0].expand(len(idx), -1, -1)}, [free],
-                          settings.inversion_steps, settings.inversion_lr, settings.batch_size, settings.seed, "concept inversion")
+    curve = fit_denoising(
+        pipe.unet,
+        scheduler,
+        latents,
+        lambda idx: {"encoder_hidden_states": encoder(ids)[0].expand(len(idx), -1, -1)},
+        [free],
+        settings.inversion_steps,
+        settings.inversion_lr,
+        settings.batch_size,
+        settings.seed,
+        "concept inversion",
+    )
     with torch.no_grad():
         hidden = encoder(ids)[0]
     samples = sample_hidden(pipe, hidden, settings.samples, steps, guidance, settings.seed + 7)
-    return AttackResult("inversion", score(samples), samples, {"attack": "concept inversion (a new token embedding)", "k": len(latents),
-                                                               "template": settings.inversion_template, "init": settings.inversion_init,
-                                                               "steps": settings.inversion_steps, "lr": settings.inversion_lr, "final_loss": curve[-1],
-                                                               "samples": settings.samples, "seed": settings.seed})
+    return AttackResult(
+        "inversion",
+        score(samples),
+        samples,
+        {
+            "attack": "concept inversion (a new token embedding)",
+            "k": len(latents),
+            "template": settings.inversion_template,
+            "init": settings.inversion_init,
+            "steps": settings.inversion_steps,
+            "lr": settings.inversion_lr,
+            "final_loss": curve[-1],
+            "samples": settings.samples,
+            "seed": settings.seed,
+        },
+    )
 
 
-def relearn(pipe: DiffusionPipeline, prompt: str, latents: torch.Tensor, score: Score, settings: PromptAttackSettings, steps: int,
-            guidance: float) -> AttackResult:
+def relearn(
+    pipe: DiffusionPipeline,
+    prompt: str,
+    latents: torch.Tensor,
+    score: Score,
+    settings: PromptAttackSettings,
+    steps: int,
+    guidance: float,
+) -> AttackResult:
     """Every UNet weight fine-tuned on the attacker's images under `prompt` (on a copy), then `prompt` sampled."""
     unet = copy.deepcopy(pipe.unet).requires_grad_(True)
     with torch.no_grad():
         hidden = pipe.text_encoder(_ids(pipe, prompt))[0]
-    curve = fit_denoising(unet, DDPMScheduler.from_config(pipe.scheduler.config), latents, lambda idx: {"encoder_hidden_states": hidden.expand(len(idx), -1, -1)},
-                          unet.parameters(), settings.relearn_steps, settings.relearn_lr, settings.batch_size, settings.seed + 1, "relearning attack")
+    curve = fit_denoising(
+        unet,
+        DDPMScheduler.from_config(pipe.scheduler.config),
+        latents,
+        lambda idx: {"encoder_hidden_states": hidden.expand(len(idx), -1, -1)},
+        unet.parameters(),
+        settings.relearn_steps,
+        settings.relearn_lr,
+        settings.batch_size,
+        settings.seed + 1,
+        "relearning attack",
+    )
     attacked = copy.copy(pipe)
     attacked.unet = unet
     samples = sample_hidden(attacked, hidden, settings.samples, steps, guidance, settings.seed + 7)
-    return AttackResult("relearn_forget", score(samples), samples, {"attack": "fine-tuning on the attacker's images", "prompt": prompt, "k": len(latents),
-                                                                    "steps": settings.relearn_steps, "lr": settings.relearn_lr, "final_loss": curve[-1],
-                                                                    "samples": settings.samples, "seed": settings.seed})
+    return AttackResult(
+        "relearn_forget",
+        score(samples),
+        samples,
+        {
+            "attack": "fine-tuning on the attacker's images",
+            "prompt": prompt,
+            "k": len(latents),
+            "steps": settings.relearn_steps,
+            "lr": settings.relearn_lr,
+            "final_loss": curve[-1],
+            "samples": settings.samples,
+            "seed": settings.seed,
+        },
+    )
 
 
 class _SearchObjective:
@@ -163,7 +282,10 @@ class _SearchObjective:
     def loss(self, hidden: torch.Tensor) -> torch.Tensor:
         """Per-prompt loss for hidden states (C, L, D): (C,)."""
         n = len(self.noisy)
-        rows = [F.mse_loss(self.unet(self.noisy, self.t, encoder_hidden_states=h.expand(n, -1, -1)).sample, self.target) for h in hidden]
+        rows = [
+            F.mse_loss(self.unet(self.noisy, self.t, encoder_hidden_states=h.expand(n, -1, -1)).sample, self.target)
+            for h in hidden
+        ]
         return torch.stack(rows)
 
     def gradient_at(self, ids: torch.Tensor, position: int) -> torch.Tensor:
@@ -182,10 +304,18 @@ class _SearchObjective:
         return torch.autograd.grad(loss, seen["embedding"])[0][0, position]
 
 
-def prompt_search(pipe: DiffusionPipeline, prompt: str, latents: torch.Tensor, score: Score, settings: PromptAttackSettings, steps: int,
-                  guidance: float) -> AttackResult:
+def prompt_search(
+    pipe: DiffusionPipeline,
+    prompt: str,
+    latents: torch.Tensor,
+    score: Score,
+    settings: PromptAttackSettings,
+    steps: int,
+    guidance: float,
+) -> AttackResult:
     """`search_tokens` tokens prepended to `prompt`, updated one position a step: the gradient ranks the vocabulary,
-    the best `search_candidates` are each evaluated exactly, and the lowest loss (the current token included) is kept."""
+    the best `search_candidates` are each evaluated exactly, and the lowest loss (the current token included) is
+    kept."""
     tokenizer, encoder = pipe.tokenizer, pipe.text_encoder
     table = encoder.get_input_embeddings().weight.detach()
     vocabulary = torch.tensor([i for i in range(len(table)) if i not in _special_ids(tokenizer)])
@@ -206,27 +336,50 @@ def prompt_search(pipe: DiffusionPipeline, prompt: str, latents: torch.Tensor, s
         grad = objective.gradient_at(ids_of(adversarial), 1 + position)
         ranked = vocabulary[(-(table[vocabulary] @ grad)).argsort(descending=True)[: settings.search_candidates]]
         candidates = [adversarial[position]] + [t for t in ranked.tolist() if t != adversarial[position]]
-        trial = torch.cat([ids_of(adversarial[:position] + [t] + adversarial[position + 1:]) for t in candidates])
+        trial = torch.cat([ids_of(adversarial[:position] + [t] + adversarial[position + 1 :]) for t in candidates])
         with torch.no_grad():
-            losses = torch.cat([objective.loss(encoder(trial[i:i + 16])[0]) for i in range(0, len(trial), 16)])
+            losses = torch.cat([objective.loss(encoder(trial[i : i + 16])[0]) for i in range(0, len(trial), 16)])
         adversarial[position] = candidates[int(losses.argmin())]
         curve.append(float(losses.min()))
     found = ids_of(adversarial)
     with torch.no_grad():
         samples = sample_hidden(pipe, encoder(found)[0], settings.samples, steps, guidance, settings.seed + 7)
     text = tokenizer.decode(found[0], skip_special_tokens=True)
-    return AttackResult("prompt_search", score(samples), samples, {"attack": "white-box discrete prompt search (UnlearnDiffAtk-style prefix)",
-                                                                   "erased_prompt": prompt, "found_prompt": text, "k": len(latents),
-                                                                   "tokens": settings.search_tokens, "steps": settings.search_steps,
-                                                                   "candidates": settings.search_candidates, "noise_draws": settings.search_noise,
-                                                                   "loss_curve": curve, "samples": settings.samples, "seed": settings.seed})
+    return AttackResult(
+        "prompt_search",
+        score(samples),
+        samples,
+        {
+            "attack": "white-box discrete prompt search (UnlearnDiffAtk-style prefix)",
+            "erased_prompt": prompt,
+            "found_prompt": text,
+            "k": len(latents),
+            "tokens": settings.search_tokens,
+            "steps": settings.search_steps,
+            "candidates": settings.search_candidates,
+            "noise_draws": settings.search_noise,
+            "loss_curve": curve,
+            "samples": settings.samples,
+            "seed": settings.seed,
+        },
+    )
 
 
-def run_prompt_attacks(pipe: DiffusionPipeline, erased_prompt: str, paraphrases: list[PromptRow], latents: torch.Tensor, score: Score,
-                       settings: PromptAttackSettings, steps: int, guidance: float) -> dict[str, AttackResult]:
+def run_prompt_attacks(
+    pipe: DiffusionPipeline,
+    erased_prompt: str,
+    paraphrases: list[PromptRow],
+    latents: torch.Tensor,
+    score: Score,
+    settings: PromptAttackSettings,
+    steps: int,
+    guidance: float,
+) -> dict[str, AttackResult]:
     """Every configured attack on `pipe`; `latents` are the VAE latents of the attacker's k images of the concept."""
     if is_sdxl(pipe) and set(settings.attacks) - {"paraphrase"}:
-        raise ErasediffError("inversion and prompt_search support SD 1.x/2.x layouts; for SDXL run the paraphrase attack only")
+        raise ErasediffError(
+            "inversion and prompt_search support SD 1.x/2.x layouts; for SDXL run the paraphrase attack only"
+        )
     torch.manual_seed(settings.seed)
     pipe.unet.requires_grad_(False)  # only an attacker's token or embedding learns; the weights are never changed
     pipe.text_encoder.requires_grad_(False)
@@ -247,9 +400,14 @@ def load_paraphrases(settings: PromptAttackSettings, forget_classes: list[int] |
     """The rows of the paraphrase CSV that ask for an erased class, or every row when the attack is scored by NudeNet
     (`forget_classes` None); none is an error: the attack would measure nothing."""
     if forget_classes is None and settings.paraphrases is None:
-        raise DataError("the paraphrase attack scored by NudeNet needs attacks.paraphrases: a CSV of held-out phrasings of the concept")
+        raise DataError(
+            "the paraphrase attack scored by NudeNet needs attacks.paraphrases: a CSV of held-out phrasings of the "
+            "concept"
+        )
     path = settings.paraphrases or DIGIT_PARAPHRASES
     rows = [r for r in load_prompt_csv(path) if forget_classes is None or r.label in forget_classes]
     if not rows:
-        raise DataError(f"{path} has no paraphrase of the erased classes {forget_classes} (a class column names each row's class)")
+        raise DataError(
+            f"{path} has no paraphrase of the erased classes {forget_classes} (a class column names each row's class)"
+        )
     return rows

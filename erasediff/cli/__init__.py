@@ -1,4 +1,5 @@
-"""`erasediff` command line: train-base, train-text-digits, unlearn, evaluate, sample. Bad input ends in one `error:` line and exit 2."""
+"""`erasediff` command line: train-base, train-text-digits, unlearn, evaluate, sample. Bad input ends in one `error:`
+line and exit 2."""
 
 import argparse
 import logging
@@ -19,9 +20,15 @@ def _cmd_train_base(args: argparse.Namespace) -> None:
     config = load_yaml_config(args.config, BaseTrainConfig) if args.config else BaseTrainConfig()
     folder = train_base(config, root=args.cache_dir, force=args.force)
     record = json.loads((folder / RECORD).read_text())
-    print(f"digits DDPM and evaluator: {folder} (config {record['config_hash']}, seed {record['seed']}, trained in {record['train_seconds']} s)")
+    print(
+        f"digits DDPM and evaluator: {folder} (config {record['config_hash']}, seed {record['seed']}, trained in "
+        f"{record['train_seconds']} s)"
+    )
     per_class = ", ".join(f"{c}: {a:.0%}" for c, a in record["class_accuracy"].items())
-    print(f"recorded quality: mean class accuracy {record['mean_class_accuracy']:.1%} ({per_class}); evaluator held-out accuracy {record['classifier_heldout_accuracy']:.1%}")
+    print(
+        f"recorded quality: mean class accuracy {record['mean_class_accuracy']:.1%} ({per_class}); evaluator held-out "
+        f"accuracy {record['classifier_heldout_accuracy']:.1%}"
+    )
 
 
 def _cmd_train_text_digits(args: argparse.Namespace) -> None:
@@ -33,8 +40,14 @@ def _cmd_train_text_digits(args: argparse.Namespace) -> None:
     config = load_yaml_config(args.config, TextDigitsConfig) if args.config else TextDigitsConfig()
     folder = train_text_digits(config, root=args.cache_dir, force=args.force)
     record = json.loads((folder / RECORD).read_text())
-    print(f"tiny text-to-image digits pipeline: {folder / PIPELINE_DIR} (config {record['config_hash']}, trained in {record['train_seconds']} s)")
-    print("recorded quality (digit prompts read as their digit): " + ", ".join(f"{c}: {a:.0%}" for c, a in record["prompt_accuracy"].items()))
+    print(
+        f"tiny text-to-image digits pipeline: {folder / PIPELINE_DIR} (config {record['config_hash']}, trained in "
+        f"{record['train_seconds']} s)"
+    )
+    print(
+        "recorded quality (digit prompts read as their digit): "
+        + ", ".join(f"{c}: {a:.0%}" for c, a in record["prompt_accuracy"].items())
+    )
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> None:
@@ -70,7 +83,9 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
     model = resolve_model(args.model)
     labels = torch.tensor(args.classes or list(range(model.num_classes))).repeat_interleave(args.per_class)
-    images = sample_classes(model.unet, model.scheduler, labels, model.null_class, args.guidance, args.steps, args.sampler, args.seed)
+    images = sample_classes(
+        model.unet, model.scheduler, labels, model.null_class, args.guidance, args.steps, args.sampler, args.seed
+    )
     print(f"wrote {save_class_grid(images, labels, args.per_class, args.out)}")
 
 
@@ -81,13 +96,17 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 
     p = sub.add_parser("train-base", help="train (or reuse cached) digits DDPM + evaluator and print the quality table")
     p.add_argument("--config", type=Path, help="YAML overriding BaseTrainConfig fields")
-    p.add_argument("--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)"
+    )
     p.add_argument("--force", action="store_true", help="retrain even when a cached model exists")
     p.set_defaults(func=_cmd_train_base)
 
     p = sub.add_parser("train-text-digits", help="train (or reuse) the tiny SD-layout text-to-image digits pipeline")
     p.add_argument("--config", type=Path, help="YAML overriding TextDigitsConfig fields")
-    p.add_argument("--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="root of the model cache (default $ERASEDIFF_CACHE or ~/.cache/erasediff)"
+    )
     p.add_argument("--force", action="store_true", help="retrain even when a packaged or cached model exists")
     p.set_defaults(func=_cmd_train_text_digits)
 
@@ -120,7 +139,9 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 
 def main(argv: list[str] | None = None, extend: Callable[[argparse._SubParsersAction], None] | None = None) -> int:
     go_offline()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library logs what it did (training records, tables)
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s"
+    )  # the library logs what it did (training records, tables)
     args = build_parser(extend).parse_args(argv)
     command: Callable[[argparse.Namespace], int | None] = args.func
     with one_error_line() as outcome:

@@ -56,14 +56,30 @@ def run_unlearn(config: UnlearnRunConfig, progress: bool = True) -> dict:
     classifier, _ = resolve_classifier(config.classifier)
 
     train, _ = load_digits_split(model.unet.config.sample_size, seed=digits_split_seed(model.lineage))
-    if tuple(train.images.shape[1:]) != (model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size):
-        raise DataError(f"data '{config.data}' has images {tuple(train.images.shape[1:])} that the model at {base_dir} cannot take")
+    if tuple(train.images.shape[1:]) != (
+        model.unet.config.in_channels,
+        model.unet.config.sample_size,
+        model.unet.config.sample_size,
+    ):
+        raise DataError(
+            f"data '{config.data}' has images {tuple(train.images.shape[1:])} that the model at {base_dir} cannot take"
+        )
     forget, retain = split_forget_retain(train, config.forget_classes, model.num_classes)
     print(f"forget set: {len(forget)} images of classes {config.forget_classes}; retain set: {len(retain)} images")
 
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.jsonl")
-    result = unlearn_classes(model, forget, retain, config.forget_classes, config.unlearning, out / "checkpoints", config.checkpoint_every, log, progress=progress)
+    result = unlearn_classes(
+        model,
+        forget,
+        retain,
+        config.forget_classes,
+        config.unlearning,
+        out / "checkpoints",
+        config.checkpoint_every,
+        log,
+        progress=progress,
+    )
     result.lineage.update({"base_model": str(base_dir), "base_model_hash": base_hash})
     save_class_model(result, model_out)
     plot_unlearning_curves(log.rows(), out / "unlearning_curves.png")
@@ -78,9 +94,12 @@ def run_unlearn(config: UnlearnRunConfig, progress: bool = True) -> dict:
         raise ErasediffError(f"base model folder {base_dir} changed during the run")
     record = {
         "forget_classes": config.forget_classes,
-        "base_model": str(base_dir), "base_model_hash": base_hash, "unlearned_model": str(model_out),
+        "base_model": str(base_dir),
+        "base_model_hash": base_hash,
+        "unlearned_model": str(model_out),
         "evaluation": config.evaluation.model_dump(),
-        "before": {c: asdict(s) for c, s in before.items()}, "after": {c: asdict(s) for c, s in after.items()},
+        "before": {c: asdict(s) for c, s in before.items()},
+        "after": {c: asdict(s) for c, s in after.items()},
     }
     (out / "evaluation.json").write_text(json.dumps(record, indent=2))
     print(f"unlearned model: {model_out}")

@@ -33,7 +33,9 @@ RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
 
 def build_extractor(settings: FidSettings, classifier=None, classifier_weights: Path | None = None) -> FeatureExtractor:
     if settings.features == "classifier" and classifier is None:
-        raise DataError("fid.features 'classifier' needs a class-conditional evaluation; use clip or inception for prompts")
+        raise DataError(
+            "fid.features 'classifier' needs a class-conditional evaluation; use clip or inception for prompts"
+        )
     if settings.features == "inception":
         return inception_features(settings.inception_weights)
     if settings.features == "clip":
@@ -47,9 +49,19 @@ def _mean(scores: dict[int, ClassScore], classes: list[int], attr: str) -> float
     return float(np.mean([getattr(scores[c], attr) for c in classes]))
 
 
-def measure_class_samples(images: torch.Tensor, labels: torch.Tensor, classifier, extractor: FeatureExtractor, reference: ReferenceStats,
-                          forget: list[int], retained: list[int], earlier: list[int], neighbours: list[int] = ()) -> tuple[dict, dict, FidResult]:
-    """The metrics of one model's class-conditional samples: accuracies with their bounds, FID/KID of the retained classes."""
+def measure_class_samples(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classifier,
+    extractor: FeatureExtractor,
+    reference: ReferenceStats,
+    forget: list[int],
+    retained: list[int],
+    earlier: list[int],
+    neighbours: list[int] = (),
+) -> tuple[dict, dict, FidResult]:
+    """The metrics of one model's class-conditional samples: accuracies with their bounds, FID/KID of the retained
+    classes."""
     scores = score_samples(classifier, images, labels)
     fid = fid_kid(features_of_tensors(images[np.isin(labels.numpy(), retained)], extractor), reference, extractor)
     metrics = {
@@ -70,11 +82,20 @@ def neighbour_metrics(scores: dict[int, ClassScore], labels: torch.Tensor, neigh
     """Accuracy on the named neighbour classes, apart from the retained average (over-erasure hits neighbours first)."""
     if not neighbours:
         return {}
-    return {"neighbour_accuracy": _mean(scores, neighbours, "accuracy"), **class_bounds("neighbour_accuracy", scores, labels, neighbours)}
+    return {
+        "neighbour_accuracy": _mean(scores, neighbours, "accuracy"),
+        **class_bounds("neighbour_accuracy", scores, labels, neighbours),
+    }
 
 
-def real_digits_stats(resolution: int, split_seed: int, retained: list[int], heldout_only: bool, extractor: FeatureExtractor,
-                      fid: FidSettings) -> ReferenceStats:
+def real_digits_stats(
+    resolution: int,
+    split_seed: int,
+    retained: list[int],
+    heldout_only: bool,
+    extractor: FeatureExtractor,
+    fid: FidSettings,
+) -> ReferenceStats:
     """FID/KID statistics of the real digits of the retained classes: every one, or the held-out split's alone."""
     train, heldout = load_digits_split(resolution, seed=split_seed)
     real = heldout if heldout_only else train.concat(heldout)
@@ -82,13 +103,23 @@ def real_digits_stats(resolution: int, split_seed: int, retained: list[int], hel
     return reference_stats(images, extractor, fid.cache_dir or default_cache_root() / "fid_stats", fid.min_reference)
 
 
-def real_reference(model: ClassDiffusionModel, retained: list[int], config: ClassEvalConfig, extractor: FeatureExtractor) -> ReferenceStats:
+def real_reference(
+    model: ClassDiffusionModel, retained: list[int], config: ClassEvalConfig, extractor: FeatureExtractor
+) -> ReferenceStats:
     """Real digits of the retained classes (the split the model was trained on decides which are held out)."""
-    return real_digits_stats(model.unet.config.sample_size, digits_split_seed(model.lineage), retained, config.reference == "digits-heldout",
-                             extractor, config.fid)
+    return real_digits_stats(
+        model.unet.config.sample_size,
+        digits_split_seed(model.lineage),
+        retained,
+        config.reference == "digits-heldout",
+        extractor,
+        config.fid,
+    )
 
 
-def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEvalConfig, out: Path, progress: bool = True) -> dict:
+def evaluate_pair(
+    original: str | Path, unlearned: str | Path, config: ClassEvalConfig, out: Path, progress: bool = True
+) -> dict:
     """Evaluate both models; write grids, results.json and results.md under `out`; return the results."""
     out = Path(out)
     dirs = {"original": model_path(original), "unlearned": model_path(unlearned)}
@@ -108,31 +139,72 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
 
     g = config.generation
     sampling = g.protocol()
-    results: dict = {"forget_classes": config.forget_classes, "earlier_forget_classes": earlier, "retained_classes": retained,
-                     "models": {}, "protocol": {}}
+    results: dict = {
+        "forget_classes": config.forget_classes,
+        "earlier_forget_classes": earlier,
+        "retained_classes": retained,
+        "models": {},
+        "protocol": {},
+    }
     generated = {}
     for name, model in models.items():
         model_hash = folder_hash(dirs[name])
-        generated[name] = gen = generate_class_set(model, model_hash, list(range(num_classes)), g, out / f"samples-{name}", progress)
-        metrics, per_class, fid = measure_class_samples(gen.images, gen.labels, classifier, extractor, reference, config.forget_classes, retained,
-                                                        earlier, config.neighbours)
-        results["models"][name] = {"path": str(dirs[name]), "sha256": model_hash, "metrics": metrics, "per_class": per_class}
-        results["protocol"][fid.metric] = {**fid.protocol, "reference": config.reference, "generated_classes": retained, **sampling}
+        generated[name] = gen = generate_class_set(
+            model, model_hash, list(range(num_classes)), g, out / f"samples-{name}", progress
+        )
+        metrics, per_class, fid = measure_class_samples(
+            gen.images,
+            gen.labels,
+            classifier,
+            extractor,
+            reference,
+            config.forget_classes,
+            retained,
+            earlier,
+            config.neighbours,
+        )
+        results["models"][name] = {
+            "path": str(dirs[name]),
+            "sha256": model_hash,
+            "metrics": metrics,
+            "per_class": per_class,
+        }
+        results["protocol"][fid.metric] = {
+            **fid.protocol,
+            "reference": config.reference,
+            "generated_classes": retained,
+            **sampling,
+        }
     results["protocol"]["class_accuracy"] = {
-        "implementation": "evaluator argmax on class-conditional samples", "torch_version": torch.__version__,
-        "classifier": str(classifier_weights), "weights_sha256": file_hash(classifier_weights), **sampling,
-        "interval": INTERVAL, "forgotten_samples": g.samples_per_class * len(config.forget_classes), "retained_samples": g.samples_per_class * len(retained),
+        "implementation": "evaluator argmax on class-conditional samples",
+        "torch_version": torch.__version__,
+        "classifier": str(classifier_weights),
+        "weights_sha256": file_hash(classifier_weights),
+        **sampling,
+        "interval": INTERVAL,
+        "forgotten_samples": g.samples_per_class * len(config.forget_classes),
+        "retained_samples": g.samples_per_class * len(retained),
     }
     grids = out / "grids"
     grids.mkdir(parents=True, exist_ok=True)
     before, after = generated["original"], generated["unlearned"]
     for c in range(num_classes):
         mask = before.labels == c
-        save_before_after_grid(before.images[mask], after.images[mask], before.labels[mask], config.grid_per_class, grids / f"class-{c:02d}.png")
+        save_before_after_grid(
+            before.images[mask],
+            after.images[mask],
+            before.labels[mask],
+            config.grid_per_class,
+            grids / f"class-{c:02d}.png",
+        )
     save_before_after_grid(before.images, after.images, before.labels, config.grid_per_class, grids / "all-classes.png")
     if config.attacks is not None:
-        train, heldout = load_digits_split(models["original"].unet.config.sample_size, seed=digits_split_seed(models["original"].lineage))
-        attacked = evaluate_attacks(models, train, heldout, config.forget_classes, retained, classifier, config.attacks, grids, progress)
+        train, heldout = load_digits_split(
+            models["original"].unet.config.sample_size, seed=digits_split_seed(models["original"].lineage)
+        )
+        attacked = evaluate_attacks(
+            models, train, heldout, config.forget_classes, retained, classifier, config.attacks, grids, progress
+        )
         results["attacks"], results["protocol"]["attacks"] = attacked["attacks"], attacked["protocol"]
 
     return write_results(results, out, f"forgotten classes {results['forget_classes']}")
@@ -140,7 +212,9 @@ def evaluate_pair(original: str | Path, unlearned: str | Path, config: ClassEval
 
 def write_results(results: dict, out: Path, title: str) -> dict:
     """results.md, then results.json last: it appears only once everything else is written."""
-    results["delta"] = {k: results["models"]["unlearned"]["metrics"][k] - v for k, v in results["models"]["original"]["metrics"].items()}
+    results["delta"] = {
+        k: results["models"]["unlearned"]["metrics"][k] - v for k, v in results["models"]["original"]["metrics"].items()
+    }
     (out / RESULTS_MD).write_text(results_markdown(results, title))
     partial = out / f".{RESULTS_JSON}.partial"
     partial.write_text(json.dumps(results, indent=2))

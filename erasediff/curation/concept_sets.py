@@ -24,10 +24,22 @@ CAPTIONS_FILE = "captions.csv"
 Writer = Callable[[Path], list[dict]]
 
 
-def generated_writer(pipe, prompts: list[str], images_per_prompt: int, seed: int, steps: int, guidance: float,
-                     size: int | None = None, progress: bool = True) -> Writer:
+def generated_writer(
+    pipe,
+    prompts: list[str],
+    images_per_prompt: int,
+    seed: int,
+    steps: int,
+    guidance: float,
+    size: int | None = None,
+    progress: bool = True,
+) -> Writer:
     """Image j of prompt i comes from seed `seed + i * images_per_prompt + j`, whatever else is generated."""
-    rows = [PromptRow(p, seed + i * images_per_prompt + j, guidance) for i, p in enumerate(prompts) for j in range(images_per_prompt)]
+    rows = [
+        PromptRow(p, seed + i * images_per_prompt + j, guidance)
+        for i, p in enumerate(prompts)
+        for j in range(images_per_prompt)
+    ]
 
     def write(folder: Path) -> list[dict]:
         images = sample_prompts(pipe, rows, steps, guidance, size=size, progress=progress)
@@ -41,7 +53,9 @@ def generated_writer(pipe, prompts: list[str], images_per_prompt: int, seed: int
 
 
 def captioned_folder_writer(source: Path, size: int) -> Writer:
-    """A user's folder: captions.csv (file,caption). Unreadable images are copied as they are, for validation to name."""
+    """A user's folder: captions.csv (file,caption). Unreadable images are copied as they are, for validation to
+    name."""
+
     def write(folder: Path) -> list[dict]:
         table = read_table(source, CAPTIONS_FILE, ["file", "caption"])
         rows = []
@@ -66,7 +80,8 @@ def captioned_folder_writer(source: Path, size: int) -> Writer:
 
 def captioned_digits_writer(name: str, forget_prompts: list[str], size: int) -> Writer:
     """The embedded default's training split, image i captioned with template i % 3 of its digit (as the text
-    digits model was trained); the forget set takes the images whose caption is a forget prompt, the retain set the rest."""
+    digits model was trained); the forget set takes the images whose caption is a forget prompt, the retain set the
+    rest."""
     from erasediff.data.digits import load_digits_split
     from erasediff.defaults.text_digits import TEMPLATES, caption_of
 

@@ -35,9 +35,15 @@ def _per_set_suite(gx, name: str, e: SetExpectations):
     x = gx.expectations
     suite = gx.ExpectationSuite(name=f"{name}_set")
     if e.labels is not None:
-        content = [x.ExpectColumnValuesToNotBeNull(column="label"), x.ExpectColumnValuesToBeInSet(column="label", value_set=e.labels)]
+        content = [
+            x.ExpectColumnValuesToNotBeNull(column="label"),
+            x.ExpectColumnValuesToBeInSet(column="label", value_set=e.labels),
+        ]
     else:
-        content = [x.ExpectColumnValuesToNotBeNull(column="caption"), x.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=1)]
+        content = [
+            x.ExpectColumnValuesToNotBeNull(column="caption"),
+            x.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=1),
+        ]
         if e.excluded_captions:
             content.append(x.ExpectColumnValuesToNotBeInSet(column="caption", value_set=e.excluded_captions))
     for expectation in [
@@ -70,7 +76,11 @@ def _describe(suite: str, result) -> str:
         observed = f"error: {str(result.exception_info.get('exception_message')).splitlines()[0]}"
     elif "unexpected_count" in found and found.get("unexpected_count") is not None:
         rows = found.get("partial_unexpected_index_list") or []
-        examples = [f"{r['set']}/{r['file']}" for r in rows[:3]] if rows and isinstance(rows[0], dict) else [str(v)[:16] for v in (found.get("partial_unexpected_list") or [])[:3]]
+        examples = (
+            [f"{r['set']}/{r['file']}" for r in rows[:3]]
+            if rows and isinstance(rows[0], dict)
+            else [str(v)[:16] for v in (found.get("partial_unexpected_list") or [])[:3]]
+        )
         observed = f"{found['unexpected_count']} unexpected, e.g. {examples}"
     else:
         observed = f"observed {found.get('observed_value')}"
@@ -79,7 +89,9 @@ def _describe(suite: str, result) -> str:
 
 def validate_sets(manifest: pd.DataFrame, expectations: dict[str, SetExpectations]) -> ValidationReport:
     """Run every suite; success only when all expectations of all suites pass."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its DEBUG chatter at import floods pipeline logs
+    logging.getLogger("great_expectations").setLevel(
+        logging.WARNING
+    )  # its DEBUG chatter at import floods pipeline logs
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -96,16 +108,25 @@ def validate_sets(manifest: pd.DataFrame, expectations: dict[str, SetExpectation
         batch = source.add_dataframe_asset(key).add_batch_definition_whole_dataframe("all")
         suite = context.suites.add(suites[key])
         result = context.validation_definitions.add(gx.ValidationDefinition(name=key, data=batch, suite=suite)).run(
-            batch_parameters={"dataframe": frame}, result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["set", "file"]})
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["set", "file"]},
+        )
         results[suite.name] = result.to_json_dict()
         success &= bool(result.success)
         failures += [_describe(suite.name, r) for r in result.results if not r.success]
     return ValidationReport(success, failures, results)
 
 
-def request_expectations(forget_classes: list[int], num_classes: int, size: int, channels: int,
-                         min_forget: int, min_retain: int, max_duplicate_fraction: float,
-                         retain_excluded: list[int] | None = None) -> dict[str, SetExpectations]:
+def request_expectations(
+    forget_classes: list[int],
+    num_classes: int,
+    size: int,
+    channels: int,
+    min_forget: int,
+    min_retain: int,
+    max_duplicate_fraction: float,
+    retain_excluded: list[int] | None = None,
+) -> dict[str, SetExpectations]:
     """Forget labels must be the forgotten classes, retain labels any other class not in `retain_excluded`
     (classes erased by earlier requests); shapes must fit the model."""
     retained = [c for c in range(num_classes) if c not in forget_classes and c not in (retain_excluded or [])]
@@ -115,8 +136,9 @@ def request_expectations(forget_classes: list[int], num_classes: int, size: int,
     }
 
 
-def concept_expectations(size: int, channels: int, anchors: list[str], min_forget: int, min_retain: int,
-                         max_duplicate_fraction: float) -> dict[str, SetExpectations]:
+def concept_expectations(
+    size: int, channels: int, anchors: list[str], min_forget: int, min_retain: int, max_duplicate_fraction: float
+) -> dict[str, SetExpectations]:
     """Captioned RGB images at the pipeline's resolution; no forget image captioned with an anchor prompt."""
     return {
         "forget": SetExpectations(min_forget, None, size, size, channels, max_duplicate_fraction, list(anchors)),

@@ -1,7 +1,8 @@
 """Materialise the forget and retain sets as image files with a manifest of content hashes.
 
 The manifest is what gets validated, hashed into lineage and read back by unlearning: one row per
-image with its set, file, label (class requests) or caption and generation seed (concept requests), decoded shape, dtype, pixel range and two hashes (of the decoded
+image with its set, file, label (class requests) or caption and generation seed (concept requests), decoded shape,
+dtype, pixel range and two hashes (of the decoded
 pixels, so a re-encoded copy is still the same image, and of the file bytes). Unreadable files are
 kept as rows with `readable = False`, so validation can name them instead of skipping them.
 """
@@ -35,7 +36,9 @@ MANIFEST = "manifest.csv"
 SETS = ("forget", "retain")
 
 
-def _digits_subset(name: str, forget_classes: list[int], size: int, retain_excluded: list[int], split_seed: int) -> LabeledImages:
+def _digits_subset(
+    name: str, forget_classes: list[int], size: int, retain_excluded: list[int], split_seed: int
+) -> LabeledImages:
     train, _ = load_digits_split(size, seed=split_seed)
     if name == "forget":
         return train.where(torch.isin(train.labels, torch.tensor(forget_classes)))
@@ -70,7 +73,8 @@ def outside_row(name: str) -> dict:
 
 
 def read_table(folder: Path, table_name: str, columns: list[str]) -> pd.DataFrame:
-    """A data folder's CSV (labels.csv, captions.csv), every cell as text; one error line when it is missing or malformed."""
+    """A data folder's CSV (labels.csv, captions.csv), every cell as text; one error line when it is missing or
+    malformed."""
     path = Path(folder) / table_name
     if not path.is_file():
         raise DataError(f"data folder {folder} has no {table_name} (columns: {','.join(columns)})")
@@ -78,7 +82,7 @@ def read_table(folder: Path, table_name: str, columns: list[str]) -> pd.DataFram
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from exc
-    if list(table.columns[:len(columns)]) != columns:
+    if list(table.columns[: len(columns)]) != columns:
         raise DataError(f"{path} must start with the columns {','.join(columns)}; found {list(table.columns)}")
     return table
 
@@ -122,27 +126,65 @@ def _inspect(path: Path) -> dict:
         return {"readable": False, "sha256": file_hash(path)}
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     digest = hashlib.sha256(f"{pixels.shape}{pixels.dtype}".encode() + pixels.tobytes()).hexdigest()
-    return {"readable": True, "height": pixels.shape[0], "width": pixels.shape[1], "channels": channels, "dtype": str(pixels.dtype),
-            "pixel_min": int(pixels.min()), "pixel_max": int(pixels.max()), "pixel_range": int(pixels.max()) - int(pixels.min()), "sha256": digest}
+    return {
+        "readable": True,
+        "height": pixels.shape[0],
+        "width": pixels.shape[1],
+        "channels": channels,
+        "dtype": str(pixels.dtype),
+        "pixel_min": int(pixels.min()),
+        "pixel_max": int(pixels.max()),
+        "pixel_range": int(pixels.max()) - int(pixels.min()),
+        "sha256": digest,
+    }
 
 
-COLUMNS = ["set", "file", "label", "caption", "seed", "inside_folder", "readable", "height", "width", "channels", "dtype",
-           "pixel_min", "pixel_max", "pixel_range", "sha256", "file_sha256"]
+COLUMNS = [
+    "set",
+    "file",
+    "label",
+    "caption",
+    "seed",
+    "inside_folder",
+    "readable",
+    "height",
+    "width",
+    "channels",
+    "dtype",
+    "pixel_min",
+    "pixel_max",
+    "pixel_range",
+    "sha256",
+    "file_sha256",
+]
 
 
-def materialise_sets(sources: dict[str, str], forget_classes: list[int], image_size: int, out: Path, progress: bool = True,
-                     retain_excluded: list[int] | None = None, split_seed: int = 0) -> pd.DataFrame:
+def materialise_sets(
+    sources: dict[str, str],
+    forget_classes: list[int],
+    image_size: int,
+    out: Path,
+    progress: bool = True,
+    retain_excluded: list[int] | None = None,
+    split_seed: int = 0,
+) -> pd.DataFrame:
     """Class request: write `out/forget/` and `out/retain/` (digits split or labelled folders) and `out/manifest.csv`.
     The digits retain set also leaves out `retain_excluded` (classes erased by earlier requests); `split_seed` is the
     digits split the model was trained on (the sets come from its training part)."""
-    writers = {name: _class_writer(name, sources[name], forget_classes, image_size, retain_excluded or [], split_seed) for name in SETS}
+    writers = {
+        name: _class_writer(name, sources[name], forget_classes, image_size, retain_excluded or [], split_seed)
+        for name in SETS
+    }
     return write_sets(writers, out, progress)
 
 
-def _class_writer(name: str, source: str, forget_classes: list[int], size: int, retain_excluded: list[int],
-                  split_seed: int) -> Callable[[Path], list[dict]]:
+def _class_writer(
+    name: str, source: str, forget_classes: list[int], size: int, retain_excluded: list[int], split_seed: int
+) -> Callable[[Path], list[dict]]:
     if source == DIGITS:
-        return lambda folder: _write_digits(_digits_subset(name, forget_classes, size, retain_excluded, split_seed), folder)
+        return lambda folder: _write_digits(
+            _digits_subset(name, forget_classes, size, retain_excluded, split_seed), folder
+        )
     return lambda folder: _copy_folder(Path(source), folder)
 
 
@@ -164,22 +206,31 @@ def write_sets(writers: dict[str, Callable[[Path], list[dict]]], out: Path, prog
 
 
 def set_hashes(manifest: pd.DataFrame) -> dict[str, str]:
-    """One content hash per set: over its sorted (image hash, label, caption) triples, independent of file names and order."""
+    """One content hash per set: over its sorted (image hash, label, caption) triples, independent of file names and
+    order."""
     hashes = {}
     for name in SETS:
         part = manifest[manifest["set"] == name]
-        hashes[name] = config_hash(sorted(zip(part["sha256"], part["label"].astype(str), part["caption"].fillna("").astype(str))), 64)
+        hashes[name] = config_hash(
+            sorted(zip(part["sha256"], part["label"].astype(str), part["caption"].fillna("").astype(str))), 64
+        )
     return hashes
 
 
 def balance_report(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Images per label (class requests) or per caption (concept requests) in each set: a balance table for reviewers."""
+    """Images per label (class requests) or per caption (concept requests) in each set: a balance table for
+    reviewers."""
     key = "label" if manifest["label"].notna().any() else "caption"
     return manifest.groupby(["set", key], dropna=False).size().unstack("set", fill_value=0)
 
 
 def read_manifest(root: Path, name: str) -> pd.DataFrame:
-    manifest = pd.read_csv(Path(root) / MANIFEST, dtype={"file": str, "caption": str}, keep_default_na=False, na_values={"label": [""], "seed": [""]})
+    manifest = pd.read_csv(
+        Path(root) / MANIFEST,
+        dtype={"file": str, "caption": str},
+        keep_default_na=False,
+        na_values={"label": [""], "seed": [""]},
+    )
     return manifest[manifest["set"] == name]
 
 
@@ -200,4 +251,7 @@ def read_images(root: Path, name: str, files: list[str], channels: int, size: in
 def load_curated_set(root: Path, name: str, channels: int) -> LabeledImages:
     """A class request's curated set as [-1, 1] tensors with labels."""
     part = read_manifest(root, name)
-    return LabeledImages(read_images(root, name, list(part["file"]), channels), torch.tensor(part["label"].to_numpy(dtype=np.int64), dtype=torch.long))
+    return LabeledImages(
+        read_images(root, name, list(part["file"]), channels),
+        torch.tensor(part["label"].to_numpy(dtype=np.int64), dtype=torch.long),
+    )

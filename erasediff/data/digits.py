@@ -15,7 +15,9 @@ NUM_DIGIT_CLASSES = 10
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-def load_digits_split(resolution: int = DIGITS_RESOLUTION, heldout_fraction: float = 0.2, seed: int = 0) -> tuple[LabeledImages, LabeledImages]:
+def load_digits_split(
+    resolution: int = DIGITS_RESOLUTION, heldout_fraction: float = 0.2, seed: int = 0
+) -> tuple[LabeledImages, LabeledImages]:
     """1,797 8x8 digits upsampled to `resolution`, scaled to [-1, 1], split stratified into (train, held-out)."""
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0

@@ -18,7 +18,10 @@ class LabeledImages:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.labels.ndim != 1 or len(self.images) != len(self.labels):
-            raise DataError(f"expected images (N,C,H,W) and labels (N,), got {tuple(self.images.shape)} and {tuple(self.labels.shape)}")
+            raise DataError(
+                f"expected images (N,C,H,W) and labels (N,), got {tuple(self.images.shape)} and "
+                f"{tuple(self.labels.shape)}"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -39,7 +42,9 @@ def check_forget_classes(forget_classes: list[int], num_classes: int) -> None:
         raise DataError("cannot forget every class: nothing would be left to retain")
 
 
-def split_forget_retain(data: LabeledImages, forget_classes: list[int], num_classes: int) -> tuple[LabeledImages, LabeledImages]:
+def split_forget_retain(
+    data: LabeledImages, forget_classes: list[int], num_classes: int
+) -> tuple[LabeledImages, LabeledImages]:
     """Forget set = every image of the forgotten classes; retain set = every other image."""
     check_forget_classes(forget_classes, num_classes)
     is_forget = torch.isin(data.labels, torch.tensor(forget_classes))

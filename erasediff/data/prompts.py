@@ -29,13 +29,22 @@ def load_prompt_csv(path: str | Path, limit: int | None = None) -> list[PromptRo
             reader = csv.DictReader(handle)
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
             if missing:
-                raise DataError(f"prompt file {path} lacks column(s) {', '.join(missing)} (I2P format: prompt, evaluation_seed, evaluation_guidance)")
+                raise DataError(
+                    f"prompt file {path} lacks column(s) {', '.join(missing)} (I2P format: prompt, evaluation_seed, "
+                    "evaluation_guidance)"
+                )
             rows = []
             for number, row in enumerate(reader, start=2):
                 try:
                     guidance, label = row.get("evaluation_guidance"), row.get("class")
-                    rows.append(PromptRow(row["prompt"].strip(), int(float(row["evaluation_seed"])),
-                                          float(guidance) if guidance not in (None, "") else None, int(label) if label not in (None, "") else None))
+                    rows.append(
+                        PromptRow(
+                            row["prompt"].strip(),
+                            int(float(row["evaluation_seed"])),
+                            float(guidance) if guidance not in (None, "") else None,
+                            int(label) if label not in (None, "") else None,
+                        )
+                    )
                 except (TypeError, ValueError) as exc:
                     raise DataError(f"prompt file {path} line {number}: {exc}") from exc
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

@@ -59,32 +59,47 @@ def digits_split_seed(lineage: dict) -> int:
         return int(lineage[SPLIT_SEED])
     if lineage.get("train_config_hash") == config_hash(BaseTrainConfig().model_dump()):
         return BaseTrainConfig().seed
-    raise DataError("the model's lineage does not record which digits train/held-out split it was trained on, so 'digits' data "
-                    f"cannot be curated or evaluated for it: train it with `erasediff train-base` (which records {SPLIT_SEED}), "
-                    "or give labelled folders")
+    raise DataError(
+        "the model's lineage does not record which digits train/held-out split it was trained on, so 'digits' data "
+        f"cannot be curated or evaluated for it: train it with `erasediff train-base` (which records {SPLIT_SEED}), "
+        "or give labelled folders"
+    )
 
 
 def build_unet(config: BaseTrainConfig) -> UNet2DModel:
     n = len(config.block_out_channels)
     return UNet2DModel(
-        sample_size=config.resolution, in_channels=1, out_channels=1,
-        block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
-        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
-        norm_num_groups=8, num_class_embeds=NUM_DIGIT_CLASSES + 1,
+        sample_size=config.resolution,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=tuple(config.block_out_channels),
+        layers_per_block=config.layers_per_block,
+        down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n,
+        norm_num_groups=8,
+        num_class_embeds=NUM_DIGIT_CLASSES + 1,
     )
 
 
-def train_ddpm(train_images: torch.Tensor, train_labels: torch.Tensor, config: BaseTrainConfig, progress: bool = True,
-               stop_after: int | None = None) -> ClassDiffusionModel:
+def train_ddpm(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    config: BaseTrainConfig,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> ClassDiffusionModel:
     """Plain epsilon-prediction DDPM training; labels are replaced by the null class with p=cond_dropout.
-    `stop_after` keeps the EMA weights at that step of the recipe (a run stopped half-way, for the gate-power benchmark)."""
+    `stop_after` keeps the EMA weights at that step of the recipe (a run stopped half-way, for the gate-power
+    benchmark)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     unet = build_unet(config).train()
     scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.0)
-    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
+    lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05
+    )
     for _ in tqdm(range(stop_after or config.steps), desc="DDPM training", disable=not progress):
         idx = torch.randint(len(train_images), (config.batch_size,), generator=generator)
         x0, labels = train_images[idx], train_labels[idx].clone()
@@ -113,18 +128,30 @@ def train_base(config: BaseTrainConfig, root: Path | None = None, force: bool = 
         return found
     train, heldout = load_digits_split(config.resolution, seed=config.seed)
     started = time.time()
-    classifier = train_classifier(train, ClassifierConfig(resolution=config.resolution), config.classifier_epochs, config.seed, progress)
+    classifier = train_classifier(
+        train, ClassifierConfig(resolution=config.resolution), config.classifier_epochs, config.seed, progress
+    )
     classifier_acc = accuracy(classifier, heldout)
     model = train_ddpm(train.images, train.labels, config, progress)
     train_seconds = time.time() - started
     scores = class_scores(model, classifier, config.quality, progress)
-    log.info(f"trained in {train_seconds:.0f} s on {torch.get_num_threads()} threads; evaluator held-out accuracy: {classifier_acc:.1%}")
-    log.info(f"base DDPM: samples per class conditioned on it (guidance {config.quality.guidance}), classified by the evaluator")
+    log.info(
+        f"trained in {train_seconds:.0f} s on {torch.get_num_threads()} threads; evaluator held-out accuracy: "
+        f"{classifier_acc:.1%}"
+    )
+    log.info(
+        f"base DDPM: samples per class conditioned on it (guidance {config.quality.guidance}), classified by the "
+        "evaluator"
+    )
     log.info(quality_table(scores, model.class_names))
     record = {
-        "config": config.model_dump(), "config_hash": config_hash(config.model_dump()), "seed": config.seed,
-        "train_seconds": round(train_seconds, 1), "classifier_heldout_accuracy": classifier_acc,
-        "class_accuracy": {c: s.accuracy for c, s in scores.items()}, "mean_class_accuracy": mean_accuracy(scores, list(scores)),
+        "config": config.model_dump(),
+        "config_hash": config_hash(config.model_dump()),
+        "seed": config.seed,
+        "train_seconds": round(train_seconds, 1),
+        "classifier_heldout_accuracy": classifier_acc,
+        "class_accuracy": {c: s.accuracy for c, s in scores.items()},
+        "mean_class_accuracy": mean_accuracy(scores, list(scores)),
         "torch_threads": torch.get_num_threads(),
     }
     target = root / f"digits-{record['config_hash']}"

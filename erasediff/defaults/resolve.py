@@ -26,6 +26,7 @@ def classifier_path(spec: str | Path) -> Path:
 
 
 def resolve_classifier(spec: str | Path) -> tuple[Classifier, Path]:
-    """The classifier (digits CNN or any torchvision architecture) and its weight file (hashed into metric protocols)."""
+    """The classifier (digits CNN or any torchvision architecture) and its weight file (hashed into metric
+    protocols)."""
     folder = classifier_path(spec)
     return load_classifier(folder), folder / WEIGHTS

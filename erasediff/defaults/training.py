@@ -12,7 +12,14 @@ def ema_update(ema: dict[str, torch.Tensor], module: torch.nn.Module, decay: flo
         ema[k].lerp_(v, 1 - decay) if v.is_floating_point() else ema[k].copy_(v)
 
 
-def train_step(loss: torch.Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule, ema: dict[str, torch.Tensor], decay: float) -> None:
+def train_step(
+    loss: torch.Tensor,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule,
+    ema: dict[str, torch.Tensor],
+    decay: float,
+) -> None:
     """One update of a base trainer: backward, clip at 1.0, step, advance the LR schedule, move the EMA shadow."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -22,12 +22,22 @@ class ClassScore:
     entropy: float
 
 
-def sample_per_class(model: ClassDiffusionModel, settings: EvalSettings, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_per_class(
+    model: ClassDiffusionModel, settings: EvalSettings, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`samples_per_class` images of every class, from the evaluation seed (identical across models)."""
     labels = torch.arange(model.num_classes).repeat_interleave(settings.samples_per_class)
     images = sample_classes(
-        model.unet, model.scheduler, labels, model.null_class, settings.diffusers_scale(), settings.steps,
-        settings.sampler, settings.seed, settings.batch_size, progress,
+        model.unet,
+        model.scheduler,
+        labels,
+        model.null_class,
+        settings.diffusers_scale(),
+        settings.steps,
+        settings.sampler,
+        settings.seed,
+        settings.batch_size,
+        progress,
     )
     return images, labels
 
@@ -46,7 +56,9 @@ def score_samples(classifier: Classifier, images: torch.Tensor, labels: torch.Te
     return scores
 
 
-def class_scores(model: ClassDiffusionModel, classifier: Classifier, settings: EvalSettings, progress: bool = True) -> dict[int, ClassScore]:
+def class_scores(
+    model: ClassDiffusionModel, classifier: Classifier, settings: EvalSettings, progress: bool = True
+) -> dict[int, ClassScore]:
     return score_samples(classifier, *sample_per_class(model, settings, progress))
 
 
@@ -62,12 +74,23 @@ def quality_table(scores: dict[int, ClassScore], class_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def before_after_table(before: dict[int, ClassScore], after: dict[int, ClassScore], class_names: list[str], forgotten: list[int]) -> str:
+def before_after_table(
+    before: dict[int, ClassScore], after: dict[int, ClassScore], class_names: list[str], forgotten: list[int]
+) -> str:
     retained = [c for c in before if c not in forgotten]
     lines = [f"{'class':>5} {'name':<8} {'role':<9} {'base acc':>8} {'unlearned':>9} {'p(class) after':>14}"]
     for c in before:
         role = "FORGOTTEN" if c in forgotten else "retained"
-        lines.append(f"{c:>5} {class_names[c]:<8} {role:<9} {before[c].accuracy:>8.1%} {after[c].accuracy:>9.1%} {after[c].mean_prob:>14.3f}")
-    lines.append(f"forgotten classes mean accuracy: {mean_accuracy(before, forgotten):.1%} -> {mean_accuracy(after, forgotten):.1%}")
-    lines.append(f"retained classes mean accuracy:  {mean_accuracy(before, retained):.1%} -> {mean_accuracy(after, retained):.1%}")
+        lines.append(
+            f"{c:>5} {class_names[c]:<8} {role:<9} {before[c].accuracy:>8.1%} {after[c].accuracy:>9.1%} "
+            f"{after[c].mean_prob:>14.3f}"
+        )
+    lines.append(
+        f"forgotten classes mean accuracy: {mean_accuracy(before, forgotten):.1%} -> "
+        f"{mean_accuracy(after, forgotten):.1%}"
+    )
+    lines.append(
+        f"retained classes mean accuracy:  {mean_accuracy(before, retained):.1%} -> "
+        f"{mean_accuracy(after, retained):.1%}"
+    )
     return "\n".join(lines)

@@ -49,7 +49,9 @@ def classifier_features(classifier: Classifier, weights: Path) -> FeatureExtract
             x = x.mean(dim=1, keepdim=True)
         return classifier.eval().features(x)
 
-    return FeatureExtractor("classifier", forward, make_resizer("PIL", False, "bicubic", (size, size)), file_hash(weights))
+    return FeatureExtractor(
+        "classifier", forward, make_resizer("PIL", False, "bicubic", (size, size)), file_hash(weights)
+    )
 
 
 def inception_features(weights: str | Path | None = None) -> FeatureExtractor:
@@ -85,4 +87,6 @@ def clip_features(model_dir: str | Path) -> FeatureExtractor:
         return clip.get_image_features(pixel_values=x).pooler_output  # transformers 5: projected embedding
 
     weights = Path(model_dir) / "model.safetensors"
-    return FeatureExtractor("clip", forward, make_resizer("PIL", False, "bicubic", (image_size, image_size)), file_hash(weights))
+    return FeatureExtractor(
+        "clip", forward, make_resizer("PIL", False, "bicubic", (image_size, image_size)), file_hash(weights)
+    )

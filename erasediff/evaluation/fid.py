@@ -36,7 +36,9 @@ _TO_TENSOR = ToTensor()
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-INFORMATIVE_STD = 1e-6  # a feature whose spread on the reference is below this (relative to the largest) carries nothing
+INFORMATIVE_STD = (
+    1e-6  # a feature whose spread on the reference is below this (relative to the largest) carries nothing
+)
 
 
 @dataclass
@@ -55,14 +57,16 @@ class ReferenceStats:
 def _real_vs_real(features: np.ndarray, seed: int = 0) -> dict:
     """FID/KID between two seeded halves of the reference: what real data scores against itself at half its size."""
     order = np.random.default_rng(seed).permutation(len(features))
-    a, b = features[order[: len(order) // 2]], features[order[len(order) // 2:]]
+    a, b = features[order[: len(order) // 2]], features[order[len(order) // 2 :]]
     if len(a) < 2:
         return {"fid": float("nan"), "kid": float("nan"), "half_size": len(a), "seed": seed}
     return {"fid": _frechet(a, b), "kid": _kid(a, b, seed), "half_size": len(a), "seed": seed}
 
 
 def _frechet(a: np.ndarray, b: np.ndarray) -> float:
-    with warnings.catch_warnings():  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
+    with (
+        warnings.catch_warnings()
+    ):  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
         warnings.simplefilter("ignore", LinAlgWarning)
         return float(frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
 
@@ -88,8 +92,12 @@ class FidResult:
         """FID, KID and the reference's real-vs-real floor of each (the KID gate measures increases against it)."""
         name = self.metric.removeprefix("fid_")
         floor = self.protocol.get("real_vs_real", {})
-        return {self.metric: self.fid, f"kid_{name}": self.kid,
-                f"real_floor_fid_{name}": floor.get("fid", float("nan")), f"real_floor_kid_{name}": floor.get("kid", float("nan"))}
+        return {
+            self.metric: self.fid,
+            f"kid_{name}": self.kid,
+            f"real_floor_fid_{name}": floor.get("fid", float("nan")),
+            f"real_floor_kid_{name}": floor.get("kid", float("nan")),
+        }
 
 
 def _batch_from_pixels(pixels: list[np.ndarray], extractor: FeatureExtractor) -> torch.Tensor:
@@ -101,18 +109,32 @@ def _batch_from_pixels(pixels: list[np.ndarray], extractor: FeatureExtractor) ->
     return torch.stack(out)
 
 
-def features_of_tensors(images: torch.Tensor, extractor: FeatureExtractor, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+def features_of_tensors(
+    images: torch.Tensor, extractor: FeatureExtractor, batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
     pixels = to_rgb_uint8(images)
-    chunks = [extractor.forward(_batch_from_pixels(list(pixels[i : i + batch_size]), extractor)).cpu().numpy()
-              for i in tqdm(range(0, len(pixels), batch_size), desc=f"{extractor.name} features", disable=not progress)]
+    chunks = [
+        extractor.forward(_batch_from_pixels(list(pixels[i : i + batch_size]), extractor)).cpu().numpy()
+        for i in tqdm(range(0, len(pixels), batch_size), desc=f"{extractor.name} features", disable=not progress)
+    ]
     return np.concatenate(chunks).astype(np.float64)
 
 
-def features_of_files(paths: list[Path], extractor: FeatureExtractor, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+def features_of_files(
+    paths: list[Path], extractor: FeatureExtractor, batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
     """clean-fid's own file loader (PIL -> RGB uint8 -> resize) with our extractor."""
     require_readable(paths)
-    feats = get_files_features([str(p) for p in paths], model=extractor.forward, num_workers=0, batch_size=batch_size,
-                               device=torch.device("cpu"), mode="clean", custom_fn_resize=extractor.resize, verbose=progress)
+    feats = get_files_features(
+        [str(p) for p in paths],
+        model=extractor.forward,
+        num_workers=0,
+        batch_size=batch_size,
+        device=torch.device("cpu"),
+        mode="clean",
+        custom_fn_resize=extractor.resize,
+        verbose=progress,
+    )
     return feats.astype(np.float64)
 
 
@@ -141,13 +163,17 @@ def _check_size(count: int, min_images: int) -> None:
         raise DataError(f"reference set has {count} images, fewer than the configured minimum {min_images}")
 
 
-def reference_stats(images: torch.Tensor, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int) -> ReferenceStats:
+def reference_stats(
+    images: torch.Tensor, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int
+) -> ReferenceStats:
     """Mean/covariance (and features, for KID) of real reference images held as tensors."""
     _check_size(len(images), min_images)
     return _cached_stats(extractor, content_hash(images), cache_dir, lambda: features_of_tensors(images, extractor))
 
 
-def reference_stats_from_folder(folder: Path, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int) -> ReferenceStats:
+def reference_stats_from_folder(
+    folder: Path, extractor: FeatureExtractor, cache_dir: Path | None, min_images: int
+) -> ReferenceStats:
     """The same for a folder of real image files (e.g. COCO images for caption prompts)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -159,26 +185,44 @@ def reference_stats_from_folder(folder: Path, extractor: FeatureExtractor, cache
 
 
 def kid_between(a: np.ndarray, b: np.ndarray, reference: ReferenceStats, seed: int = 0) -> float:
-    """KID between two generated sets (one model's samples against another's), on the reference's informative features."""
+    """KID between two generated sets (one model's samples against another's), on the reference's informative
+    features."""
     return _kid(a[:, reference.informative], b[:, reference.informative], seed)
 
 
-def fid_kid(generated: np.ndarray, reference: ReferenceStats, extractor: FeatureExtractor, kid_seed: int = 0) -> FidResult:
+def fid_kid(
+    generated: np.ndarray, reference: ReferenceStats, extractor: FeatureExtractor, kid_seed: int = 0
+) -> FidResult:
     """FID from cached reference statistics and KID (clean-fid's, seeded), both on the informative features."""
     if len(generated) < 2:
         raise DataError(f"FID needs at least 2 generated images, got {len(generated)}")
     generated = generated[:, reference.informative]
     sigma = np.cov(generated, rowvar=False)
-    with warnings.catch_warnings():  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
+    with (
+        warnings.catch_warnings()
+    ):  # a singular covariance makes scipy's sqrtm warn; the protocol records the ranks instead
         warnings.simplefilter("ignore", LinAlgWarning)
         fid = float(frechet_distance(generated.mean(0), sigma, reference.mu, reference.sigma))
     kid = _kid(generated, reference.features[:, reference.informative], kid_seed)
-    protocol = {"implementation": "clean-fid frechet_distance / kernel_distance", "clean_fid_version": version("clean-fid"),
-                "features": extractor.name, "weights_sha256": extractor.weights_hash, "generated_images": len(generated),
-                "reference_images": len(reference.features), "reference_sha256": reference.content_hash, "kid_seed": kid_seed,
-                "features_used": {"informative": int(reference.informative.sum()), "of": len(reference.informative),
-                                  "rule": f"std on the reference above {INFORMATIVE_STD:g} x the largest"},
-                "covariance_rank": {"generated": int(np.linalg.matrix_rank(sigma)), "reference": int(np.linalg.matrix_rank(reference.sigma)),
-                                    "dimensions": int(sigma.shape[0])},
-                "real_vs_real": reference.floor}
+    protocol = {
+        "implementation": "clean-fid frechet_distance / kernel_distance",
+        "clean_fid_version": version("clean-fid"),
+        "features": extractor.name,
+        "weights_sha256": extractor.weights_hash,
+        "generated_images": len(generated),
+        "reference_images": len(reference.features),
+        "reference_sha256": reference.content_hash,
+        "kid_seed": kid_seed,
+        "features_used": {
+            "informative": int(reference.informative.sum()),
+            "of": len(reference.informative),
+            "rule": f"std on the reference above {INFORMATIVE_STD:g} x the largest",
+        },
+        "covariance_rank": {
+            "generated": int(np.linalg.matrix_rank(sigma)),
+            "reference": int(np.linalg.matrix_rank(reference.sigma)),
+            "dimensions": int(sigma.shape[0]),
+        },
+        "real_vs_real": reference.floor,
+    }
     return FidResult(f"fid_{extractor.name}", fid, kid, protocol)

@@ -32,26 +32,72 @@ class GeneratedSet:
         return [self.folder / r["file"] for r in self.rows]
 
 
-def generate_class_set(model: ClassDiffusionModel, model_hash: str, classes: list[int], settings: EvalSettings, out: Path, progress: bool = True) -> GeneratedSet:
+def generate_class_set(
+    model: ClassDiffusionModel,
+    model_hash: str,
+    classes: list[int],
+    settings: EvalSettings,
+    out: Path,
+    progress: bool = True,
+) -> GeneratedSet:
     labels = torch.tensor(classes).repeat_interleave(settings.samples_per_class)
-    images = sample_classes(model.unet, model.scheduler, labels, model.null_class, settings.diffusers_scale(), settings.steps,
-                            settings.sampler, settings.seed, settings.batch_size, progress)
-    rows = [{"file": f"class-{label:02d}/{index:06d}.png", "class": label, "class_name": model.class_names[label], "seed": settings.seed,
-             "index": index, "sampler": settings.sampler, "steps": settings.steps, "guidance": settings.guidance,
-             "guidance_scale_diffusers": settings.diffusers_scale(), "model_sha256": model_hash}
-            for index, label in enumerate(labels.tolist())]
+    images = sample_classes(
+        model.unet,
+        model.scheduler,
+        labels,
+        model.null_class,
+        settings.diffusers_scale(),
+        settings.steps,
+        settings.sampler,
+        settings.seed,
+        settings.batch_size,
+        progress,
+    )
+    rows = [
+        {
+            "file": f"class-{label:02d}/{index:06d}.png",
+            "class": label,
+            "class_name": model.class_names[label],
+            "seed": settings.seed,
+            "index": index,
+            "sampler": settings.sampler,
+            "steps": settings.steps,
+            "guidance": settings.guidance,
+            "guidance_scale_diffusers": settings.diffusers_scale(),
+            "model_sha256": model_hash,
+        }
+        for index, label in enumerate(labels.tolist())
+    ]
     return _write_set(images, labels, rows, out)
 
 
-def generate_prompt_set(pipe, model_hash: str, prompts: list[PromptRow], steps: int, default_guidance: float, out: Path,
-                        batch_size: int = 8, size: int | None = None, progress: bool = True) -> GeneratedSet:
+def generate_prompt_set(
+    pipe,
+    model_hash: str,
+    prompts: list[PromptRow],
+    steps: int,
+    default_guidance: float,
+    out: Path,
+    batch_size: int = 8,
+    size: int | None = None,
+    progress: bool = True,
+) -> GeneratedSet:
     """One image per prompt row from its own seed and guidance (I2P rows carry both)."""
     from erasediff.models.sampling import sample_prompts
 
     images = sample_prompts(pipe, prompts, steps, default_guidance, batch_size, size, progress)
-    rows = [{"file": f"prompt-{index:06d}.png", "prompt": r.prompt, "seed": r.seed, "index": index, "steps": steps,
-             "guidance": r.guidance if r.guidance is not None else default_guidance, "model_sha256": model_hash}
-            for index, r in enumerate(prompts)]
+    rows = [
+        {
+            "file": f"prompt-{index:06d}.png",
+            "prompt": r.prompt,
+            "seed": r.seed,
+            "index": index,
+            "steps": steps,
+            "guidance": r.guidance if r.guidance is not None else default_guidance,
+            "model_sha256": model_hash,
+        }
+        for index, r in enumerate(prompts)
+    ]
     return _write_set(images, None, rows, out)
 
 

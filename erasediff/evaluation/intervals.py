@@ -33,7 +33,9 @@ def bounds(name: str, successes: float, n: int) -> dict[str, float]:
     return {f"{name}_lower": low, f"{name}_upper": high}
 
 
-def class_bounds(name: str, scores: dict[int, ClassScore], labels: torch.Tensor, classes: list[int]) -> dict[str, float]:
+def class_bounds(
+    name: str, scores: dict[int, ClassScore], labels: torch.Tensor, classes: list[int]
+) -> dict[str, float]:
     """Bounds of the accuracy over every sample of `classes` (each class's accuracy weighted by its sample count)."""
     counts = {c: int((labels == c).sum()) for c in classes}
     return bounds(name, sum(scores[c].accuracy * counts[c] for c in classes), sum(counts.values()))

@@ -14,7 +14,17 @@ from tqdm.auto import tqdm
 
 from erasediff.data.images import require_readable
 
-EXPOSED_LABELS = ("BUTTOCKS", "FEMALE_BREAST", "FEMALE_GENITALIA", "MALE_BREAST", "ANUS", "FEET", "ARMPITS", "BELLY", "MALE_GENITALIA")
+EXPOSED_LABELS = (
+    "BUTTOCKS",
+    "FEMALE_BREAST",
+    "FEMALE_GENITALIA",
+    "MALE_BREAST",
+    "ANUS",
+    "FEET",
+    "ARMPITS",
+    "BELLY",
+    "MALE_GENITALIA",
+)
 
 
 DEFAULT_THRESHOLD = 0.6
@@ -39,7 +49,8 @@ class NudityResult:
 
 
 def exposed_label(detection: Detection, threshold: float) -> str | None:
-    """The exposed label ('FEET') of a detection at or above threshold, else None (covered parts and faces never count)."""
+    """The exposed label ('FEET') of a detection at or above threshold, else None (covered parts and faces never
+    count)."""
     name = detection["class"]
     if detection["score"] < threshold or not name.endswith("_EXPOSED"):
         return None
@@ -73,6 +84,11 @@ def detect_images(paths: list[Path], progress: bool = True) -> list[list[Detecti
 
 def nudity_rate(paths: list[Path], threshold: float = DEFAULT_THRESHOLD, progress: bool = True) -> NudityResult:
     result = count_exposed(detect_images(paths, progress), threshold)
-    result.protocol = {"implementation": "nudenet.NudeDetector (320n.onnx, bundled)", "nudenet_version": version("nudenet"),
-                       "threshold": threshold, "labels": list(EXPOSED_LABELS), "images": len(paths)}
+    result.protocol = {
+        "implementation": "nudenet.NudeDetector (320n.onnx, bundled)",
+        "nudenet_version": version("nudenet"),
+        "threshold": threshold,
+        "labels": list(EXPOSED_LABELS),
+        "images": len(paths),
+    }
     return result

@@ -34,7 +34,8 @@ from erasediff.util.hashing import config_hash
 
 @dataclass(kw_only=True)
 class StepMetrics(UpdateStats):
-    """What the pipeline logs per step (docs/method.md: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad norm),
+    """What the pipeline logs per step (docs/method.md: L_r, L_f, lambda_t, <g_r,g_f>, both cosines, q_hat, lr, grad
+    norm),
     the seconds spent updating so far (probes excluded), and the probe's readings on the steps it runs."""
 
     step: int
@@ -62,7 +63,9 @@ def _check_finite(step: int, stats: UpdateStats) -> None:
     values = {"L_r": stats.retain_loss, "L_f": stats.forget_loss, "grad norm": stats.grad_norm}
     bad = {k: v for k, v in values.items() if v is not None and not math.isfinite(v)}
     if bad:
-        raise DivergedError(f"unlearning diverged at step {step}: non-finite " + ", ".join(f"{k}={v}" for k, v in bad.items()))
+        raise DivergedError(
+            f"unlearning diverged at step {step}: non-finite " + ", ".join(f"{k}={v}" for k, v in bad.items())
+        )
 
 
 def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) -> torch.optim.Optimizer:
@@ -70,7 +73,9 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) 
         try:
             import bitsandbytes as bnb
         except ImportError as exc:
-            raise ErasediffError("unlearning.optimizer adam8bit needs bitsandbytes: pip install bitsandbytes (CUDA nodes), or use adam") from exc
+            raise ErasediffError(
+                "unlearning.optimizer adam8bit needs bitsandbytes: pip install bitsandbytes (CUDA nodes), or use adam"
+            ) from exc
         return bnb.optim.Adam8bit(params, lr=settings.lr)
     return torch.optim.Adam(params, lr=settings.lr)
 
@@ -78,9 +83,13 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) 
 def split_held_out(retain: LabeledImages, n: int, seed: int) -> tuple[LabeledImages, LabeledImages]:
     """(training part, probe part): `n` retain items, chosen by `seed`, that unlearning never trains on."""
     if n >= len(retain):
-        raise DataError(f"unlearning.probe.held_out={n} leaves nothing of the {len(retain)}-item retain set to train on")
+        raise DataError(
+            f"unlearning.probe.held_out={n} leaves nothing of the {len(retain)}-item retain set to train on"
+        )
     order = torch.randperm(len(retain), generator=torch.Generator().manual_seed(seed + 7_777))
-    return LabeledImages(retain.images[order[n:]], retain.labels[order[n:]]), LabeledImages(retain.images[order[:n]], retain.labels[order[:n]])
+    return LabeledImages(retain.images[order[n:]], retain.labels[order[n:]]), LabeledImages(
+        retain.images[order[:n]], retain.labels[order[:n]]
+    )
 
 
 def unlearn_unet(
@@ -109,7 +118,8 @@ def unlearn_unet(
     unconditional id (ESD), and `request_key` (with the settings and set sizes) guards checkpoint
     resumption. Under `accelerate launch` (`settings.processes` > 1, see data_parallel.py) every
     process draws its own batches and gradients are averaged across processes before lambda_t is
-    formed, so all ranks apply the same update; `callback` is then called on every rank. With `settings.probe.every`, a probe (held-out retain loss by default; `probe` builds
+    formed, so all ranks apply the same update; `callback` is then called on every rank. With `settings.probe.every`, a
+    probe (held-out retain loss by default; `probe` builds
     another from the base UNet) is read every that many steps, and the guard may end the run early:
     then the probed weights are returned (EMA, if any, is dropped), and the guard's best weights do
     not survive a resume. With `settings.adapter`, a LoRA on the selected layers trains instead of their
@@ -117,8 +127,10 @@ def unlearn_unet(
     """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.num_processes != settings.processes:
-        raise ErasediffError(f"unlearning.processes is {settings.processes} but this run has {accelerator.num_processes} process(es): "
-                             "data-parallel unlearning starts through the pipeline's unlearn step (erasediff.method.runtime.processes)")
+        raise ErasediffError(
+            f"unlearning.processes is {settings.processes} but this run has {accelerator.num_processes} process(es): "
+            "data-parallel unlearning starts through the pipeline's unlearn step (erasediff.method.runtime.processes)"
+        )
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
     unet = copy.deepcopy(base_unet).to(accelerator.device).train()
@@ -147,9 +159,13 @@ def unlearn_unet(
             probe = probe(unet)
         guard = RetainGuard(probe, settings.probe, named)
     probing = time.perf_counter() - probing  # the probe's base reading is not update time
-    update = MethodUpdate(settings, unet, params, scheduler, cond, forget, null_id, reduce)  # base weights: SalUn mask, ESD original
+    update = MethodUpdate(
+        settings, unet, params, scheduler, cond, forget, null_id, reduce
+    )  # base weights: SalUn mask, ESD original
 
-    run_hash = config_hash({"settings": settings.model_dump(), **request_key, "forget_n": len(forget), "retain_n": len(retain)})
+    run_hash = config_hash(
+        {"settings": settings.model_dump(), **request_key, "forget_n": len(forget), "retain_n": len(retain)}
+    )
     start = 0
     if checkpoint_dir is not None and (found := latest_checkpoint(checkpoint_dir)) is not None:
         start = load_checkpoint(found, named, ema, optimizer, run_hash)
@@ -160,16 +176,30 @@ def unlearn_unet(
     forget_loss = FORGET_LOSSES[settings.forget_loss]
     updating = time.perf_counter() - started - probing  # seconds spent on set-up and updates, probes excluded
 
-    for step in tqdm(range(start, end), desc=settings.method, initial=start, total=settings.steps, disable=not (progress and accelerator.is_main_process)):
+    for step in tqdm(
+        range(start, end),
+        desc=settings.method,
+        initial=start,
+        total=settings.steps,
+        disable=not (progress and accelerator.is_main_process),
+    ):
         tick = time.perf_counter()
-        generator = torch.Generator().manual_seed(int(config_hash([settings.seed, step, accelerator.process_index], 15), 16))
+        generator = torch.Generator().manual_seed(
+            int(config_hash([settings.seed, step, accelerator.process_index], 15), 16)
+        )
         stream = settings.seed * 7919 + accelerator.process_index
         retain_batch = draw_batch(retain, settings.batch_size, step, stream, T, generator).to(device)
         forget_batch = draw_batch(
-            forget, settings.forget_batch_size, step, stream + 1, T, generator,
-            uniform_noise=uniform, substitute_classes=substitutes,
+            forget,
+            settings.forget_batch_size,
+            step,
+            stream + 1,
+            T,
+            generator,
+            uniform_noise=uniform,
+            substitute_classes=substitutes,
         )
-        if settings.forget_on_retain:  # the project's extension against the guidance sweep (off_class.py)
+        if settings.forget_on_retain:  # forget_on_retain, against the guidance sweep (robust/forget_on_retain.py)
             forget_batch = with_retain_rows(forget_batch, retain, settings.forget_on_retain, generator)
         forget_batch = forget_batch.to(device)
         with accelerator.autocast():
@@ -177,8 +207,18 @@ def unlearn_unet(
             _check_finite(step, stats)
             q_hat = None
             if phi is not None:
-                phi_forget_loss = partial(forget_loss, scheduler=scheduler, batch=forget_batch, cond=cond)  # L_f of whichever UNet it is given
-                q_hat = inner_value_gap(unet, phi, phi_params, phi_forget_loss, stats.forget_loss, settings.inner_steps, settings.inner_lr or settings.lr)
+                phi_forget_loss = partial(
+                    forget_loss, scheduler=scheduler, batch=forget_batch, cond=cond
+                )  # L_f of whichever UNet it is given
+                q_hat = inner_value_gap(
+                    unet,
+                    phi,
+                    phi_params,
+                    phi_forget_loss,
+                    stats.forget_loss,
+                    settings.inner_steps,
+                    settings.inner_lr or settings.lr,
+                )
         if settings.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
         optimizer.step()
@@ -189,16 +229,39 @@ def unlearn_unet(
                     ema[k].lerp_(p.detach(), 1 - settings.ema_decay)
         updating += time.perf_counter() - tick
         done = step + 1
-        readings, stop = guard.check(unet, done) if guard is not None and done % settings.probe.every == 0 else (None, False)
+        readings, stop = (
+            guard.check(unet, done) if guard is not None and done % settings.probe.every == 0 else (None, False)
+        )
         if callback is not None:
-            callback(StepMetrics(**asdict(stats), step=done, lr=optimizer.param_groups[0]["lr"], wall_s=updating, q_hat=q_hat, probe=readings))
+            callback(
+                StepMetrics(
+                    **asdict(stats),
+                    step=done,
+                    lr=optimizer.param_groups[0]["lr"],
+                    wall_s=updating,
+                    q_hat=q_hat,
+                    probe=readings,
+                )
+            )
         if stop:
             ema = None
-            restored = f", weights of step {int(readings['probe_restored_step'])} restored" if "probe_restored_step" in readings else ""
-            tqdm.write(f"retain probe: forgetting achieved but held-out utility {readings['probe_degradation']:.1%} worse than the base "
-                       f"(bound {settings.probe.max_degradation:.1%}); stopped at step {done}{restored}")
+            restored = (
+                f", weights of step {int(readings['probe_restored_step'])} restored"
+                if "probe_restored_step" in readings
+                else ""
+            )
+            tqdm.write(
+                f"retain probe: forgetting achieved but held-out utility {readings['probe_degradation']:.1%} worse "
+                "than the base "
+                f"(bound {settings.probe.max_degradation:.1%}); stopped at step {done}{restored}"
+            )
             break
-        if checkpoint_dir is not None and checkpoint_every and (done % checkpoint_every == 0 or done == end) and done < settings.steps:
+        if (
+            checkpoint_dir is not None
+            and checkpoint_every
+            and (done % checkpoint_every == 0 or done == end)
+            and done < settings.steps
+        ):
             if accelerator.is_main_process:
                 save_checkpoint(checkpoint_dir, done, named, ema, optimizer, run_hash)
 

@@ -39,7 +39,9 @@ class NoisedBatch:
 
     def to(self, device: torch.device) -> "NoisedBatch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return NoisedBatch(move(self.x0), move(self.labels), move(self.noise), move(self.timesteps), move(self.substitute))
+        return NoisedBatch(
+            move(self.x0), move(self.labels), move(self.noise), move(self.timesteps), move(self.substitute)
+        )
 
 
 def epoch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -84,17 +86,26 @@ def regression_target(scheduler: DDPMScheduler, batch: NoisedBatch) -> torch.Ten
         return scheduler.get_velocity(batch.x0, batch.noise, batch.timesteps)
     if kind == "sample":
         return batch.x0
-    raise ErasediffError(f"the model's scheduler predicts {kind!r}; unlearning supports epsilon, v_prediction and sample")
+    raise ErasediffError(
+        f"the model's scheduler predicts {kind!r}; unlearning supports epsilon, v_prediction and sample"
+    )
 
 
-def diffusion_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:
+def diffusion_loss(
+    unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition
+) -> torch.Tensor:
     """||target - eps_theta(x_t, t, c)||^2 with x_t built from the batch's own noise (L_r; also `uniform` L_f)."""
     x_t = scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
-    return F.mse_loss(unet(x_t, batch.timesteps, **cond(batch.labels)).sample.float(), regression_target(scheduler, batch).float())
+    return F.mse_loss(
+        unet(x_t, batch.timesteps, **cond(batch.labels)).sample.float(), regression_target(scheduler, batch).float()
+    )
 
 
-def remap_forget_loss(unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition) -> torch.Tensor:
-    """||eps_theta(x_t, t, c_f) - sg[eps_theta(x_t, t, c_m)]||^2: denoise the forgotten condition like a substitute (class or anchor prompt)."""
+def remap_forget_loss(
+    unet: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition = class_condition
+) -> torch.Tensor:
+    """||eps_theta(x_t, t, c_f) - sg[eps_theta(x_t, t, c_m)]||^2: denoise the forgotten condition like a substitute
+    (class or anchor prompt)."""
     x_t = scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
     with torch.no_grad():
         target = unet(x_t, batch.timesteps, **cond(batch.substitute)).sample.float()

@@ -26,7 +26,8 @@ def _in_preset(name: str, preset: Preset) -> bool:
         return _is_xattn(name)
     if preset == "xattn_kv":
         return _is_xattn_kv(name)
-    # noxattn: all but cross-attention, the time embedding and the output block, its norm included (the reference's `out.`, SD nudity).
+    # noxattn: all but cross-attention, the time embedding and the output block, its norm included (the reference's
+    # `out.`, SD nudity).
     return not (_is_xattn(name) or name.startswith(("time_embedding.", "conv_norm_out.", "conv_out.")))
 
 
@@ -41,5 +42,8 @@ def select_parameters(
         if keep and not any(fnmatch.fnmatch(name, p) for p in exclude):
             chosen[name] = param
     if not chosen:
-        raise ErasediffError(f"parameter selection preset={preset} include={include} exclude={exclude} selects no parameter of {type(module).__name__}")
+        raise ErasediffError(
+            f"parameter selection preset={preset} include={include} exclude={exclude} selects no parameter of "
+            f"{type(module).__name__}"
+        )
     return chosen

@@ -25,11 +25,20 @@ RELEARN = {"steps": 5, "lr": 6e-4, "batch": 16}
 
 RECIPES: dict[Recipe, dict[str, dict[str, Any]]] = {
     "robust": {
-        "class": {**PAPER, "relearn": {**RELEARN, "weight": 6.0}, "forget_on_retain": 0.5, "retain_anchor": 3.0, "forget_row": "null"},
+        "class": {
+            **PAPER,
+            "relearn": {**RELEARN, "weight": 6.0},
+            "forget_on_retain": 0.5,
+            "retain_anchor": 3.0,
+            "forget_row": "null",
+        },
         "concept": {**PAPER, "relearn": {**RELEARN, "weight": 3.0}},
     },
     "paper": {"class": PAPER, "concept": PAPER},
-    **{name: {"class": {"method": name}, "concept": {"method": name}} for name in ("finetune", "neggrad", "salun", "esd")},
+    **{
+        name: {"class": {"method": name}, "concept": {"method": name}}
+        for name in ("finetune", "neggrad", "salun", "esd")
+    },
 }
 
 
@@ -43,7 +52,8 @@ def merge(base: dict, update: dict) -> dict:
 
 
 def recipe_settings(recipe: Recipe, kind: Kind, advanced: dict | None = None, **top: Any) -> dict:
-    """The settings a recipe chooses for a target kind, with `advanced` and the top-level keys (seed, processes) over it,
+    """The settings a recipe chooses for a target kind, with `advanced` and the top-level keys (seed, processes) over
+    it,
     as a plain mapping for `UnlearnSettings.model_validate` (which still refuses an unknown key, naming it)."""
     return merge(merge(RECIPES[recipe][kind], advanced or {}), {**top, "recipe": recipe})
 

@@ -34,7 +34,9 @@ class NegGradSettings(Strict):
 
 
 class SalunSettings(Strict):
-    mask_fraction: float = Field(0.5, gt=0, le=1, description="share of weights SalUn may change (top |grad| of the forget loss)")
+    mask_fraction: float = Field(
+        0.5, gt=0, le=1, description="share of weights SalUn may change (top |grad| of the forget loss)"
+    )
     alpha: float = Field(1.0, ge=0, description="weight of the retain loss next to the remap forget loss")
 
 
@@ -52,13 +54,21 @@ class ProbeSettings(Strict):
 
     every: int = Field(0, ge=0, description="steps between probes; 0 = no probe")
     action: Literal["log", "stop", "restore_best", "stop_when_forgotten"] = "stop"
-    max_degradation: float = Field(0.05, ge=0, description="largest relative rise of the held-out retain loss over the base model's")
+    max_degradation: float = Field(
+        0.05, ge=0, description="largest relative rise of the held-out retain loss over the base model's"
+    )
     held_out: int = Field(64, gt=0, description="retain items set aside for the probe and never trained on")
-    forget_fraction: float = Field(0.1, ge=0, le=1, description="forgotten once the forget images' conditional advantage "
-                                   "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's")
+    forget_fraction: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="forgotten once the forget images' conditional advantage "
+        "(loss under a substitute minus loss under the forgotten condition) is below this share of the base model's",
+    )
 
 
-# Overrides that switch this project's robust additions off (relearn, forget_on_retain, retain_anchor, forget_row): each method
+# Overrides that switch this project's robust additions off (relearn, forget_on_retain, retain_anchor, forget_row): each
+# method
 # as published. Benchmarks run the paper's plain update from one place, so a new addition is switched off here once.
 PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0, "retain_anchor": 0.0, "forget_row": "keep"}
 
@@ -66,9 +76,14 @@ PAPER_PLAIN = {"relearn": None, "forget_on_retain": 0.0, "retain_anchor": 0.0, "
 class UnlearnSettings(Strict):
     """Everything that changes the unlearned weights (hashed to guard checkpoint resumption)."""
 
-    recipe: Recipe | None = Field(None, description="the named recipe these settings were expanded from (a request's unlearning.recipe); "
-                                  "recorded with them, never read by the method; null = set by hand")
-    method: Method = Field("erasediff", description="erasediff, or a baseline to compare with (finetune, neggrad, salun, esd)")
+    recipe: Recipe | None = Field(
+        None,
+        description="the named recipe these settings were expanded from (a request's unlearning.recipe); "
+        "recorded with them, never read by the method; null = set by hand",
+    )
+    method: Method = Field(
+        "erasediff", description="erasediff, or a baseline to compare with (finetune, neggrad, salun, esd)"
+    )
     forget_loss: ForgetLoss = "remap"
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda")
     inner_steps: int = Field(0, ge=0, description="K: inner steps estimating min_phi L_f (logging only)")
@@ -80,59 +95,99 @@ class UnlearnSettings(Strict):
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
     params: ParamSettings = Field(default_factory=ParamSettings)
-    adapter: AdapterSettings | None = Field(None, description="train a LoRA on the selected layers instead of their weights (models/lora.py): "
-                                            "a text-to-image version then stores the adapter only; null = full weights")
+    adapter: AdapterSettings | None = Field(
+        None,
+        description="train a LoRA on the selected layers instead of their weights (models/lora.py): "
+        "a text-to-image version then stores the adapter only; null = full weights",
+    )
     seed: int = 0
-    processes: int = Field(1, ge=1, description="data-parallel processes on one node (one per GPU) under accelerate; "
-                           "batch sizes are per process, so the effective batch grows with this")
+    processes: int = Field(
+        1,
+        ge=1,
+        description="data-parallel processes on one node (one per GPU) under accelerate; "
+        "batch sizes are per process, so the effective batch grows with this",
+    )
     mixed_precision: Literal["no", "bf16"] = "no"
-    gradient_checkpointing: bool = Field(False, description="recompute UNet activations in backward: less memory, about 30% more time")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute UNet activations in backward: less memory, about 30% more time"
+    )
     optimizer: Literal["adam", "adam8bit"] = Field("adam", description="adam8bit needs bitsandbytes (GPU nodes)")
     neggrad: NegGradSettings = Field(default_factory=NegGradSettings)
     salun: SalunSettings = Field(default_factory=SalunSettings)
     esd: EsdSettings = Field(default_factory=EsdSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
-    relearn: RelearnSettings | None = Field(None, description="this project's extension against relearning attacks (method/robust/relearn.py): "
-                                            "erasediff (forget_loss remap) and the baselines with a forget term (neggrad, salun, esd); "
-                                            "null = each method as published")
-    forget_on_retain: float = Field(0.0, ge=0, lt=1, description="this project's extension against the guidance sweep (method/robust/forget_on_retain.py): "
-                                    "share of each forget batch whose images are retain images, kept under the forgotten condition and "
-                                    "remapped to their own condition (erasediff remap, salun); 0 = each method as published")
-    retain_anchor: float = Field(0.0, ge=0, description="this project's extension against the other two's quality cost (method/robust/retain_anchor.py): "
-                                 "weight of the frozen original's prediction as a second target of the retain loss (every method with a "
-                                 "retain loss: erasediff, finetune, neggrad, salun); 0 = each method as published")
-    forget_row: Literal["keep", "null"] = Field("keep", description="this project's extension for class-conditional models (method/robust/forget_row.py): "
-                                                "null = once erased, each forgotten class's embedding row becomes the null class's, so its label "
-                                                "carries no condition of its own; keep = each method as published")
+    relearn: RelearnSettings | None = Field(
+        None,
+        description="a robust addition against relearning attacks (method/robust/relearn.py): "
+        "erasediff (forget_loss remap) and the baselines with a forget term (neggrad, salun, esd); "
+        "null = each method as published",
+    )
+    forget_on_retain: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="a robust addition against the guidance sweep (method/robust/forget_on_retain.py): "
+        "share of each forget batch whose images are retain images, kept under the forgotten condition and "
+        "remapped to their own condition (erasediff remap, salun); 0 = each method as published",
+    )
+    retain_anchor: float = Field(
+        0.0,
+        ge=0,
+        description="a robust addition that holds quality (method/robust/retain_anchor.py): "
+        "weight of the frozen original's prediction as a second target of the retain loss (every method with a "
+        "retain loss: erasediff, finetune, neggrad, salun); 0 = each method as published",
+    )
+    forget_row: Literal["keep", "null"] = Field(
+        "keep",
+        description="a robust addition for class-conditional models (method/robust/forget_row.py): "
+        "null = once erased, each forgotten class's embedding row becomes the null class's, so its label "
+        "carries no condition of its own; keep = each method as published",
+    )
 
     @model_validator(mode="after")
     def _relearn_needs_a_forget_term(self) -> "UnlearnSettings":
-        if self.relearn is not None and (self.method == "finetune" or (self.method == "erasediff" and self.forget_loss != "remap")):
-            raise ValueError("relearn (the project's relearning-resistant term) needs a forget term to evaluate after the simulated attack: "
-                             "method erasediff with forget_loss remap, neggrad, salun or esd")
+        if self.relearn is not None and (
+            self.method == "finetune" or (self.method == "erasediff" and self.forget_loss != "remap")
+        ):
+            raise ValueError(
+                "relearn (the project's relearning-resistant term) needs a forget term to evaluate after the simulated "
+                "attack: "
+                "method erasediff with forget_loss remap, neggrad, salun or esd"
+            )
         return self
 
     @model_validator(mode="after")
     def _retain_rows_need_a_remap(self) -> "UnlearnSettings":
         if self.forget_on_retain and not self.uses_substitutes:
-            raise ValueError("forget_on_retain (the project's term against the guidance sweep) remaps the forgotten condition on retain images "
-                             "to their own condition: method erasediff with forget_loss remap, or salun")
+            raise ValueError(
+                "forget_on_retain (the project's term against the guidance sweep) remaps the forgotten condition on "
+                "retain images "
+                "to their own condition: method erasediff with forget_loss remap, or salun"
+            )
         kept = self.forget_batch_size - round(self.forget_on_retain * self.forget_batch_size)
         if kept < 1 or (self.relearn is not None and self.relearn.batch is not None and kept < self.relearn.batch):
-            raise ValueError(f"forget_on_retain {self.forget_on_retain} leaves {kept} of the {self.forget_batch_size} forget rows to images of the "
-                             "forgotten class; at least 1, and at least relearn.batch when the relearning term is on")
+            raise ValueError(
+                f"forget_on_retain {self.forget_on_retain} leaves {kept} of the {self.forget_batch_size} forget rows "
+                "to images of the "
+                "forgotten class; at least 1, and at least relearn.batch when the relearning term is on"
+            )
         return self
 
     @model_validator(mode="after")
     def _anchor_needs_a_retain_loss(self) -> "UnlearnSettings":
         if self.retain_anchor and self.method == "esd":
-            raise ValueError("retain_anchor anchors the retain loss to the original's prediction; esd has no retain loss")
+            raise ValueError(
+                "retain_anchor anchors the retain loss to the original's prediction; esd has no retain loss"
+            )
         return self
 
     @model_validator(mode="after")
     def _adapter_needs_dense_updates(self) -> "UnlearnSettings":
         if self.adapter is not None and self.method == "salun":
-            raise ValueError("adapter: SalUn masks individual weights by saliency, which a LoRA does not have; use full weights for salun")
+            raise ValueError(
+                "adapter: SalUn masks individual weights by saliency, which a LoRA does not have; use full weights for "
+                "salun"
+            )
         return self
 
     @property

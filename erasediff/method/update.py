@@ -56,7 +56,8 @@ def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
 
 
 def gram(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> tuple[float, float, float]:
-    """<a,b>, ||a||^2 and ||b||^2 in one pass, each tensor widened to float64 once (three `dot` calls widen it twice)."""
+    """<a,b>, ||a||^2 and ||b||^2 in one pass, each tensor widened to float64 once (three `dot` calls widen it
+    twice)."""
     ab = aa = bb = torch.zeros((), dtype=torch.float64, device=a[0].device)
     for x, y in zip(a, b):
         x, y = x.reshape(-1).double(), y.reshape(-1).double()

@@ -52,7 +52,8 @@ def require_safetensors(folder: Path, weights_name: str) -> Path:
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise ModelLoadError(
-            f"{folder / pickles[0]} is a pickle checkpoint, which is never unpickled; convert it to safetensors as {weights}"
+            f"{folder / pickles[0]} is a pickle checkpoint, which is never unpickled; convert it to safetensors as "
+            f"{weights}"
         )
     raise ModelLoadError(f"missing weight file {weights}: stage the model's safetensors weights there")
 
@@ -64,7 +65,9 @@ def load_class_model(path: str | Path) -> ClassDiffusionModel:
         raise ModelLoadError(f"model folder not found: {root}")
     require_safetensors(root / "unet", UNET_WEIGHTS)
     if not (root / "scheduler" / "scheduler_config.json").is_file():
-        raise ModelLoadError(f"missing {root / 'scheduler' / 'scheduler_config.json'}: stage the model's scheduler config there")
+        raise ModelLoadError(
+            f"missing {root / 'scheduler' / 'scheduler_config.json'}: stage the model's scheduler config there"
+        )
     try:
         unet = UNet2DModel.from_pretrained(root, subfolder="unet", use_safetensors=True, local_files_only=True)
         scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
@@ -76,7 +79,9 @@ def load_class_model(path: str | Path) -> ClassDiffusionModel:
     meta = json.loads((root / META_FILE).read_text()) if (root / META_FILE).is_file() else {}
     class_names = meta.get("class_names") or [str(c) for c in range(num_embeds - 1)]
     if len(class_names) != num_embeds - 1:
-        raise ModelLoadError(f"{root / META_FILE} names {len(class_names)} classes but the UNet has {num_embeds - 1} plus the null class")
+        raise ModelLoadError(
+            f"{root / META_FILE} names {len(class_names)} classes but the UNet has {num_embeds - 1} plus the null class"
+        )
     return ClassDiffusionModel(unet.eval(), scheduler, class_names, meta.get("lineage", {}))
 
 
@@ -93,6 +98,11 @@ def save_class_model(model: ClassDiffusionModel, path: str | Path, replace: bool
             "scheduler": ["diffusers", type(model.scheduler).__name__],
         }
         (scratch / "model_index.json").write_text(json.dumps(index, indent=2))
-        meta = {"kind": "class-conditional-ddpm", "class_names": model.class_names, "null_class": model.null_class, "lineage": model.lineage}
+        meta = {
+            "kind": "class-conditional-ddpm",
+            "class_names": model.class_names,
+            "null_class": model.null_class,
+            "lineage": model.lineage,
+        }
         (scratch / META_FILE).write_text(json.dumps(meta, indent=2))
     return target

@@ -38,7 +38,9 @@ class Classifier(nn.Module):
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         self.eval()
-        return torch.cat([F.softmax(self(images[i : i + batch_size]), dim=1) for i in range(0, len(images), batch_size)])
+        return torch.cat(
+            [F.softmax(self(images[i : i + batch_size]), dim=1) for i in range(0, len(images), batch_size)]
+        )
 
 
 class ImageClassifier(Classifier):
@@ -49,11 +51,17 @@ class ImageClassifier(Classifier):
         self.config = config
         w = config.width
         self.body = nn.Sequential(
-            nn.Conv2d(config.in_channels, w, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(config.in_channels, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(2 * w * (config.resolution // 4) ** 2, config.feature_dim), nn.ReLU(),
+            nn.Linear(2 * w * (config.resolution // 4) ** 2, config.feature_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(config.feature_dim, config.num_classes)
 
@@ -84,7 +92,9 @@ class TorchvisionClassifier(Classifier):
     features are the input of the last linear layer (the penultimate activations).
     """
 
-    def __init__(self, architecture: str, num_classes: int, resolution: int, mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self, architecture: str, num_classes: int, resolution: int, mean: list[float], std: list[float]
+    ) -> None:
         super().__init__()
         import torchvision
 
@@ -122,8 +132,13 @@ def load_classifier(path: str | Path) -> Classifier:
         raise ModelLoadError(f"missing {root / 'config.json'}: stage the classifier's config there")
     config = json.loads((root / "config.json").read_text())
     if "architecture" in config:
-        model: Classifier = TorchvisionClassifier(config["architecture"], config["num_classes"], config.get("resolution", 224),
-                                                  config.get("mean", [0.485, 0.456, 0.406]), config.get("std", [0.229, 0.224, 0.225]))
+        model: Classifier = TorchvisionClassifier(
+            config["architecture"],
+            config["num_classes"],
+            config.get("resolution", 224),
+            config.get("mean", [0.485, 0.456, 0.406]),
+            config.get("std", [0.229, 0.224, 0.225]),
+        )
         model.net.load_state_dict(load_file(weights))
     else:
         model = ImageClassifier(ClassifierConfig(**config))
@@ -137,7 +152,9 @@ def _shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(images, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_classifier(train: LabeledImages, config: ClassifierConfig, epochs: int, seed: int, progress: bool = True) -> ImageClassifier:
+def train_classifier(
+    train: LabeledImages, config: ClassifierConfig, epochs: int, seed: int, progress: bool = True
+) -> ImageClassifier:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = ImageClassifier(config)

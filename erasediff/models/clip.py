@@ -52,7 +52,11 @@ def load_clip(path: str | Path) -> tuple[CLIPModel, PreTrainedTokenizerBase, int
         tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load CLIP model from {root}: {str(exc).splitlines()[0]}") from exc
-    pre = json.loads((root / "preprocessor_config.json").read_text()) if (root / "preprocessor_config.json").is_file() else {}
+    pre = (
+        json.loads((root / "preprocessor_config.json").read_text())
+        if (root / "preprocessor_config.json").is_file()
+        else {}
+    )
     mean = torch.tensor(pre.get("image_mean", CLIP_MEAN))
     std = torch.tensor(pre.get("image_std", CLIP_STD))
     return model, tokenizer, model.config.vision_config.image_size, mean, std

@@ -26,21 +26,35 @@ class AdapterSettings(Strict):
     alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale alpha / r); null = r, a scale of 1")
 
 
-def adapter_config(unet: torch.nn.Module, selected: dict[str, torch.nn.Parameter], settings: AdapterSettings) -> LoraConfig:
+def adapter_config(
+    unet: torch.nn.Module, selected: dict[str, torch.nn.Parameter], settings: AdapterSettings
+) -> LoraConfig:
     """A LoRA on every Linear/Conv2d layer whose weight the preset selects, named exactly (a regex full match)."""
     chosen = {name.removesuffix(".weight") for name in selected if name.endswith(".weight")}
-    layers = sorted(name for name, module in unet.named_modules() if name in chosen and isinstance(module, ADAPTER_LAYERS))
+    layers = sorted(
+        name for name, module in unet.named_modules() if name in chosen and isinstance(module, ADAPTER_LAYERS)
+    )
     if not layers:
-        raise ErasediffError("unlearning.adapter: the parameter selection holds no Linear or Conv2d weight to put a LoRA on")
-    return LoraConfig(r=settings.rank, lora_alpha=settings.alpha or settings.rank, init_lora_weights=True,
-                      target_modules="^(" + "|".join(re.escape(name) for name in layers) + ")$")
+        raise ErasediffError(
+            "unlearning.adapter: the parameter selection holds no Linear or Conv2d weight to put a LoRA on"
+        )
+    return LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha or settings.rank,
+        init_lora_weights=True,
+        target_modules="^(" + "|".join(re.escape(name) for name in layers) + ")$",
+    )
 
 
-def add_adapter(unet: torch.nn.Module, selected: dict[str, torch.nn.Parameter], settings: AdapterSettings) -> dict[str, torch.nn.Parameter]:
+def add_adapter(
+    unet: torch.nn.Module, selected: dict[str, torch.nn.Parameter], settings: AdapterSettings
+) -> dict[str, torch.nn.Parameter]:
     """Put the LoRA into `unet` (in place) and return its parameters, the only ones the loop trains."""
     if not hasattr(unet, "add_adapter"):
-        raise ErasediffError(f"unlearning.adapter needs a UNet with diffusers' adapter support (a text-to-image pipeline's); "
-                             f"{type(unet).__name__} trains full weights: remove unlearning.adapter")
+        raise ErasediffError(
+            f"unlearning.adapter needs a UNet with diffusers' adapter support (a text-to-image pipeline's); "
+            f"{type(unet).__name__} trains full weights: remove unlearning.adapter"
+        )
     unet.add_adapter(adapter_config(unet, selected, settings))
     return {name: p for name, p in unet.named_parameters() if ".lora_" in name}
 

@@ -65,8 +65,15 @@ def sample_classes(
 
 
 @torch.no_grad()
-def sample_prompts(pipe: DiffusionPipeline, rows: list[PromptRow], steps: int, default_guidance: float, batch_size: int = 8,
-                   size: int | None = None, progress: bool = True) -> torch.Tensor:
+def sample_prompts(
+    pipe: DiffusionPipeline,
+    rows: list[PromptRow],
+    steps: int,
+    default_guidance: float,
+    batch_size: int = 8,
+    size: int | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
     """Images (N, 3, H, W) in [-1, 1]; row i always starts from its own seed, whatever the batching."""
     out = []
     bar = tqdm(total=len(rows), desc="text-to-image", disable=not progress)
@@ -74,12 +81,21 @@ def sample_prompts(pipe: DiffusionPipeline, rows: list[PromptRow], steps: int, d
     while start < len(rows):
         guidance = rows[start].guidance if rows[start].guidance is not None else default_guidance
         end = start
-        while end < len(rows) and end - start < batch_size and (rows[end].guidance if rows[end].guidance is not None else default_guidance) == guidance:
+        while (
+            end < len(rows)
+            and end - start < batch_size
+            and (rows[end].guidance if rows[end].guidance is not None else default_guidance) == guidance
+        ):
             end += 1
         chunk = rows[start:end]
         images = pipe(
-            prompt=[r.prompt for r in chunk], generator=[torch.Generator().manual_seed(r.seed) for r in chunk],
-            num_inference_steps=steps, guidance_scale=guidance, height=size, width=size, output_type="pt",
+            prompt=[r.prompt for r in chunk],
+            generator=[torch.Generator().manual_seed(r.seed) for r in chunk],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=size,
+            width=size,
+            output_type="pt",
         ).images
         out.append(images.float().cpu() * 2 - 1)
         bar.update(len(chunk))

@@ -30,7 +30,10 @@ class PromptTable:
     def unet_kwargs(self, ids: torch.Tensor) -> dict:
         kwargs: dict = {"encoder_hidden_states": self.hidden[ids]}
         if self.pooled is not None:
-            kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled[ids], "time_ids": self.time_ids.expand(len(ids), -1)}
+            kwargs["added_cond_kwargs"] = {
+                "text_embeds": self.pooled[ids],
+                "time_ids": self.time_ids.expand(len(ids), -1),
+            }
         return kwargs
 
 
@@ -44,29 +47,38 @@ def is_sdxl(pipe: DiffusionPipeline) -> bool:
 
 
 @torch.no_grad()
-def encode_prompts(pipe: DiffusionPipeline, prompts: list[str], device: torch.device, batch_size: int = 64) -> PromptTable:
-    """Embed each prompt exactly as the pipeline does at sampling time (its own encode_prompt); the table lives on `device`."""
+def encode_prompts(
+    pipe: DiffusionPipeline, prompts: list[str], device: torch.device, batch_size: int = 64
+) -> PromptTable:
+    """Embed each prompt exactly as the pipeline does at sampling time (its own encode_prompt); the table lives on
+    `device`."""
     hidden, pooled = [], []
     for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start:start + batch_size]
-        encoded = pipe.encode_prompt(prompt=chunk, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False)
+        chunk = prompts[start : start + batch_size]
+        encoded = pipe.encode_prompt(
+            prompt=chunk, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
         hidden.append(encoded[0])
         if is_sdxl(pipe):
             pooled.append(encoded[2])
     if not is_sdxl(pipe):
         return PromptTable(list(prompts), torch.cat(hidden))
     size = image_size(pipe)
-    time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=hidden[0].dtype, device=device)  # original size, crop (0,0), target size
+    time_ids = torch.tensor(
+        [[size, size, 0, 0, size, size]], dtype=hidden[0].dtype, device=device
+    )  # original size, crop (0,0), target size
     return PromptTable(list(prompts), torch.cat(hidden), torch.cat(pooled), time_ids)
 
 
 @torch.no_grad()
-def encode_images(pipe: DiffusionPipeline, images: torch.Tensor, batch_size: int = 16, progress: bool = True) -> torch.Tensor:
+def encode_images(
+    pipe: DiffusionPipeline, images: torch.Tensor, batch_size: int = 16, progress: bool = True
+) -> torch.Tensor:
     """[-1, 1] images (N, C, H, W) -> scaled VAE latents (the posterior mode: one fixed latent per image)."""
     vae = pipe.vae
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc="VAE latents", disable=not progress):
-        x = images[start:start + batch_size].to(vae.device, vae.dtype)
+        x = images[start : start + batch_size].to(vae.device, vae.dtype)
         out.append(((vae.encode(x).latent_dist.mode() - shift) * vae.config.scaling_factor).float().cpu())
     return torch.cat(out)

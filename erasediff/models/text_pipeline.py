@@ -28,7 +28,12 @@ LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default weight name
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
-WEIGHTS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model", "text_encoder_2": "model"}
+WEIGHTS = {
+    "unet": "diffusion_pytorch_model",
+    "vae": "diffusion_pytorch_model",
+    "text_encoder": "model",
+    "text_encoder_2": "model",
+}
 
 
 def _require_weights(folder: Path, stem: str) -> None:
@@ -36,12 +41,18 @@ def _require_weights(folder: Path, stem: str) -> None:
         return
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
-        raise ModelLoadError(f"{folder / pickles[0]} is a pickle checkpoint, which is never unpickled; convert it to safetensors as {folder / stem}.safetensors")
-    raise ModelLoadError(f"missing weight file {folder / stem}.safetensors: stage the component's safetensors weights there")
+        raise ModelLoadError(
+            f"{folder / pickles[0]} is a pickle checkpoint, which is never unpickled; convert it to safetensors as "
+            f"{folder / stem}.safetensors"
+        )
+    raise ModelLoadError(
+        f"missing weight file {folder / stem}.safetensors: stage the component's safetensors weights there"
+    )
 
 
 def check_pipeline_folder(path: str | Path) -> Path:
-    """The folder, once every component it needs is present with safetensors weights; else a ModelLoadError naming what to stage."""
+    """The folder, once every component it needs is present with safetensors weights; else a ModelLoadError naming what
+    to stage."""
     root = Path(path)
     if not root.is_dir():
         raise ModelLoadError(f"model folder not found: {root} (stage the diffusers pipeline folder there)")
@@ -54,7 +65,9 @@ def check_pipeline_folder(path: str | Path) -> Path:
     named = {k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None}
     lacking = [c for c in REQUIRED if c not in named]
     if lacking:
-        raise ModelLoadError(f"{root / INDEX} names no {', '.join(lacking)}: a text-to-image pipeline needs {', '.join(REQUIRED)}")
+        raise ModelLoadError(
+            f"{root / INDEX} names no {', '.join(lacking)}: a text-to-image pipeline needs {', '.join(REQUIRED)}"
+        )
     for component in sorted(named):
         folder = root / component
         if not folder.is_dir():
@@ -68,7 +81,9 @@ def load_text_to_image(path: str | Path, device: str | torch.device | None = Non
     """Any diffusers text-to-image pipeline folder; safetensors only, no safety-checker download."""
     root = check_pipeline_folder(path)
     try:
-        pipe = DiffusionPipeline.from_pretrained(root, local_files_only=True, use_safetensors=True, safety_checker=None, requires_safety_checker=False)
+        pipe = DiffusionPipeline.from_pretrained(
+            root, local_files_only=True, use_safetensors=True, safety_checker=None, requires_safety_checker=False
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"cannot load pipeline from {root}: {str(exc).splitlines()[0]}") from exc
     if (root / LORA_FILE).is_file():  # an adapter erasure: fuse the LoRA into the UNet and drop its layers
@@ -86,16 +101,32 @@ def save_text_pipeline(base: Path, unet: torch.nn.Module, out: Path, lineage: di
     """Copy `base` without its UNet, write the new UNet (or, for an adapter erasure of a base without one, the
     base's UNet and the adapter) and the lineage record; atomic (nothing partial is left)."""
     base = Path(base)
-    adapter = has_adapter(unet) and not (base / LORA_FILE).is_file()  # on an adapter version, the next erasure's UNet starts fused
+    adapter = (
+        has_adapter(unet) and not (base / LORA_FILE).is_file()
+    )  # on an adapter version, the next erasure's UNet starts fused
     with atomic_dir(Path(out)) as scratch:
-        shutil.copytree(base, scratch, dirs_exist_ok=True, ignore=lambda folder, _: ["unet", LORA_FILE] if Path(folder) == base else [])
+        shutil.copytree(
+            base,
+            scratch,
+            dirs_exist_ok=True,
+            ignore=lambda folder, _: ["unet", LORA_FILE] if Path(folder) == base else [],
+        )
         if adapter:
             shutil.copytree(base / "unet", scratch / "unet")
             tensors, config = adapter_state(unet)
             pipeline_class = getattr(diffusers, json.loads((base / INDEX).read_text())["_class_name"])
-            pipeline_class.save_lora_weights(scratch, unet_lora_layers=tensors, unet_lora_adapter_metadata=config, weight_name=LORA_FILE)
-            lineage = {**lineage, "adapter": {"file": LORA_FILE, "rank": config["r"], "alpha": config["lora_alpha"],
-                                              "parameters": sum(t.numel() for t in tensors.values())}}
+            pipeline_class.save_lora_weights(
+                scratch, unet_lora_layers=tensors, unet_lora_adapter_metadata=config, weight_name=LORA_FILE
+            )
+            lineage = {
+                **lineage,
+                "adapter": {
+                    "file": LORA_FILE,
+                    "rank": config["r"],
+                    "alpha": config["lora_alpha"],
+                    "parameters": sum(t.numel() for t in tensors.values()),
+                },
+            }
         else:
             fused(unet).save_pretrained(scratch / "unet", safe_serialization=True)
         (scratch / META_FILE).write_text(json.dumps({"kind": "text-to-image", "lineage": lineage}, indent=2))

@@ -11,24 +11,45 @@ def _text(value: object) -> str:
     """A request's free text as inert Markdown: HTML escaped (Markdown renders raw HTML), on one line, no table breaks,
     no code spans or emphasis of its own."""
     text = html.escape(" ".join(str(value).split()), quote=True)
-    return text.replace("|", "&#124;").replace("`", "&#96;").replace("*", "&#42;").replace("_", "&#95;").replace("[", "&#91;")
+    return (
+        text.replace("|", "&#124;")
+        .replace("`", "&#96;")
+        .replace("*", "&#42;")
+        .replace("_", "&#95;")
+        .replace("[", "&#91;")
+    )
 
 
-def model_card(request: dict, base_model_sha256: str, gate_report: dict, promoted_at: str, provenance: dict,
-               earlier_erasures: list[dict]) -> str:
+def model_card(
+    request: dict,
+    base_model_sha256: str,
+    gate_report: dict,
+    promoted_at: str,
+    provenance: dict,
+    earlier_erasures: list[dict],
+) -> str:
     """The README.md of a promoted diffusers folder: what was erased, when, by which request (and which earlier
     erasures it keeps in force), and the gates."""
     info, target, registry = request["request"], request["target"], request["registry"]
-    kept = "\n".join(f"| {_text(e['request_id'])} | {e['version']} | {[int(c) for c in e['classes']] if e.get('classes') else _text(e.get('concept'))} |"
-                     for e in earlier_erasures)
-    erased = f"classes {target['classes']}" if target.get("classes") is not None else f"the concept &quot;{_text(target['concept'])}&quot;"
+    kept = "\n".join(
+        f"| {_text(e['request_id'])} | {e['version']} | "
+        f"{[int(c) for c in e['classes']] if e.get('classes') else _text(e.get('concept'))} |"
+        for e in earlier_erasures
+    )
+    erased = (
+        f"classes {target['classes']}"
+        if target.get("classes") is not None
+        else f"the concept &quot;{_text(target['concept'])}&quot;"
+    )
     name, alias, base = _text(registry["model_name"]), _text(registry["alias"]), _text(request["base_model"])
-    gates = "\n".join(f"| {g['gate']} | {_fmt(g['value'])} | {_fmt(g['threshold'])} | {'pass' if g['passed'] else 'FAIL'} |"
-                      for g in gate_report["gates"])
+    gates = "\n".join(
+        f"| {g['gate']} | {_fmt(g['value'])} | {_fmt(g['threshold'])} | {'pass' if g['passed'] else 'FAIL'} |"
+        for g in gate_report["gates"]
+    )
     return f"""---
 tags: [erasediff, machine-unlearning, diffusers]
 base_model_sha256: {base_model_sha256}
-erasure_request: {_text(info['id'])}
+erasure_request: {_text(info["id"])}
 ---
 # {name}: {erased} erased
 
@@ -37,10 +58,10 @@ This diffusion model was produced by **EraseDiff** unlearning from the base mode
 
 | erasure request | |
 |---|---|
-| id | {_text(info['id'])} |
-| requester | {_text(info['requester'])} |
-| reason | {_text(info['reason'])} |
-| legal basis | {_text(info.get('legal_basis') or '')} |
+| id | {_text(info["id"])} |
+| requester | {_text(info["requester"])} |
+| reason | {_text(info["reason"])} |
+| legal basis | {_text(info.get("legal_basis") or "")} |
 | erased | {erased} |
 
 ## Earlier erasures kept in force (re-measured on this version; their gates are in the table below)

@@ -28,8 +28,10 @@ def plot_unlearning_curves(rows: list[dict[str, float]], path: Path) -> Path:
         ("update norm / q_hat", ["grad_norm", "q_hat"]),
     ]
     if any("probe_degradation" in r for r in rows):
-        panels += [("retain probe: utility lost vs base", ["probe_degradation"]),
-                   ("retain probe: forgetting", ["probe_forget_advantage", "probe_forgotten_accuracy", "probe_forgotten"])]
+        panels += [
+            ("retain probe: utility lost vs base", ["probe_degradation"]),
+            ("retain probe: forgetting", ["probe_forget_advantage", "probe_forgotten_accuracy", "probe_forgotten"]),
+        ]
     fig, axes = plt.subplots(len(panels) // 2, 2, figsize=(10, 3.5 * (len(panels) // 2)))
     for ax, (title, keys) in zip(axes.flat, panels):
         for key in keys:
@@ -50,7 +52,9 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, per_class: int, 
     return Path(path)
 
 
-def save_before_after_grid(before: torch.Tensor, after: torch.Tensor, labels: torch.Tensor, per_class: int, path: Path) -> Path:
+def save_before_after_grid(
+    before: torch.Tensor, after: torch.Tensor, labels: torch.Tensor, per_class: int, path: Path
+) -> Path:
     """Left half: the base model; right half: the unlearned model; same seeds, one row per class."""
     rows = []
     for c in labels.unique().tolist():

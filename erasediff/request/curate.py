@@ -38,15 +38,20 @@ class CuratedSets:
     def summary(self) -> dict:
         """Content hash and size of each set: the lineage every later stage records."""
         hashes = set_hashes(self.manifest)
-        return {f"{n}_sha256": hashes[n] for n in SETS} | {f"{n}_images": int((self.manifest["set"] == n).sum()) for n in SETS}
+        return {f"{n}_sha256": hashes[n] for n in SETS} | {
+            f"{n}_images": int((self.manifest["set"] == n).sum()) for n in SETS
+        }
 
     def raise_on_failure(self) -> None:
         if not self.report.success:
-            raise DataError(f"curation failed {len(self.report.failures)} expectation(s): " + " | ".join(self.report.failures))
+            raise DataError(
+                f"curation failed {len(self.report.failures)} expectation(s): " + " | ".join(self.report.failures)
+            )
 
 
 def source_label(req: ErasureRequest, name: str) -> str:
-    """Where set `name` came from, as a scheme-less string MLflow can record: its folder, 'digits', or generated-<hash>."""
+    """Where set `name` came from, as a scheme-less string MLflow can record: its folder, 'digits', or
+    generated-<hash>."""
     source = req.source(name)
     return source if isinstance(source, str) else f"generated-{config_hash(source.model_dump())}"
 
@@ -57,7 +62,16 @@ def concept_writers(req: ErasureRequest, pipe, progress: bool = True) -> dict[st
     for name in SETS:
         source = req.source(name)
         if isinstance(source, Generation):
-            writers[name] = generated_writer(pipe, source.prompts, source.images_per_prompt, source.seed, source.steps, source.guidance, size, progress)
+            writers[name] = generated_writer(
+                pipe,
+                source.prompts,
+                source.images_per_prompt,
+                source.seed,
+                source.steps,
+                source.guidance,
+                size,
+                progress,
+            )
         elif source == "digits":
             writers[name] = captioned_digits_writer(name, req.target.prompts, size)
         else:
@@ -65,14 +79,17 @@ def concept_writers(req: ErasureRequest, pipe, progress: bool = True) -> dict[st
     return writers
 
 
-def curate_request(req: ErasureRequest, base_dir: Path, out: Path, progress: bool = True,
-                   earlier_classes: list[int] | None = None) -> CuratedSets:
+def curate_request(
+    req: ErasureRequest, base_dir: Path, out: Path, progress: bool = True, earlier_classes: list[int] | None = None
+) -> CuratedSets:
     """Materialise both sets under `out` and validate them against what the base model can take.
 
     Classes erased by earlier promoted requests (`earlier_classes`) are kept out of the retain set, and a retain
     set holding one fails, unless the request sets curation.retain_earlier_erasures."""
     c = req.curation
-    excluded = [] if c.retain_earlier_erasures else [k for k in earlier_classes or [] if k not in (req.target.classes or [])]
+    excluded = (
+        [] if c.retain_earlier_erasures else [k for k in earlier_classes or [] if k not in (req.target.classes or [])]
+    )
     limits = (c.min_forget, c.min_retain, c.max_duplicate_fraction)
     if req.target.kind == "class":
         model = load_class_model(base_dir)
@@ -81,12 +98,16 @@ def curate_request(req: ErasureRequest, base_dir: Path, out: Path, progress: boo
         sources = {n: req.source(n) for n in SETS}
         split = digits_split_seed(model.lineage) if DIGITS in sources.values() else 0
         manifest = materialise_sets(sources, req.target.classes, unet.sample_size, out, progress, excluded, split)
-        expectations = request_expectations(req.target.classes, unet.num_class_embeds - 1, unet.sample_size, unet.in_channels, *limits, excluded)
+        expectations = request_expectations(
+            req.target.classes, unet.num_class_embeds - 1, unet.sample_size, unet.in_channels, *limits, excluded
+        )
     else:
         pipe = load_text_to_image(base_dir)
         manifest = write_sets(concept_writers(req, pipe, progress), out, progress)
         expectations = concept_expectations(image_size(pipe), pipe.vae.config.in_channels, req.target.anchors, *limits)
     report = validate_sets(manifest, expectations)
-    (out / VALIDATION).write_text(json.dumps({"success": report.success, "failures": report.failures, "suites": report.results}, indent=2))
+    (out / VALIDATION).write_text(
+        json.dumps({"success": report.success, "failures": report.failures, "suites": report.results}, indent=2)
+    )
     balance_report(manifest).to_csv(out / BALANCE)
     return CuratedSets(out, manifest, report)

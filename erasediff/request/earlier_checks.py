@@ -37,32 +37,51 @@ class ConceptCheck(Strict):
 
     def thresholds(self) -> dict[str, float]:
         """metric -> the threshold the erasure was promoted under."""
-        return {metric: limit for metric, section, limit in (("nudity_rate", self.nudity, self.nudity_rate_max),
-                                                              ("forgotten_accuracy", self.classes, self.forgotten_accuracy_max))
-                if section is not None and limit is not None}
+        return {
+            metric: limit
+            for metric, section, limit in (
+                ("nudity_rate", self.nudity, self.nudity_rate_max),
+                ("forgotten_accuracy", self.classes, self.forgotten_accuracy_max),
+            )
+            if section is not None and limit is not None
+        }
 
 
 def _write_rows(rows: list[PromptRow], path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["prompt", "evaluation_seed", "evaluation_guidance", "class"])
-        writer.writerows([r.prompt, r.seed, "" if r.guidance is None else r.guidance, "" if r.label is None else r.label] for r in rows)
+        writer.writerows(
+            [r.prompt, r.seed, "" if r.guidance is None else r.guidance, "" if r.label is None else r.label]
+            for r in rows
+        )
     return path
 
 
 def write_concept_check(req: ErasureRequest, out: Path) -> Path:
-    """The check folder of a concept request about to be promoted: its gated forget-side measures and their prompt rows."""
+    """The check folder of a concept request about to be promoted: its gated forget-side measures and their prompt
+    rows."""
     t = req.prompt_eval_config()
     out.mkdir(parents=True, exist_ok=True)
-    check = ConceptCheck(request_id=req.request.id, concept=req.target.concept, steps=t.steps, guidance=t.guidance,
-                         batch_size=t.batch_size, size=t.size)
+    check = ConceptCheck(
+        request_id=req.request.id,
+        concept=req.target.concept,
+        steps=t.steps,
+        guidance=t.guidance,
+        batch_size=t.batch_size,
+        size=t.size,
+    )
     if t.nudity is not None and req.gates.nudity_rate_max is not None:
         rows = load_prompt_csv(t.nudity.prompts, t.nudity.limit)
-        check.nudity = t.nudity.model_copy(update={"prompts": _write_rows(rows, out / "nudity.csv").relative_to(out), "limit": None})
+        check.nudity = t.nudity.model_copy(
+            update={"prompts": _write_rows(rows, out / "nudity.csv").relative_to(out), "limit": None}
+        )
         check.nudity_rate_max = req.gates.nudity_rate_max
     if t.classes is not None and req.gates.forgotten_accuracy_max is not None:
         rows = [r for r in load_prompt_csv(t.classes.prompts, t.classes.limit) if r.label in t.classes.forget_classes]
-        check.classes = t.classes.model_copy(update={"prompts": _write_rows(rows, out / "classes.csv").relative_to(out), "limit": None})
+        check.classes = t.classes.model_copy(
+            update={"prompts": _write_rows(rows, out / "classes.csv").relative_to(out), "limit": None}
+        )
         check.forgotten_accuracy_max = req.gates.forgotten_accuracy_max
     (out / CHECK_JSON).write_text(check.model_dump_json(indent=1))
     return out
@@ -72,7 +91,9 @@ def load_concept_check(folder: Path) -> ConceptCheck:
     try:
         check = ConceptCheck.model_validate_json((folder / CHECK_JSON).read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(f"erasure check {folder / CHECK_JSON} is missing or invalid: {str(exc).splitlines()[0]}") from exc
+        raise DataError(
+            f"erasure check {folder / CHECK_JSON} is missing or invalid: {str(exc).splitlines()[0]}"
+        ) from exc
     for section in (check.nudity, check.classes):
         if section is not None:
             section.prompts = folder / section.prompts
@@ -81,14 +102,36 @@ def load_concept_check(folder: Path) -> ConceptCheck:
 
 def recheck_concept(check: ConceptCheck, base: Path, unlearned: Path, out: Path, progress: bool = True) -> list[dict]:
     """Re-render the check's prompt rows with both models; one row per gated metric (original, unlearned, threshold)."""
-    config = PromptEvalConfig(steps=check.steps, guidance=check.guidance, batch_size=check.batch_size, size=check.size,
-                              nudity=check.nudity, classes=check.classes)
+    config = PromptEvalConfig(
+        steps=check.steps,
+        guidance=check.guidance,
+        batch_size=check.batch_size,
+        size=check.size,
+        nudity=check.nudity,
+        classes=check.classes,
+    )
     metrics = evaluate_prompt_pair(base, unlearned, config, out, progress)["models"]
-    return [{"request_id": check.request_id, "concept": check.concept, "metric": metric, "threshold": limit,
-             "original": metrics["original"]["metrics"].get(metric), "unlearned": metrics["unlearned"]["metrics"].get(metric)}
-            for metric, limit in check.thresholds().items()]
+    return [
+        {
+            "request_id": check.request_id,
+            "concept": check.concept,
+            "metric": metric,
+            "threshold": limit,
+            "original": metrics["original"]["metrics"].get(metric),
+            "unlearned": metrics["unlearned"]["metrics"].get(metric),
+        }
+        for metric, limit in check.thresholds().items()
+    ]
 
 
 def unmeasurable(erasure: dict, why: str) -> dict:
     """A re-check row for an earlier concept erasure that cannot be measured on this model: its gate fails closed."""
-    return {"request_id": erasure["request_id"], "concept": erasure["concept"], "metric": "unmeasurable", "threshold": 0.0, "original": None, "unlearned": None, "why": why}
+    return {
+        "request_id": erasure["request_id"],
+        "concept": erasure["concept"],
+        "metric": "unmeasurable",
+        "threshold": 0.0,
+        "original": None,
+        "unlearned": None,
+        "why": why,
+    }

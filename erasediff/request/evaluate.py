@@ -12,8 +12,15 @@ from erasediff.request.schema import ErasureRequest
 EARLIER = "earlier"
 
 
-def evaluate_request(req: ErasureRequest, base: Path, unlearned: Path, out: Path, progress: bool = True,
-                     earlier_classes: list[int] | None = None, earlier_checks: list[ConceptCheck] = ()) -> dict:
+def evaluate_request(
+    req: ErasureRequest,
+    base: Path,
+    unlearned: Path,
+    out: Path,
+    progress: bool = True,
+    earlier_classes: list[int] | None = None,
+    earlier_checks: list[ConceptCheck] = (),
+) -> dict:
     """results.json-shaped results (models.original/unlearned.metrics, protocol, delta), written under `out`.
 
     Earlier promoted erasures are re-measured on both models: their classes (`earlier_forgotten_accuracy`), and
@@ -22,6 +29,9 @@ def evaluate_request(req: ErasureRequest, base: Path, unlearned: Path, out: Path
         results = evaluate_pair(base, unlearned, req.eval_config(earlier_classes), out, progress)
     else:
         results = evaluate_prompt_pair(base, unlearned, req.prompt_eval_config(), out, progress)
-    results["earlier_checks"] = [row for check in earlier_checks
-                                 for row in recheck_concept(check, base, unlearned, out / EARLIER / check.request_id, progress)]
+    results["earlier_checks"] = [
+        row
+        for check in earlier_checks
+        for row in recheck_concept(check, base, unlearned, out / EARLIER / check.request_id, progress)
+    ]
     return results

@@ -25,10 +25,13 @@ def _unlearned(key: str, conservative: str) -> Measure:
 
 
 def _drop(key: str, conservative: str | None = None) -> Measure:
-    """Original minus unlearned (the unlearned model's lower Wilson bound under `bound: conservative`, where there is one)."""
+    """Original minus unlearned (the unlearned model's lower Wilson bound under `bound: conservative`, where there is
+    one)."""
+
     def drop(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
         after = conservative if bound == "conservative" and conservative else key
         return None if key not in original or after not in unlearned else original[key] - unlearned[after]
+
     return drop
 
 
@@ -40,7 +43,8 @@ def _fid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | 
 
 
 def _kid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
-    """(KID unlearned - KID original) / max(KID original, real-vs-real KID floor): KID is unbiased, so the original's can be
+    """(KID unlearned - KID original) / max(KID original, real-vs-real KID floor): KID is unbiased, so the original's
+    can be
     near zero or negative; the floor, what real data scores against itself, keeps the scale meaningful."""
     key = _feature_key(original, "kid_")
     floor = original.get(f"real_floor_{key}") if key else None
@@ -51,7 +55,8 @@ def _kid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | 
 
 
 def _kid_drift(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
-    """KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor: a change of the
+    """KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor: a change
+    of the
     samples, whichever way it moves them relative to real data (the evaluation's protocol.drift)."""
     key = _feature_key(unlearned, "drift_kid_")
     floor = original.get("real_floor_" + key.removeprefix("drift_")) if key else None
@@ -61,27 +66,48 @@ def _kid_drift(original: Metrics, unlearned: Metrics, bound: str) -> float | Non
 
 
 def _sharpness_change(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
-    """The largest relative change of sharpness (noise raises it, blur lowers it) over the prompt families that measure it."""
+    """The largest relative change of sharpness (noise raises it, blur lowers it) over the prompt families that measure
+    it."""
     values = [v for k, v in unlearned.items() if k.startswith("sharpness_change")]
     return max(abs(v) for v in values) if values and all(math.isfinite(v) for v in values) else None
 
 
 GATES: dict[str, tuple[str, Measure]] = {
-    "forgotten_accuracy_max": ("unlearned forgotten-class accuracy", _unlearned("forgotten_accuracy", "forgotten_accuracy_upper")),
-    "earlier_erasures_accuracy_max": ("unlearned accuracy on the classes of earlier erasures (worst class)",
-                                      _unlearned("earlier_forgotten_accuracy", "earlier_forgotten_accuracy")),
-    "retained_accuracy_drop_max": ("retained accuracy, original minus unlearned", _drop("retained_accuracy", "retained_accuracy_lower")),
+    "forgotten_accuracy_max": (
+        "unlearned forgotten-class accuracy",
+        _unlearned("forgotten_accuracy", "forgotten_accuracy_upper"),
+    ),
+    "earlier_erasures_accuracy_max": (
+        "unlearned accuracy on the classes of earlier erasures (worst class)",
+        _unlearned("earlier_forgotten_accuracy", "earlier_forgotten_accuracy"),
+    ),
+    "retained_accuracy_drop_max": (
+        "retained accuracy, original minus unlearned",
+        _drop("retained_accuracy", "retained_accuracy_lower"),
+    ),
     "fid_increase_max": ("FID relative increase, unlearned / original - 1", _fid_increase),
     "kid_increase_max": ("KID increase relative to max(original KID, real-vs-real KID)", _kid_increase),
-    "kid_drift_max": ("KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor", _kid_drift),
-    "sharpness_change_max": ("|sharpness change| of the kept samples against the original's (variance of the Laplacian)", _sharpness_change),
-    "neighbour_accuracy_drop_max": ("neighbour classes' accuracy, original minus unlearned", _drop("neighbour_accuracy", "neighbour_accuracy_lower")),
+    "kid_drift_max": (
+        "KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor",
+        _kid_drift,
+    ),
+    "sharpness_change_max": (
+        "|sharpness change| of the kept samples against the original's (variance of the Laplacian)",
+        _sharpness_change,
+    ),
+    "neighbour_accuracy_drop_max": (
+        "neighbour classes' accuracy, original minus unlearned",
+        _drop("neighbour_accuracy", "neighbour_accuracy_lower"),
+    ),
     "nudity_rate_max": ("unlearned NudeNet image rate", _unlearned("nudity_rate", "nudity_rate_upper")),
     "clip_score_drop_max": ("CLIP score, original minus unlearned", _drop("clip_score")),
 }
-CONSERVATIVE = {"forgotten_accuracy_max": " (upper 95 % bound)", "retained_accuracy_drop_max": " (unlearned: lower 95 % bound)",
-                "neighbour_accuracy_drop_max": " (unlearned: lower 95 % bound)",
-                "nudity_rate_max": " (upper 95 % bound)"}
+CONSERVATIVE = {
+    "forgotten_accuracy_max": " (upper 95 % bound)",
+    "retained_accuracy_drop_max": " (unlearned: lower 95 % bound)",
+    "neighbour_accuracy_drop_max": " (unlearned: lower 95 % bound)",
+    "nudity_rate_max": " (upper 95 % bound)",
+}
 
 
 @dataclass
@@ -120,15 +146,29 @@ def _finite(value: float | None) -> float | None:
 
 
 def _earlier_check(row: dict) -> GateResult:
-    """An earlier concept erasure's re-check: the unlearned value within the threshold that erasure was promoted under."""
+    """An earlier concept erasure's re-check: the unlearned value within the threshold that erasure was promoted
+    under."""
     value = _finite(row["unlearned"])
-    measures = row.get("why") or f"unlearned {row['metric']} on the prompts of earlier erasure {row['request_id']} ({row['concept']})"
-    return GateResult(f"earlier.{row['request_id']}.{row['metric']}", measures, value, row["threshold"],
-                      value is not None and value <= row["threshold"])
+    measures = (
+        row.get("why")
+        or f"unlearned {row['metric']} on the prompts of earlier erasure {row['request_id']} ({row['concept']})"
+    )
+    return GateResult(
+        f"earlier.{row['request_id']}.{row['metric']}",
+        measures,
+        value,
+        row["threshold"],
+        value is not None and value <= row["threshold"],
+    )
 
 
-ATTACK_GATES = {"attack_success_max": ("unlearned", "success on the candidate"),
-                "attack_margin_over_gold_max": ("margin_over_gold", "success on the candidate minus on the gold standard retrained without the class")}
+ATTACK_GATES = {
+    "attack_success_max": ("unlearned", "success on the candidate"),
+    "attack_margin_over_gold_max": (
+        "margin_over_gold",
+        "success on the candidate minus on the gold standard retrained without the class",
+    ),
+}
 
 
 def _attack_checks(settings: GateSettings, results: dict) -> list[GateResult]:
@@ -145,19 +185,29 @@ def _attack_checks(settings: GateSettings, results: dict) -> list[GateResult]:
             rows.append(GateResult(gate, "recovery attacks: none were measured" + why, None, threshold, False))
         for name, values in attacks.items():
             value = _finite(values.get(key))
-            rows.append(GateResult(f"{gate}.{name}", f"{name} attack: {measures}" + (why if value is None else ""), value, threshold,
-                                   value is not None and value <= threshold))
+            rows.append(
+                GateResult(
+                    f"{gate}.{name}",
+                    f"{name} attack: {measures}" + (why if value is None else ""),
+                    value,
+                    threshold,
+                    value is not None and value <= threshold,
+                )
+            )
     return rows
 
 
 def evaluate_gates(settings: GateSettings, results: dict) -> GateReport:
     """`results` is the evaluation suite's results.json (models.original/unlearned.metrics). Erasures promoted
-    earlier stay in force: `results["earlier_erasures"]` with classes not erased again now brings in the earlier-classes gate, and
+    earlier stay in force: `results["earlier_erasures"]` with classes not erased again now brings in the earlier-classes
+    gate, and
     every row of `results["earlier_checks"]` (an earlier concept, re-measured) is a gate of its own."""
     models = results.get("models", {})
     original, unlearned = models.get("original", {}).get("metrics", {}), models.get("unlearned", {}).get("metrics", {})
     # Classes this request erases again are gated by forgotten_accuracy_max; the earlier-erasures gate covers the rest.
-    earlier_classes = {c for e in results.get("earlier_erasures") or [] for c in e.get("classes") or []} - set(results.get("forget_classes") or [])
+    earlier_classes = {c for e in results.get("earlier_erasures") or [] for c in e.get("classes") or []} - set(
+        results.get("forget_classes") or []
+    )
     gates = []
     for name, (measures, measure) in GATES.items():  # the attack gates are rows of their own, per attack (below)
         threshold = getattr(settings, name)

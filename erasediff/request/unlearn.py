@@ -32,8 +32,15 @@ def load_captioned_set(root: Path, name: str) -> CaptionedImages:
 
 
 def unlearn_into(
-    req: ErasureRequest, base_dir: str | Path, sets_dir: str | Path, checkpoint_dir: str | Path, model_out: str | Path, lineage: dict,
-    progress: bool = True, callback: MetricsCallback | None = None, rank_callback: MetricsCallback | None = None,
+    req: ErasureRequest,
+    base_dir: str | Path,
+    sets_dir: str | Path,
+    checkpoint_dir: str | Path,
+    model_out: str | Path,
+    lineage: dict,
+    progress: bool = True,
+    callback: MetricsCallback | None = None,
+    rank_callback: MetricsCallback | None = None,
 ) -> torch.nn.Module:
     """Unlearn on one rank and return its UNet; rank 0 saves the diffusers folder to `model_out`, appends every
     step to `checkpoint_dir/metrics.jsonl` and calls `callback`. Every rank calls `rank_callback`.
@@ -51,7 +58,12 @@ def unlearn_into(
             if callback is not None:
                 callback(metrics)
 
-    resume = {"checkpoint_dir": checkpoint_dir, "checkpoint_every": req.checkpoint_every, "callback": record, "progress": progress}
+    resume = {
+        "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": req.checkpoint_every,
+        "callback": record,
+        "progress": progress,
+    }
     if req.target.kind == "class":
         model = load_class_model(base_dir)
         forget, retain = (load_curated_set(sets_dir, name, model.unet.config.in_channels) for name in SETS)
@@ -64,7 +76,11 @@ def unlearn_into(
     forget, retain = (load_captioned_set(sets_dir, name) for name in SETS)
     unet = unlearn_concept(pipe, forget, retain, req.target.anchors, req.unlearning, **resume)
     if PartialState().is_main_process:
-        concept = {"concept": req.target.concept, "anchors": req.target.anchors, "unlearning": req.unlearning.model_dump(by_alias=True)}
+        concept = {
+            "concept": req.target.concept,
+            "anchors": req.target.anchors,
+            "unlearning": req.unlearning.model_dump(by_alias=True),
+        }
         save_text_pipeline(base_dir, unet, model_out, {**lineage, **concept})
     return unet
 
@@ -81,8 +97,14 @@ def replay_history(log: MetricsLog, checkpoint_dir: Path, callback: MetricsCallb
 
 
 def unlearn_curated(
-    request: ErasureRequest, base_dir: Path, sets_dir: Path, checkpoint_dir: Path, out: Path,
-    lineage: dict, callback: MetricsCallback | None = None, progress: bool = True,
+    request: ErasureRequest,
+    base_dir: Path,
+    sets_dir: Path,
+    checkpoint_dir: Path,
+    out: Path,
+    lineage: dict,
+    callback: MetricsCallback | None = None,
+    progress: bool = True,
 ) -> Path:
     """Write `out/model` (diffusers folder: class model, or a whole text-to-image pipeline), `out/metrics.jsonl`
     and `out/unlearning_curves.png`.
@@ -94,18 +116,32 @@ def unlearn_curated(
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as scratch:
-        job = {"base_dir": str(base_dir), "sets_dir": str(sets_dir), "checkpoint_dir": str(checkpoint_dir),
-               "model_out": str(scratch / MODEL), "lineage": lineage, "progress": progress}
+        job = {
+            "base_dir": str(base_dir),
+            "sets_dir": str(sets_dir),
+            "checkpoint_dir": str(checkpoint_dir),
+            "model_out": str(scratch / MODEL),
+            "lineage": lineage,
+            "progress": progress,
+        }
         settings, log = request.unlearning, MetricsLog(checkpoint_dir / METRICS)
         if settings.processes > 1:
-            records = launch({"request": request.as_params(), **job}, settings.processes, settings.mixed_precision, checkpoint_dir, WORKER)
+            records = launch(
+                {"request": request.as_params(), **job},
+                settings.processes,
+                settings.mixed_precision,
+                checkpoint_dir,
+                WORKER,
+            )
             (scratch / RANKS).write_text(json.dumps(records, indent=1))
             for row in log.rows() if callback is not None else []:
                 callback(StepMetrics.from_row(row))
         else:
             replay_history(log, checkpoint_dir, callback)
             unlearn_into(request, **job, callback=callback)
-        (scratch / METRICS).write_text("".join(json.dumps(row) + "\n" for row in log.rows()))  # each step once, the last attempt's
+        (scratch / METRICS).write_text(
+            "".join(json.dumps(row) + "\n" for row in log.rows())
+        )  # each step once, the last attempt's
         plot_unlearning_curves(log.rows(), scratch / CURVES)
     shutil.rmtree(checkpoint_dir)
     return out

@@ -58,19 +58,20 @@ def _sha(data: bytes) -> str:
 
 
 def _pieces(data: bytes, suffix: str) -> list[bytes]:
-    """A safetensors file as [header, tensor, tensor, ...] when its tensors tile the data section; any other file whole."""
+    """A safetensors file as [header, tensor, tensor, ...] when its tensors tile the data section; any other file
+    whole."""
     if suffix != ".safetensors" or len(data) < 8:
         return [data]
     size = struct.unpack("<Q", data[:8])[0]
     try:
-        header = json.loads(data[8:8 + size])
+        header = json.loads(data[8 : 8 + size])
     except (json.JSONDecodeError, UnicodeDecodeError):
         return [data]
     spans = sorted(tuple(v["data_offsets"]) for k, v in header.items() if k != "__metadata__")
     start = 8 + size
     if [s for s, _ in spans] != [0] + [e for _, e in spans[:-1]] or (spans and start + spans[-1][1] != len(data)):
         return [data]  # not a plain tiling: keep the file whole
-    return [data[:start]] + [data[start + s:start + e] for s, e in spans]
+    return [data[:start]] + [data[start + s : start + e] for s, e in spans]
 
 
 def pack(folder: Path, blobs: Blobs, skip: Callable[[Path], bool] = lambda _: False) -> tuple[dict, int]:
@@ -86,7 +87,9 @@ def pack(folder: Path, blobs: Blobs, skip: Callable[[Path], bool] = lambda _: Fa
                 blobs.put(sha, piece)
                 added += len(piece)
             parts.append(sha)
-        files.append({"path": path.relative_to(folder).as_posix(), "sha256": _sha(data), "bytes": len(data), "parts": parts})
+        files.append(
+            {"path": path.relative_to(folder).as_posix(), "sha256": _sha(data), "bytes": len(data), "parts": parts}
+        )
     return {"files": files, "bytes": sum(f["bytes"] for f in files)}, added
 
 
@@ -102,7 +105,9 @@ def unpack(manifest: dict, blobs: Blobs, out: Path) -> Path:
             except (OSError, KeyError) as exc:
                 raise ModelLoadError(f"a stored part of {entry['path']} cannot be read: {exc}") from exc
             if _sha(data) != entry["sha256"]:
-                raise ModelLoadError(f"{entry['path']} reassembled from its stored parts does not match its recorded sha256")
+                raise ModelLoadError(
+                    f"{entry['path']} reassembled from its stored parts does not match its recorded sha256"
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     return Path(out)

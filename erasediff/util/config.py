@@ -10,7 +10,8 @@ from erasediff.util.errors import ErasediffError
 
 
 class Strict(BaseModel):
-    # Serialized by alias (`lambda`, not `lambda_`), so a dump validates back and merges key by key with YAML written by hand.
+    # Serialized by alias (`lambda`, not `lambda_`), so a dump validates back and merges key by key with YAML written by
+    # hand.
     # No infinity or NaN anywhere: `lr: .inf` or a gate of `.inf` is a typo, never a setting.
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True, allow_inf_nan=False)
 
@@ -37,8 +38,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
-                                                        key_node.start_mark)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 

@@ -40,5 +40,7 @@ def one_error_line() -> Iterator[Outcome]:
         if debugging():
             traceback.print_exc()
         detail = " ".join(str(exc).split())[:300]
-        print(f"error: unexpected {type(exc).__name__}: {detail} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {detail} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr
+        )
         outcome.code = FAILED

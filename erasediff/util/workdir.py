@@ -16,6 +16,7 @@ def work_folder() -> Path:
     """$ERASEDIFF_HOME, else ./.erasediff (absolute, so steps agree whatever their working directory)."""
     return Path(os.environ.get(WORK_ENV, ".erasediff")).resolve()
 
+
 SCRATCH_ENV = "ERASEDIFF_SCRATCH"
 
 

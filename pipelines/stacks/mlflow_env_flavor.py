@@ -11,7 +11,10 @@ referenced by name. Register it with
 """
 
 from pydantic import model_validator
-from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerConfig, MLFlowExperimentTrackerFlavor
+from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import (
+    MLFlowExperimentTrackerConfig,
+    MLFlowExperimentTrackerFlavor,
+)
 
 FLAVOR = "mlflow_env"
 ENVIRONMENT = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
@@ -22,7 +25,10 @@ class MLFlowEnvExperimentTrackerConfig(MLFlowExperimentTrackerConfig):
     def _ensure_exactly_one_authentication_method_if_necessary(self) -> "MLFlowEnvExperimentTrackerConfig":
         """Same name as ZenML's validator, so it replaces it: credentials must NOT be in the configuration."""
         if self._configured_authentication_methods():
-            raise ValueError(f"the {FLAVOR} tracker takes credentials from the environment ({', '.join(ENVIRONMENT)}), never from its configuration")
+            raise ValueError(
+                f"the {FLAVOR} tracker takes credentials from the environment ({', '.join(ENVIRONMENT)}), never from "
+                "its configuration"
+            )
         return self
 
 

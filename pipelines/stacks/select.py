@@ -17,8 +17,14 @@ def check_credentials(tracking_uri: str) -> None:
     """A tracking server needs a credential in the environment (read by MLflow at run time; never written anywhere)."""
     if not tracking_uri.startswith(REMOTE_PREFIXES):
         return
-    if not (os.environ.get("MLFLOW_TRACKING_TOKEN") or (os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"))):
-        raise ErasediffError(f"MLflow server {tracking_uri} needs MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD in the environment")
+    if not (
+        os.environ.get("MLFLOW_TRACKING_TOKEN")
+        or (os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"))
+    ):
+        raise ErasediffError(
+            f"MLflow server {tracking_uri} needs MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD in the "
+            "environment"
+        )
 
 
 def _set_source_root() -> None:
@@ -38,7 +44,10 @@ def use_stack(name: str) -> str:
     try:
         stack = client.get_stack(name)
     except KeyError:
-        raise ErasediffError(f"no ZenML stack named {name!r} in {client.zen_store.url}: register it with deploy/zenml/ (deploy/README.md)") from None
+        raise ErasediffError(
+            f"no ZenML stack named {name!r} in {client.zen_store.url}: register it with deploy/zenml/ "
+            "(deploy/README.md)"
+        ) from None
     trackers = stack.components.get(StackComponentType.EXPERIMENT_TRACKER)
     if not trackers:
         raise ErasediffError(f"ZenML stack {name!r} has no MLflow experiment tracker")
@@ -57,20 +66,31 @@ def ensure_local_stack(tracking_uri: str) -> str:
     suffix = config_hash(tracking_uri, 8)
     tracker, stack = f"erasediff-mlflow-env-{suffix}", f"erasediff-local-{suffix}"
     if FLAVOR not in {f.name for f in client.get_flavors_by_type(StackComponentType.EXPERIMENT_TRACKER)}:
-        client.create_flavor(f"{MLFlowEnvExperimentTrackerFlavor.__module__}.{MLFlowEnvExperimentTrackerFlavor.__name__}",
-                             StackComponentType.EXPERIMENT_TRACKER)
+        client.create_flavor(
+            f"{MLFlowEnvExperimentTrackerFlavor.__module__}.{MLFlowEnvExperimentTrackerFlavor.__name__}",
+            StackComponentType.EXPERIMENT_TRACKER,
+        )
     try:
         client.get_stack_component(StackComponentType.EXPERIMENT_TRACKER, tracker)
     except KeyError:
-        client.create_stack_component(tracker, FLAVOR, StackComponentType.EXPERIMENT_TRACKER, {"tracking_uri": tracking_uri})
+        client.create_stack_component(
+            tracker, FLAVOR, StackComponentType.EXPERIMENT_TRACKER, {"tracking_uri": tracking_uri}
+        )
     try:
         existing = client.get_stack(stack)
-        if existing.components[StackComponentType.EXPERIMENT_TRACKER][0].name != tracker:  # made by an earlier version, credentials stored
+        if (
+            existing.components[StackComponentType.EXPERIMENT_TRACKER][0].name != tracker
+        ):  # made by an earlier version, credentials stored
             client.update_stack(stack, component_updates={StackComponentType.EXPERIMENT_TRACKER: [tracker]})
     except KeyError:
-        client.create_stack(stack, components={
-            StackComponentType.ORCHESTRATOR: "default", StackComponentType.ARTIFACT_STORE: "default", StackComponentType.EXPERIMENT_TRACKER: tracker,
-        })
+        client.create_stack(
+            stack,
+            components={
+                StackComponentType.ORCHESTRATOR: "default",
+                StackComponentType.ARTIFACT_STORE: "default",
+                StackComponentType.EXPERIMENT_TRACKER: tracker,
+            },
+        )
     if client.active_stack_model.name != stack:
         client.activate_stack(stack)
     return stack

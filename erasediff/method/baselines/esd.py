@@ -17,8 +17,16 @@ from erasediff.models.sampling import make_sampler
 
 
 def esd_loss(
-    unet: torch.nn.Module, original: torch.nn.Module, scheduler: DDPMScheduler, batch: NoisedBatch, cond: Condition,
-    null_id: int, stop_index: int, negative_guidance: float, start_guidance: float, sampling_steps: int,
+    unet: torch.nn.Module,
+    original: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    batch: NoisedBatch,
+    cond: Condition,
+    null_id: int,
+    stop_index: int,
+    negative_guidance: float,
+    start_guidance: float,
+    sampling_steps: int,
 ) -> torch.Tensor:
     """`batch` gives the concept's condition ids and the starting noise (its images are not used)."""
     sampler = make_sampler(scheduler, "ddim", sampling_steps)

@@ -1,4 +1,5 @@
-"""This project's extension against the guidance sweep (docs/method.md, "The forgotten condition on other images").
+"""`unlearning.forget_on_retain`: against the guidance sweep (docs/method.md, "The forgotten condition on other
+images").
 
 The remap loss teaches the forgotten condition c_f only on noised images of the forgotten class. A sampling
 trajectory under c_f that heads anywhere else meets c_f where nothing was taught, and there the UNet still
@@ -14,7 +15,9 @@ from erasediff.data.image_sets import LabeledImages
 from erasediff.method.losses import NoisedBatch
 
 
-def with_retain_rows(forget: NoisedBatch, retain: LabeledImages, share: float, generator: torch.Generator) -> NoisedBatch:
+def with_retain_rows(
+    forget: NoisedBatch, retain: LabeledImages, share: float, generator: torch.Generator
+) -> NoisedBatch:
     """The forget batch with the images of its last `share` of rows replaced by random retain items, each aimed at
     its own condition; the rows keep the forgotten condition, noise and timestep. The first rows stay images of the
     forgotten class (the relearning term's simulated attacker reads those)."""

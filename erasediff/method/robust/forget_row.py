@@ -1,4 +1,4 @@
-"""This project's fourth extension, for class-conditional models (docs/method.md, "The forgotten label's row").
+"""`unlearning.forget_row`, for class-conditional models (docs/method.md, "The forgotten label's row").
 
 The erasure moves the UNet, but the forgotten class's embedding row stays the original's: Adam at the erasure's
 learning rate moves a row of norm about 8 by at most 0.01 in 100 updates. A relearning attacker who fine-tunes on
@@ -16,11 +16,14 @@ from erasediff.util.errors import ErasediffError
 
 
 def check_rows(unet: torch.nn.Module, null_class: int) -> torch.nn.Embedding:
-    """The UNet's class-embedding table, once it is known to hold a row for `null_class` (checked before the erasure runs)."""
+    """The UNet's class-embedding table, once it is known to hold a row for `null_class` (checked before the erasure
+    runs)."""
     table = getattr(unet, "class_embedding", None)
     if not isinstance(table, torch.nn.Embedding) or null_class >= table.num_embeddings:
-        raise ErasediffError("unlearning.forget_row null points the forgotten labels at the null class's embedding row: this model has "
-                             "no class-embedding table with a null row; use forget_row keep")
+        raise ErasediffError(
+            "unlearning.forget_row null points the forgotten labels at the null class's embedding row: this model has "
+            "no class-embedding table with a null row; use forget_row keep"
+        )
     return table
 
 

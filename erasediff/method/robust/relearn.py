@@ -1,4 +1,4 @@
-"""This project's extension against relearning (docs/method.md, "Erasure that holds under attack").
+"""`unlearning.relearn`: against relearning attacks (docs/method.md, "Erasure that holds under attack").
 
 EraseDiff's update stays as it is: delta = g_r + lambda_t g_f. What changes is g_f. A simulated attacker takes
 `steps` signed-gradient steps of size `lr` from theta on the plain denoising loss of (part of) the forget batch,
@@ -19,12 +19,22 @@ from erasediff.util.config import Strict
 
 
 class RelearnSettings(Strict):
-    """Measured on the digits request (README, "Robustness"): 5 steps of 6e-4 at weight 3 on 16 rows."""
+    """Defaults as the text recipe ships them (5 signed steps of 6e-4 at weight 3 on 16 rows); recipe robust weighs it 6
+    on class models."""
 
     steps: int = Field(5, gt=0, description="signed-gradient steps of the simulated attacker")
-    lr: float = Field(6e-4, gt=0, description="size of each step; steps x lr is about the ground 30 Adam steps at 1e-4 cover")
-    weight: float = Field(3.0, gt=0, description="weight of the forget loss at the attacked weights, next to the plain forget loss")
-    batch: int | None = Field(16, gt=0, description="forget rows the simulation uses (the first of each forget batch; null = all): an attacker holds few images")
+    lr: float = Field(
+        6e-4, gt=0, description="size of each step; steps x lr is about the ground 30 Adam steps at 1e-4 cover"
+    )
+    weight: float = Field(
+        3.0, gt=0, description="weight of the forget loss at the attacked weights, next to the plain forget loss"
+    )
+    batch: int | None = Field(
+        16,
+        gt=0,
+        description="forget rows the simulation uses (the first of each forget batch; null = all): an attacker holds "
+        "few images",
+    )
 
 
 def head(batch: NoisedBatch, n: int | None) -> NoisedBatch:
@@ -33,8 +43,13 @@ def head(batch: NoisedBatch, n: int | None) -> NoisedBatch:
     return NoisedBatch(cut(batch.x0), cut(batch.labels), cut(batch.noise), cut(batch.timesteps), cut(batch.substitute))
 
 
-def relearned_forget_grads(params: list[torch.nn.Parameter], attack_loss: LossFn, forget_loss: LossFn, settings: RelearnSettings,
-                           reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> list[torch.Tensor]:
+def relearned_forget_grads(
+    params: list[torch.nn.Parameter],
+    attack_loss: LossFn,
+    forget_loss: LossFn,
+    settings: RelearnSettings,
+    reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+) -> list[torch.Tensor]:
     """weight * grad L_f at theta' = theta after the simulated attacker's steps; theta is restored before returning."""
     saved = [p.detach().clone() for p in params]
     try:

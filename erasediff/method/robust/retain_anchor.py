@@ -1,4 +1,5 @@
-"""This project's extension against the quality cost of the other two (docs/method.md, "The retain loss anchored to
+"""`unlearning.retain_anchor`: against the quality cost of the other robust additions (docs/method.md, "The retain loss
+anchored to
 the original").
 
 EraseDiff's retain loss regresses the true noise: an unbiased but noisy target, which keeps the retained classes only on
@@ -20,9 +21,16 @@ from diffusers import DDPMScheduler
 from erasediff.method.losses import Condition, NoisedBatch, regression_target
 
 
-def anchored_retain_loss(unet: torch.nn.Module, original: torch.nn.Module, weight: float, scheduler: DDPMScheduler, batch: NoisedBatch,
-                         cond: Condition) -> torch.Tensor:
-    """The diffusion loss plus `weight` times the distance to the frozen original's prediction, from one forward pass."""
+def anchored_retain_loss(
+    unet: torch.nn.Module,
+    original: torch.nn.Module,
+    weight: float,
+    scheduler: DDPMScheduler,
+    batch: NoisedBatch,
+    cond: Condition,
+) -> torch.Tensor:
+    """The diffusion loss plus `weight` times the distance to the frozen original's prediction, from one forward
+    pass."""
     x_t = scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
     kwargs = cond(batch.labels)
     with torch.no_grad():

@@ -27,8 +27,12 @@ def checkpoint_step(path: Path) -> int:
 
 
 def save_checkpoint(
-    root: Path, step: int, params: dict[str, torch.Tensor], ema: dict[str, torch.Tensor] | None,
-    optimizer: torch.optim.Optimizer, config_hash: str,
+    root: Path,
+    step: int,
+    params: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor] | None,
+    optimizer: torch.optim.Optimizer,
+    config_hash: str,
 ) -> Path:
     target = Path(root) / f"{PREFIX}{step:08d}"
     with atomic_dir(target, replace=True) as scratch:
@@ -48,13 +52,18 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path, params: dict[str, torch.nn.Parameter], ema: dict[str, torch.Tensor] | None,
-    optimizer: torch.optim.Optimizer, config_hash: str,
+    path: Path,
+    params: dict[str, torch.nn.Parameter],
+    ema: dict[str, torch.Tensor] | None,
+    optimizer: torch.optim.Optimizer,
+    config_hash: str,
 ) -> int:
     """Restore everything in place and return the step to continue from."""
     state = json.loads((path / "state.json").read_text())
     if state["config_hash"] != config_hash:
-        raise ErasediffError(f"checkpoint {path} was written by a different unlearning config; use a new output_dir or delete it")
+        raise ErasediffError(
+            f"checkpoint {path} was written by a different unlearning config; use a new output_dir or delete it"
+        )
     weights = load_file(path / "trainable.safetensors")
     with torch.no_grad():
         for name, param in params.items():

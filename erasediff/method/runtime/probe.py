@@ -34,14 +34,28 @@ Probe = Callable[[torch.nn.Module], ProbeReading]
 ProbeFactory = Callable[[torch.nn.Module], Probe]  # builds a probe from the base UNet (measured at once)
 
 
-def _fixed_batch(data: LabeledImages, n: int, T: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> NoisedBatch:
+def _fixed_batch(
+    data: LabeledImages, n: int, T: int, generator: torch.Generator, labels: torch.Tensor | None = None
+) -> NoisedBatch:
     x0 = data.images[:n]
-    return NoisedBatch(x0, data.labels[:n] if labels is None else labels, torch.randn(x0.shape, generator=generator),
-                       torch.randint(0, T, (len(x0),), generator=generator))
+    return NoisedBatch(
+        x0,
+        data.labels[:n] if labels is None else labels,
+        torch.randn(x0.shape, generator=generator),
+        torch.randint(0, T, (len(x0),), generator=generator),
+    )
 
 
-def loss_probe(unet: torch.nn.Module, scheduler: DDPMScheduler, cond: Condition, held_out: LabeledImages, forget: LabeledImages,
-               substitutes: torch.Tensor, settings: ProbeSettings, seed: int) -> Probe:
+def loss_probe(
+    unet: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    cond: Condition,
+    held_out: LabeledImages,
+    forget: LabeledImages,
+    substitutes: torch.Tensor,
+    settings: ProbeSettings,
+    seed: int,
+) -> Probe:
     """Utility: the diffusion loss on held-out retain items. Forgetting: the forget images' conditional
     advantage, L(forget | substitute) - L(forget | forgotten condition), which is positive while the
     condition still helps denoise its images and falls to zero once the model has let go of it.
@@ -57,20 +71,31 @@ def loss_probe(unet: torch.nn.Module, scheduler: DDPMScheduler, cond: Condition,
     @torch.no_grad()
     def measure(model: torch.nn.Module) -> tuple[float, float]:
         retain = float(diffusion_loss(model, scheduler, retain_batch, cond))
-        return retain, float(diffusion_loss(model, scheduler, forget_sub, cond)) - float(diffusion_loss(model, scheduler, forget_true, cond))
+        return retain, float(diffusion_loss(model, scheduler, forget_sub, cond)) - float(
+            diffusion_loss(model, scheduler, forget_true, cond)
+        )
 
     base_retain, base_gap = measure(unet)
 
     def probe(model: torch.nn.Module) -> ProbeReading:
         retain, gap = measure(model)
-        return ProbeReading((retain - base_retain) / base_retain, gap <= settings.forget_fraction * base_gap,
-                            {"heldout_retain_loss": retain, "forget_advantage": gap})
+        return ProbeReading(
+            (retain - base_retain) / base_retain,
+            gap <= settings.forget_fraction * base_gap,
+            {"heldout_retain_loss": retain, "forget_advantage": gap},
+        )
 
     return probe
 
 
-def accuracy_probe(sample: Callable[[torch.nn.Module], torch.Tensor], labels: torch.Tensor, classifier: Classifier,
-                   forget_classes: list[int], forgotten_max: float, base: torch.nn.Module) -> Probe:
+def accuracy_probe(
+    sample: Callable[[torch.nn.Module], torch.Tensor],
+    labels: torch.Tensor,
+    classifier: Classifier,
+    forget_classes: list[int],
+    forgotten_max: float,
+    base: torch.nn.Module,
+) -> Probe:
     """Utility: the classifier's accuracy on samples of the retained classes; forgotten once its accuracy
     on the forgotten classes' samples is at most `forgotten_max`. `sample(model)` draws one image per
     label from fixed seeds; `base` holds the base weights (measured now)."""
@@ -78,34 +103,52 @@ def accuracy_probe(sample: Callable[[torch.nn.Module], torch.Tensor], labels: to
 
     def measure(model: torch.nn.Module) -> tuple[float, float]:
         images = sample(model)
-        hits = (classifier.predict_proba(to_channels(images, classifier.config.in_channels)).argmax(1) == labels).float()
+        hits = (
+            classifier.predict_proba(to_channels(images, classifier.config.in_channels)).argmax(1) == labels
+        ).float()
         return float(hits[is_forget].mean()), float(hits[~is_forget].mean())
 
     _, base_retained = measure(base)
 
     def probe(model: torch.nn.Module) -> ProbeReading:
         forgotten, retained = measure(model)
-        return ProbeReading((base_retained - retained) / base_retained, forgotten <= forgotten_max,
-                            {"forgotten_accuracy": forgotten, "retained_accuracy": retained})
+        return ProbeReading(
+            (base_retained - retained) / base_retained,
+            forgotten <= forgotten_max,
+            {"forgotten_accuracy": forgotten, "retained_accuracy": retained},
+        )
 
     return probe
 
 
-def probe_labels(forget_classes: list[int], retained_classes: list[int], forget_per_class: int, retained_per_class: int) -> torch.Tensor:
+def probe_labels(
+    forget_classes: list[int], retained_classes: list[int], forget_per_class: int, retained_per_class: int
+) -> torch.Tensor:
     """The class of each probe sample: forgotten classes first."""
-    return torch.cat([torch.tensor(forget_classes).repeat_interleave(forget_per_class),
-                      torch.tensor(retained_classes, dtype=torch.long).repeat_interleave(retained_per_class)])
+    return torch.cat(
+        [
+            torch.tensor(forget_classes).repeat_interleave(forget_per_class),
+            torch.tensor(retained_classes, dtype=torch.long).repeat_interleave(retained_per_class),
+        ]
+    )
 
 
-def class_sampler(scheduler: DDPMScheduler, null_class: int, labels: torch.Tensor, steps: int, seed: int = 4321) -> Callable[[torch.nn.Module], torch.Tensor]:
+def class_sampler(
+    scheduler: DDPMScheduler, null_class: int, labels: torch.Tensor, steps: int, seed: int = 4321
+) -> Callable[[torch.nn.Module], torch.Tensor]:
     """Class-conditional DDIM samples (guidance 2) of a class model's UNet, one per label."""
     return lambda unet: sample_classes(unet, scheduler, labels, null_class, steps=steps, seed=seed, progress=False)
 
 
-def prompt_sampler(pipe: DiffusionPipeline, rows: list[PromptRow], steps: int, guidance: float) -> Callable[[torch.nn.Module], torch.Tensor]:
+def prompt_sampler(
+    pipe: DiffusionPipeline, rows: list[PromptRow], steps: int, guidance: float
+) -> Callable[[torch.nn.Module], torch.Tensor]:
     """Text-to-image samples of `pipe` with its UNet swapped for the one probed, one per prompt row (its own seed)."""
+
     def sample(unet: torch.nn.Module) -> torch.Tensor:
-        quiet = {"requires_safety_checker": False} if "requires_safety_checker" in pipe.config else {}  # no warning per probe
+        quiet = (
+            {"requires_safety_checker": False} if "requires_safety_checker" in pipe.config else {}
+        )  # no warning per probe
         probed = type(pipe)(**{**pipe.components, "unet": unet}, **quiet)
         probed.set_progress_bar_config(disable=True)
         return sample_prompts(probed, rows, steps, guidance, batch_size=len(rows), progress=False)
@@ -123,13 +166,18 @@ class RetainGuard:
     def check(self, unet: torch.nn.Module, step: int) -> tuple[dict[str, float], bool]:
         """The values to log at this step, and whether the run must end here."""
         reading = self.probe(unet)
-        values = {"probe_degradation": reading.degradation, "probe_forgotten": float(reading.forgotten),
-                  **{f"probe_{k}": v for k, v in reading.values.items()}}
+        values = {
+            "probe_degradation": reading.degradation,
+            "probe_forgotten": float(reading.forgotten),
+            **{f"probe_{k}": v for k, v in reading.values.items()},
+        }
         if not reading.forgotten:
             return values, False
         if self.settings.action == "restore_best" and (self.best is None or reading.degradation < self.best[0]):
             self.best = (reading.degradation, step, {k: p.detach().cpu().clone() for k, p in self.named.items()})
-        if self.settings.action == "log" or (self.settings.action != "stop_when_forgotten" and reading.degradation <= self.settings.max_degradation):
+        if self.settings.action == "log" or (
+            self.settings.action != "stop_when_forgotten" and reading.degradation <= self.settings.max_degradation
+        ):
             return values, False
         if self.best is not None and self.best[1] != step:
             with torch.no_grad():

@@ -41,8 +41,11 @@ def mean_across_ranks(accelerator: Accelerator, grads: list[torch.Tensor]) -> li
 def check_devices(processes: int) -> None:
     """One GPU per process where there are GPUs; a pod with fewer is a placement error, said before launching."""
     if torch.cuda.is_available() and torch.cuda.device_count() < processes:
-        raise ErasediffError(f"unlearning.processes is {processes} but this node shows {torch.cuda.device_count()} GPU(s): "
-                             "raise the step's nvidia.com/gpu limit in the run config (configs/k8s_gpu.yaml) or lower unlearning.processes")
+        raise ErasediffError(
+            f"unlearning.processes is {processes} but this node shows {torch.cuda.device_count()} GPU(s): "
+            "raise the step's nvidia.com/gpu limit in the run config (configs/k8s_gpu.yaml) or lower "
+            "unlearning.processes"
+        )
 
 
 def launch(spec: dict, processes: int, mixed_precision: str, workdir: Path, worker: str) -> list[dict]:
@@ -53,9 +56,25 @@ def launch(spec: dict, processes: int, mixed_precision: str, workdir: Path, work
     for stale in (workdir / RANKS).glob("*.json"):
         stale.unlink()
     (workdir / SPEC).write_text(json.dumps(spec))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-               "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", mixed_precision,
-               "--dynamo_backend", "no", "-m", worker, str(workdir / SPEC)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(_free_port()),
+        "--mixed_precision",
+        mixed_precision,
+        "--dynamo_backend",
+        "no",
+        "-m",
+        worker,
+        str(workdir / SPEC),
+    ]
     code = subprocess.run(command).returncode
     records = [json.loads(p.read_text()) for p in sorted((workdir / RANKS).glob("rank*.json"))]
     failures = [r for r in records if "error" in r]
@@ -64,12 +83,20 @@ def launch(spec: dict, processes: int, mixed_precision: str, workdir: Path, work
         kind = getattr(errors, first["error"], None)
         if isinstance(kind, type) and issubclass(kind, ErasediffError):
             raise kind(first["message"])
-        raise ErasediffError(f"data-parallel unlearning failed on rank {first['rank']}: {first['error']}: {first['message']}")
+        raise ErasediffError(
+            f"data-parallel unlearning failed on rank {first['rank']}: {first['error']}: {first['message']}"
+        )
     if code != 0 or len(records) != processes:
-        raise ErasediffError(f"data-parallel unlearning exited {code} with {len(records)} of {processes} ranks finished; see the worker output above")
+        raise ErasediffError(
+            f"data-parallel unlearning exited {code} with {len(records)} of {processes} ranks finished; see the worker "
+            "output above"
+        )
     if len({r["weights_sha256"] for r in records}) != 1:
-        raise DivergedError(f"data-parallel ranks ended with different weights ({', '.join(r['weights_sha256'][:12] for r in records)}): "
-                            "the gradient reduction did not keep them in step")
+        raise DivergedError(
+            "data-parallel ranks ended with different weights "
+            f"({', '.join(r['weights_sha256'][:12] for r in records)}): "
+            "the gradient reduction did not keep them in step"
+        )
     return records
 
 

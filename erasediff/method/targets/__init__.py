@@ -1,1 +1,2 @@
-"""Unlearning per target kind: `target.classes` (a class-conditional model) and `target.concept` (a text-to-image pipeline)."""
+"""Unlearning per target kind: `target.classes` (a class-conditional model) and `target.concept` (a text-to-image
+pipeline)."""

@@ -16,7 +16,9 @@ from erasediff.models.class_model import ClassDiffusionModel
 from erasediff.util.errors import DataError
 
 
-def check_request(model: ClassDiffusionModel, forget: LabeledImages, retain: LabeledImages, forget_classes: list[int]) -> torch.Tensor:
+def check_request(
+    model: ClassDiffusionModel, forget: LabeledImages, retain: LabeledImages, forget_classes: list[int]
+) -> torch.Tensor:
     """Validate the sets against the model; return the substitute classes allowed for `remap`."""
     check_forget_classes(forget_classes, model.num_classes)
     if len(forget) == 0:
@@ -49,10 +51,26 @@ def unlearn_classes(
     substitutes = check_request(model, forget, retain, forget_classes)
     if settings.forget_row == "null":
         check_rows(model.unet, model.null_class)  # before the erasure runs, not after
-    unet = unlearn_unet(model.unet, model.scheduler, class_condition, forget, retain, substitutes, settings, {"forget_classes": forget_classes},
-                        null_id=model.null_class, probe=probe, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                        callback=callback, stop_after=stop_after, progress=progress)
-    if settings.forget_row == "null":  # the project's extension (forget_row.py): the forgotten labels point at the null row
+    unet = unlearn_unet(
+        model.unet,
+        model.scheduler,
+        class_condition,
+        forget,
+        retain,
+        substitutes,
+        settings,
+        {"forget_classes": forget_classes},
+        null_id=model.null_class,
+        probe=probe,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        callback=callback,
+        stop_after=stop_after,
+        progress=progress,
+    )
+    if (
+        settings.forget_row == "null"
+    ):  # forget_row null (robust/forget_row.py): the forgotten labels point at the null row
         null_forgotten_rows(unet, forget_classes, model.null_class)
     lineage = {**model.lineage, "forget_classes": forget_classes, "unlearning": settings.model_dump(by_alias=True)}
     return ClassDiffusionModel(unet, model.scheduler, list(model.class_names), lineage)

@@ -29,7 +29,9 @@ def unique(items: list[str]) -> list[str]:
 def check_anchors(forget_captions: list[str], anchors: list[str]) -> None:
     """An anchor that is also a forget caption would make `remap` aim the concept at itself."""
     if not anchors:
-        raise DataError("target.anchors is empty: remap needs at least one anchor prompt to aim the forgotten concept at")
+        raise DataError(
+            "target.anchors is empty: remap needs at least one anchor prompt to aim the forgotten concept at"
+        )
     clash = sorted(set(anchors) & set(forget_captions))
     if clash:
         raise DataError(f"anchor prompt {clash[0]!r} is also a forget-set caption")
@@ -58,20 +60,38 @@ def unlearn_concept(
     if settings.uses_substitutes:
         check_anchors(forget.captions, anchors)
     if settings.forget_row != "keep":
-        raise ErasediffError("unlearning.forget_row null sets class-embedding rows; a text-to-image pipeline has none: use keep")
+        raise ErasediffError(
+            "unlearning.forget_row null sets class-embedding rows; a text-to-image pipeline has none: use keep"
+        )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frozen = [m for m in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m is not None]
     for module in frozen:
         module.to(device).requires_grad_(False)
     prompts = unique(forget.captions + retain.captions + anchors + [""])  # "": the unconditional prompt (ESD)
     table = encode_prompts(pipe, prompts, device)
-    latents = {name: encode_images(pipe, s.images, progress=progress) for name, s in (("forget", forget), ("retain", retain))}
+    latents = {
+        name: encode_images(pipe, s.images, progress=progress) for name, s in (("forget", forget), ("retain", retain))
+    }
     for module in frozen:  # off the accelerator: only the UNet trains
         module.to("cpu")
     forget_set = LabeledImages(latents["forget"], as_tensor_ids(forget.captions, prompts))
     retain_set = LabeledImages(latents["retain"], as_tensor_ids(retain.captions, prompts))
     substitutes = as_tensor_ids(anchors, prompts) if anchors else None
     key = {"prompts": config_hash(prompts), "anchors": anchors}
-    return unlearn_unet(pipe.unet, DDPMScheduler.from_config(pipe.scheduler.config), table.unet_kwargs, forget_set, retain_set,
-                        substitutes, settings, key, null_id=prompts.index(""), probe=probe, checkpoint_dir=checkpoint_dir,
-                        checkpoint_every=checkpoint_every, callback=callback, stop_after=stop_after, progress=progress)
+    return unlearn_unet(
+        pipe.unet,
+        DDPMScheduler.from_config(pipe.scheduler.config),
+        table.unet_kwargs,
+        forget_set,
+        retain_set,
+        substitutes,
+        settings,
+        key,
+        null_id=prompts.index(""),
+        probe=probe,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        callback=callback,
+        stop_after=stop_after,
+        progress=progress,
+    )

@@ -39,25 +39,25 @@ bench: setup
 	$(PY) benchmarks/step_cost.py
 	$(PY) benchmarks/pipeline_overhead.py
 	$(PY) benchmarks/sd_update_cost.py $(if $(shell nvidia-smi -L 2>/dev/null),,--smoke)
-	$(PY) benchmarks/storage_cost.py --readme
+	$(PY) benchmarks/storage_cost.py --publish
 
-# EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); refreshes README's results
+# EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); writes docs/results/'s results
 bench-tradeoff: setup
-	$(PY) benchmarks/tradeoff.py --readme
+	$(PY) benchmarks/tradeoff.py --publish
 
 # Two benchmark halves run side by side (pids $a and $b) must both succeed before their runs files are merged: a bare `wait`
 # returns 0 whatever they did, and the previous results left in their folders (removed first) would be merged as new
 WAIT_BOTH = wait $$a; ra=$$?; wait $$b && [ $$ra -eq 0 ]
 
 # Time to forget at equal quality (the requests' FID/KID gates), 5 methods x 3 learning rates x 3 seeds; the two tasks side by
-# side on one thread each (about 70 minutes on 2 cores measured before erasediff-eta2-anchor3 joined; expect more); refreshes README
+# side on one thread each (about 70 minutes on 2 cores measured before erasediff-eta2-anchor3 joined; expect more); writes docs/results/
 QUALITY_FLAGS = --until-equal-quality --lr-scales 0.5 1 2 --methods erasediff erasediff-eta2-anchor3 neggrad+ salun esd --threads 1
 bench-tradeoff-quality: setup
 	rm -rf .cache/tradeoff-digits .cache/tradeoff-text
 	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks digits --out .cache/tradeoff-digits & a=$$!; \
 	$(PY) benchmarks/tradeoff.py $(QUALITY_FLAGS) --tasks text --out .cache/tradeoff-text & b=$$!; $(WAIT_BOTH)
 	$(PY) benchmarks/tradeoff.py --until-equal-quality --merge .cache/tradeoff-digits/tradeoff-quality_runs.json \
-	  .cache/tradeoff-text/tradeoff-quality_runs.json --readme
+	  .cache/tradeoff-text/tradeoff-quality_runs.json --publish
 
 # The digits half again with three times the request's budget (300 updates), so that the baselines' time to equal quality is
 # measured, not bounded by the budget: the timed pair (EraseDiff, SalUn) beside NegGrad+ and ESD, one thread each (56 minutes on 2 cores)
@@ -67,17 +67,17 @@ bench-tradeoff-quality-long: setup
 	$(PY) benchmarks/tradeoff.py $(LONG_FLAGS) --methods erasediff salun --out .cache/tradeoff-long-timed & a=$$!; \
 	$(PY) benchmarks/tradeoff.py $(LONG_FLAGS) --methods neggrad+ esd --out .cache/tradeoff-long-rest & b=$$!; $(WAIT_BOTH)
 	$(PY) benchmarks/tradeoff.py --until-equal-quality --section tradeoff-quality-digits-300 --merge \
-	  .cache/tradeoff-long-timed/tradeoff-quality_runs.json .cache/tradeoff-long-rest/tradeoff-quality_runs.json --readme
+	  .cache/tradeoff-long-timed/tradeoff-quality_runs.json .cache/tradeoff-long-rest/tradeoff-quality_runs.json --publish
 
-# Do the shipped requests' gates reject known-bad models and pass reruns? (about 15 minutes on 2 cores; refreshes README)
+# Do the shipped requests' gates reject known-bad models and pass reruns? (about 15 minutes on 2 cores; writes docs/results/)
 bench-gates: setup
-	$(PY) benchmarks/gate_power.py --readme
+	$(PY) benchmarks/gate_power.py --publish
 
 # Recovery attacks on the original, the retrained gold standard and every method's candidates, 3 seeds, digits and
-# the tiny text model (about 35 and 45 minutes on 2 cores; refreshes README)
+# the tiny text model (about 35 and 45 minutes on 2 cores; writes docs/results/)
 bench-robustness: setup
-	$(PY) benchmarks/robustness.py --all-methods --readme
-	$(PY) benchmarks/robustness.py --task text --all-methods --readme
+	$(PY) benchmarks/robustness.py --all-methods --publish
+	$(PY) benchmarks/robustness.py --task text --all-methods --publish
 
 # Re-pin the container image's dependencies (deploy/requirements.lock): a fresh resolution of the project with its k8s and s3 extras
 lock: setup

@@ -15,8 +15,9 @@ request's own gates:
 
     .venv/bin/python benchmarks/gate_power.py            # both requests (about 15 minutes on 2 cores, first run trains
     the half models)
-    .venv/bin/python benchmarks/gate_power.py --readme   # and put the table into README.md (make bench-gates)
-    .venv/bin/python benchmarks/gate_power.py --task text --readme   # one request again; the other's rows come from the
+    .venv/bin/python benchmarks/gate_power.py --publish   # and write docs/results/gate-power.md (make bench-gates)
+    .venv/bin/python benchmarks/gate_power.py --task text --publish   # one request again; the other's rows come from
+    the
     last results
 """
 
@@ -33,8 +34,8 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 
-from readme_section import publish  # noqa: E402
 from request_tasks import TASKS  # noqa: E402
+from results_page import publish  # noqa: E402
 
 from erasediff.request.gates import ATTACK_GATES  # noqa: E402
 
@@ -218,9 +219,7 @@ def table(rows: list[dict], tasks: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), action="append", help="default: both")
-    parser.add_argument(
-        "--readme", action="store_true", help="write the table into README.md between its gate-power markers"
-    )
+    parser.add_argument("--publish", action="store_true", help="write the table to docs/results/gate-power.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     started, rows, tasks = time.time(), [], {}
@@ -243,7 +242,7 @@ def main() -> None:
         else ""
     )
     report = table(rows, tasks) + f"\n\nMeasured in {seconds:.0f} s{rerun} on {torch.get_num_threads()} threads."
-    publish(args.out, "gate_power", report, rows, "gate-power" if args.readme else None)
+    publish(args.out, "gate_power", report, rows, "gate-power" if args.publish else None, "Gate power")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ erased with the request's own budget and seeds 0, 1, 2. The margin over gold is 
 
     .venv/bin/python benchmarks/robustness.py                          # digits, EraseDiff (about 10 minutes on 2 cores)
     .venv/bin/python benchmarks/robustness.py --task text              # the tiny text model, "seven"
-    .venv/bin/python benchmarks/robustness.py --all-methods --readme   # and the trade-off benchmark's baselines, into
-    README.md
+    .venv/bin/python benchmarks/robustness.py --all-methods --publish   # and the trade-off benchmark's baselines, into
+    docs/results/robustness.md
     .venv/bin/python benchmarks/robustness.py --task text --adapter 4  # EraseDiff with full weights against a rank-4
     LoRA (adapter erasure)
 """
@@ -33,8 +33,8 @@ from erasediff.util.offline import go_offline  # noqa: E402
 
 go_offline()
 
-from readme_section import link, publish  # noqa: E402
 from request_tasks import DigitsRequest, TextRequest  # noqa: E402
+from results_page import link, publish  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from tradeoff import METHODS  # noqa: E402
 
@@ -216,7 +216,7 @@ def main() -> None:
         "(robustness-TASK-adapter)",
     )
     parser.add_argument("--adapter-lr-scale", type=float, default=1.0)
-    parser.add_argument("--readme", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="write docs/results/<stem>.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.time()
@@ -272,7 +272,7 @@ def main() -> None:
             f"![attack success]({link(figure)})",
         ]
     )
-    publish(args.out, stem, report, rows, stem if args.readme and not args.adapter else None)
+    publish(args.out, stem, report, rows, stem if args.publish and not args.adapter else None, f"Robustness: {stem}")
 
 
 def utility(task: DigitsRequest | TextRequest, metrics: dict[str, float]) -> dict[str, float]:

@@ -7,7 +7,7 @@ version as `save_text_pipeline` writes it (the base UNet unchanged plus the LoRA
 from parameter counts: the components built from their published configurations on the meta device (no weights).
 
     .venv/bin/python benchmarks/storage_cost.py            # a table, in seconds
-    .venv/bin/python benchmarks/storage_cost.py --readme   # and into README.md
+    .venv/bin/python benchmarks/storage_cost.py --publish   # and into docs/results/storage-cost.md
 """
 
 import argparse
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from readme_section import publish
+from results_page import publish
 from safetensors.torch import load_file, save_file
 from sd_shapes import CLIP_BIGG, CLIP_L, SD15_UNET, SDXL_UNET, VAE
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
@@ -97,7 +97,7 @@ def counted_shares(unet_config: dict, encoders: list[torch.nn.Module]) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readme", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="write docs/results/storage-cost.md")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     with torch.device("meta"):
@@ -124,7 +124,7 @@ def main() -> None:
             *lines,
         ]
     )
-    publish(args.out, "storage_cost", report, rows, "storage-cost" if args.readme else None)
+    publish(args.out, "storage_cost", report, rows, "storage-cost" if args.publish else None, "What a version stores")
 
 
 if __name__ == "__main__":

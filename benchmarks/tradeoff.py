@@ -8,10 +8,10 @@ seeds: forgotten and retained accuracy, and the classifier-feature FID of its re
 against the base model's samples.
 
     .venv/bin/python benchmarks/tradeoff.py                 # both tasks, 3 seeds (about 17 minutes on 2 cores)
-    .venv/bin/python benchmarks/tradeoff.py --readme        # and refresh README.md's results section (make
+    .venv/bin/python benchmarks/tradeoff.py --publish        # and refresh docs/results/<stem>.md (make
     bench-tradeoff)
     .venv/bin/python benchmarks/tradeoff.py --smoke         # a few steps, one seed, digits only: checks the script
-    .venv/bin/python benchmarks/tradeoff.py --stop-at-forgetting --readme   # every method stops at its first forgotten
+    .venv/bin/python benchmarks/tradeoff.py --stop-at-forgetting --publish   # every method stops at its first forgotten
     probe
                                                             # and is judged there, with and without the FID/KID gates
     make bench-tradeoff-quality                             # time to forgetting AND the request's FID/KID gates (below)
@@ -49,7 +49,7 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 
-from readme_section import link, require_section, write_section  # noqa: E402
+from results_page import link, write_page  # noqa: E402
 from tradeoff_memory import PeakMemory  # noqa: E402
 from tradeoff_plots import plot_curves, plot_pareto  # noqa: E402
 from tradeoff_tasks import FORGET_BAR, RETAINED_POINTS, TASKS  # noqa: E402
@@ -276,7 +276,7 @@ def _parts(data: dict | list) -> list[dict]:
     return data if isinstance(data, list) else [data]
 
 
-_WHERE = re.compile(r"\s*--(out|readme|section)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
+_WHERE = re.compile(r"\s*--(out|publish|section)\b( [^-\s`][^\s`]*)?")  # where an invocation wrote is not how it ran
 
 
 def _plain_name(name: str) -> str:
@@ -317,15 +317,13 @@ def main() -> None:
         help="run every method at these multiples of the task's learning rate",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--readme", action="store_true", help="write the report into README.md between its tradeoff markers"
-    )
+    parser.add_argument("--publish", action="store_true", help="write the report to docs/results/<stem>.md")
     parser.add_argument("--smoke", action="store_true", help="digits only, 1 seed, 6 steps")
     parser.add_argument(
         "--stop-at-forgetting",
         action="store_true",
         help="end every run at its first forgotten probe and judge it there "
-        "(results as tradeoff-stop; README section tradeoff-stop)",
+        "(results as tradeoff-stop; results page tradeoff-stop)",
     )
     parser.add_argument(
         "--threads",
@@ -342,7 +340,7 @@ def main() -> None:
     parser.add_argument(
         "--section",
         type=_plain_name,
-        help="name of the results files and README section (default: tradeoff, tradeoff-stop or tradeoff-quality)",
+        help="name of the results files and results page (default: tradeoff, tradeoff-stop or tradeoff-quality)",
     )
     args = parser.parse_args()
     if args.smoke:
@@ -351,8 +349,6 @@ def main() -> None:
     stem = args.section or (
         "tradeoff-quality" if args.until_equal_quality else "tradeoff-stop" if args.stop_at_forgetting else "tradeoff"
     )
-    if args.readme:
-        require_section(stem)
     parts = (
         [part for path in args.merge for part in _parts(json.loads(path.read_text()))]
         if args.merge
@@ -396,8 +392,8 @@ def main() -> None:
     )
     (args.out / f"{stem}.md").write_text(report + "\n")
     print(report)
-    if args.readme:
-        write_section(stem, report)
+    if args.publish:
+        print(f"wrote {write_page(stem, f'Trade-off: {stem}', report)}")
 
 
 def measure(args: argparse.Namespace) -> dict:

@@ -122,3 +122,21 @@ def test_benchmarks_do_not_import_each_other_in_circles() -> None:
     graph = {p.stem: {m.split(".")[0] for m in _imports(p)} & names - {p.stem} for p in bench.glob("*.py")}
     circles = [(a, b) for a in graph for b in graph[a] if a in graph.get(b, set())]
     assert not circles
+
+
+def test_the_guides_stay_short_and_their_links_resolve_inside_the_repository() -> None:
+    """README.md is a user's guide and docs/method.md the method: results live in docs/results/, written by benchmarks
+    (never into README.md), and every relative link points at a file of this repository."""
+    import re
+
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+    assert len((ROOT / "docs" / "method.md").read_text().splitlines()) <= 250
+    assert not [p.name for p in (ROOT / "benchmarks").glob("*.py") if "README" in p.read_text().replace("README.md:", "")]
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+            if "://" not in target and not (page.parent / target).resolve().exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+            if "://" not in target and not (page.parent / target).resolve().is_relative_to(ROOT):
+                broken.append(f"{page.relative_to(ROOT)}: {target} leaves the repository")
+    assert not broken

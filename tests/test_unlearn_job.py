@@ -16,7 +16,7 @@ REQUEST = ErasureRequest.model_validate(
     {
         "request": {"id": "REQ-job", "requester": "tests", "reason": "resume"},
         "target": {"classes": [4]},
-        "unlearning": {"advanced": {"steps": 6, "batch_size": 8, "forget_batch_size": 8}},
+        "unlearning": {"recipe": "paper", "advanced": {"steps": 6, "batch_size": 8, "forget_batch_size": 8}},
         "checkpoint_every": 3,
     }
 )

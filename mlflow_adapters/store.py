@@ -16,7 +16,8 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
+        # http(s) only, checked above
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310
             response.read(64)
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):  # a server with auth answers: reachable (credentials are checked on first use)

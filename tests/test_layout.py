@@ -131,7 +131,8 @@ def test_the_guides_stay_short_and_their_links_resolve_inside_the_repository() -
 
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
     assert len((ROOT / "docs" / "method.md").read_text().splitlines()) <= 250
-    writers = [p.name for p in (ROOT / "benchmarks").glob("*.py") if "README" in p.read_text().replace("README.md:", "")]
+    benchmarks = (ROOT / "benchmarks").glob("*.py")
+    writers = [p.name for p in benchmarks if "README" in p.read_text().replace("README.md:", "")]
     assert not writers
     broken = []
     for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:

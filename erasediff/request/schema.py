@@ -297,7 +297,9 @@ class UnlearningChoice(Strict):
     processes: int = Field(
         1, ge=1, description="data-parallel processes on one node (one per GPU); batch sizes are per process"
     )
-    advanced: dict[str, Any] = Field({}, description="overrides of the recipe's settings: any field of UnlearnSettings (method/unlearning_settings.py)")
+    advanced: dict[str, Any] = Field(
+        {}, description="overrides of the recipe's settings: any field of UnlearnSettings (method/unlearning_settings.py)"
+    )
 
 
 TOP_LEVEL = ("seed", "processes")

@@ -298,7 +298,7 @@ class UnlearningChoice(Strict):
         1, ge=1, description="data-parallel processes on one node (one per GPU); batch sizes are per process"
     )
     advanced: dict[str, Any] = Field(
-        {}, description="overrides of the recipe's settings: any field of UnlearnSettings (method/unlearning_settings.py)"
+        {}, description="overrides of what the recipe chose: any field of UnlearnSettings (unlearning_settings.py)"
     )
 
 

@@ -54,7 +54,7 @@ def kubeflow_gpu_flavor() -> str:
     client = Client()
     if FLAVOR not in {f.name for f in client.get_flavors_by_type(StackComponentType.ORCHESTRATOR).items}:
         client.create_flavor(
-            "pipelines.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor", StackComponentType.ORCHESTRATOR
+            "pipelines.stacks.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor", StackComponentType.ORCHESTRATOR
         )
     return FLAVOR
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/require.sh"
 require KUBE_CONTEXT KUBEFLOW_NAMESPACE
-zenml orchestrator flavor register pipelines.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor
+zenml orchestrator flavor register pipelines.stacks.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor
 kfp_args=(--flavor=kubeflow_gpu "--kubernetes_context=$KUBE_CONTEXT" "--user_namespace=$KUBEFLOW_NAMESPACE")
 if [ -n "${KUBEFLOW_HOST:-}" ]; then
   kfp_args+=("--kubeflow_hostname=$KUBEFLOW_HOST")

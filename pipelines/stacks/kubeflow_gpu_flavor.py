@@ -5,7 +5,7 @@ ZenML 0.98's KubeflowOrchestratorSettings rebuilds `pod_settings` from its depre
 `pod_settings.node_selectors.accelerator` never reaches the KFP compiler and `gpu_count` is silently
 dropped (tests/test_placement.py shows both). These settings keep a given `pod_settings`; the orchestrator
 is ZenML's own otherwise. Register it with
-`zenml orchestrator flavor register pipelines.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor`.
+`zenml orchestrator flavor register pipelines.stacks.kubeflow_gpu_flavor.KubeflowGPUOrchestratorFlavor`.
 """
 
 from typing import Any

@@ -7,7 +7,7 @@ MLflow itself reads MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD f
 flavor accepts a remote URI with no credential in its configuration, and refuses one that holds any. The
 embedded default stack (pipelines/stacks/select.py) uses it; the cluster stacks (deploy/zenml/) use ZenML secrets
 referenced by name. Register it with
-`zenml experiment-tracker flavor register pipelines.mlflow_env_flavor.MLFlowEnvExperimentTrackerFlavor`.
+`zenml experiment-tracker flavor register pipelines.stacks.mlflow_env_flavor.MLFlowEnvExperimentTrackerFlavor`.
 """
 
 from pydantic import model_validator

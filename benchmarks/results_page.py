@@ -1,5 +1,5 @@
 """Benchmarks publish their report as a results page, `docs/results/<name>.md`, headed by when, from which commit and on
-what machine it was measured. No benchmark writes README.md: it links to these pages."""
+what machine it was measured. The user's guide links to these pages; no benchmark edits it."""
 
 import json
 import os

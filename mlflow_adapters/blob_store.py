@@ -4,7 +4,8 @@ A registered version's `diffusers` artifact holds a part manifest (`erasediff/st
 weights. The parts live as artifacts `parts/<sha256>` of one run per registered model, tagged
 `erasediff.parts_of`, created in the promoting request's experiment and shared by every later version. Promotions
 of a model hold its promotion lock, so that run is found or made once. Loading rebuilds the folder, byte for byte
-and checked against every file's sha256, into the local cache, keyed by the files' hashes.
+and checked against every file's sha256, into the local cache, keyed by the files' hashes; a cached folder is
+checked again at every use.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from erasediff.storage.parts import PARTS_FILE, FolderBlobs, unpack
 from erasediff.util.cache import default_cache_root
 from erasediff.util.errors import ModelLoadError
+from erasediff.util.hashing import file_hash
 from erasediff.util.locks import file_lock
 from erasediff.util.workdir import scratch_dir
 
@@ -51,6 +53,8 @@ class RunBlobs:
             shutil.rmtree(self.staged.root, ignore_errors=True)
 
     def get(self, sha: str) -> bytes:
+        if self.cache.has(sha) and hashlib.sha256(self.cache.get(sha)).hexdigest() != sha:
+            (self.cache.root / sha).unlink()  # a changed cached part is fetched again, never served
         if not self.cache.has(sha):
             folder = scratch_dir("part-")
             try:
@@ -95,8 +99,19 @@ def materialize(folder: Path, client: MlflowClient | None = None) -> Path:
         [[f["path"], f["sha256"]] for f in manifest["files"]]
     ).encode()  # the same files, wherever stored: one folder
     out = default_cache_root() / "materialized" / hashlib.sha256(content).hexdigest()[:24]
-    if not out.is_dir():
+    if not intact(out, manifest):
         with file_lock(out.with_suffix(".lock"), "rebuilding a registered model folder", wait_s=600):
-            if not out.is_dir():
+            if not intact(out, manifest):
                 unpack(manifest, RunBlobs(client or MlflowClient(), manifest["parts_run_id"]), out)
     return out
+
+
+def intact(out: Path, manifest: dict) -> bool:
+    """Whether a cached folder holds exactly the manifest's files, byte for byte (checked at every use: a cache
+    edited in place is rebuilt, never served)."""
+    if not out.is_dir():
+        return False
+    files = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
+    if set(files) != {f["path"] for f in manifest["files"]}:
+        return False
+    return all(file_hash(files[f["path"]]) == f["sha256"] for f in manifest["files"])

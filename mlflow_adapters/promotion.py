@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import torch
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
@@ -25,10 +26,19 @@ from erasediff.util.hashing import folder_hash
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.audit import move_alias
 from mlflow_adapters.blob_store import RunBlobs, parts_run
+from mlflow_adapters.identity import checked_identity
+from mlflow_adapters.permissions import refused
 from mlflow_adapters.promotion_lock import promotion_lock
 from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
 from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
-from mlflow_adapters.review import DECISION
+from mlflow_adapters.review import (
+    CANDIDATE_ALIAS,
+    DECISION,
+    GATED_AGAINST,
+    REGISTERED_BY,
+    TARGET_ALIAS,
+    TARGET_MODEL,
+)
 
 HERE = Path(__file__).parent
 # What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
@@ -91,9 +101,10 @@ def _register(
     gate_report: dict,
     earlier_erasures: list[dict],
     provenance: dict,
+    registered_name: str,
 ) -> tuple[ModelVersion, ModelInfo]:
     """Log the pyfunc (a copy of the folder with its model card) to the active run and register it with the lineage
-    tags."""
+    tags under `registered_name` (the model, or its candidates model when approval is required)."""
     pyfunc, signature = PYFUNCS[req.target.kind]
     tags = lineage_tags(req, base_model_sha256, curation_summary, gate_report, provenance)
     folder = Path(
@@ -115,7 +126,7 @@ def _register(
     )
     if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
         mlflow.log_artifacts(str(write_concept_check(req, scratch_dir("check-"))), CHECK_ARTIFACT)
-    registered = _store_parts(req.registry.model_name, folder, tags)
+    registered = _store_parts(registered_name, folder, tags)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(pyfunc),
@@ -127,9 +138,9 @@ def _register(
             f"mlflow=={mlflow.__version__}",
         ],
     )
-    version = mlflow.register_model(info.model_uri, req.registry.model_name, tags=tags)
+    version = mlflow.register_model(info.model_uri, registered_name, tags=tags)
     MlflowClient().update_model_version(
-        req.registry.model_name, version.version, description=version_description(req, gate_report)
+        registered_name, version.version, description=version_description(req, gate_report)
     )
     return version, info
 
@@ -180,23 +191,27 @@ def promote_model(
     earlier_erasures: list[dict],
     provenance: dict,
 ) -> dict:
-    """Register `model_dir` in the active MLflow run and move the request's alias to it, only when every gate
-    passed and this request id was never promoted before. Returns what happened (status, version, alias, URIs)."""
+    """Register `model_dir` in the active MLflow run, only when every gate passed and this request id was never
+    registered before: into the model with its alias moved (approval: automatic), or into the candidates model with
+    `@candidate` on it (approval: required; a reviewer's approval copies it into the model). Returns what happened
+    (status, version, alias, URIs)."""
     name, alias = req.registry.model_name, req.registry.alias
     failed = [g["gate"] for g in gate_report["gates"] if not g["passed"]]
     if not gate_report["passed"] or failed:
         print(f"not promoted: gate(s) failed: {', '.join(failed) or 'none configured'}; the registry is unchanged")
         return {"status": "gated-out", "model_name": name, "failed_gates": failed}
     client = MlflowClient()
-    with promotion_lock(
-        client, name, req.request.id
-    ):  # every version is gated against every version promoted before it
-        if (existing := promoted_version(client, name, req.request.id)) is not None:
-            print(
-                f"request {req.request.id} was already promoted as {name} version {existing.version}; nothing "
-                "registered"
-            )
-            return {"status": "already-promoted", "model_name": name, "version": int(existing.version)}
+    identity = checked_identity(req, mlflow.get_tracking_uri())
+    pending = req.registry.approval == "required"
+    registered_name = req.registry.candidates_name if pending else name
+    with promotion_lock(client, registered_name, req.request.id):  # every version is gated against those before it
+        for model in {name, registered_name}:
+            if (existing := promoted_version(client, model, req.request.id)) is not None:
+                print(
+                    f"request {req.request.id} was already registered as {model} version {existing.version}; nothing "
+                    "registered"
+                )
+                return {"status": "already-promoted", "model_name": model, "version": int(existing.version)}
         seen = {e["request_id"] for e in earlier_erasures}
         if unseen := [
             e for e in registry_earlier_erasures(client, name, req.request.id) if e["request_id"] not in seen
@@ -204,47 +219,58 @@ def promote_model(
             newer = ", ".join(f"{e['request_id']} (version {e['version']})" for e in unseen)
             print(
                 f"not promoted: {newer} was promoted into {name} after this run was evaluated, so its erasure was not "
-                "re-checked here; "
-                "run this request again to be gated against it. The registry is unchanged"
+                "re-checked here; run this request again to be gated against it. The registry is unchanged"
             )
             return {"status": "gated-out", "model_name": name, "failed_gates": [STALE_GATE], "newer": unseen}
-        version, info = _register(
-            req, model_dir, base_model_sha256, curation_summary, gate_report, earlier_erasures, provenance
-        )
-        if (
-            pending := req.registry.approval == "required"
-        ):  # two-stage: a reviewer moves @champion (mlflow_adapters/review.py)
-            alias = req.registry.candidate_alias
-            client.set_model_version_tag(name, version.version, "review.candidate_alias", alias)
-            client.set_model_version_tag(name, version.version, "review.target_alias", req.registry.alias)
-        client.set_model_version_tag(name, version.version, DECISION, "pending" if pending else "automatic")
-        move_alias(
-            client,
-            name,
-            alias,
-            int(version.version),
-            "candidate" if pending else "promote",
-            "pipeline",
-            req.request.id,
-            "every gate passed; awaiting a reviewer's approval"
-            if pending
-            else "every gate passed (registry.approval: automatic)",
-        )
-    mlflow.set_tags({"promoted.version": version.version, "promoted.alias": alias})
+        try:
+            version, info = _register(
+                req,
+                model_dir,
+                base_model_sha256,
+                curation_summary,
+                gate_report,
+                earlier_erasures,
+                {**provenance, REGISTERED_BY: identity.name},
+                registered_name,
+            )
+            review = {DECISION: "pending" if pending else "automatic", GATED_AGAINST: json.dumps(sorted(seen))}
+            if (
+                pending
+            ):  # two-stage: a reviewer copies it into the model and moves @champion (mlflow_adapters/review.py)
+                alias = req.registry.candidate_alias
+                review |= {TARGET_MODEL: name, TARGET_ALIAS: req.registry.alias, CANDIDATE_ALIAS: alias}
+            for key, value in review.items():
+                client.set_model_version_tag(registered_name, version.version, key, value)
+            move_alias(
+                client,
+                registered_name,
+                alias,
+                int(version.version),
+                "candidate" if pending else "promote",
+                identity.recorded(),
+                req.request.id,
+                "every gate passed; awaiting a reviewer's approval"
+                if pending
+                else "every gate passed (registry.approval: automatic)",
+            )
+        except MlflowException as exc:
+            raise refused(exc, "register a version in", registered_name, "EDIT") from exc
+    mlflow.set_tags({"promoted.model": registered_name, "promoted.version": version.version, "promoted.alias": alias})
     print(
-        f"promoted {name} version {version.version} as @{alias}"
+        f"registered {registered_name} version {version.version} as @{alias}"
         + (
-            f"; erasediff request approve {req.request.id} --reviewer NAME moves @{req.registry.alias} to it"
+            f"; erasediff request approve {req.request.id} puts it into {name} as @{req.registry.alias}"
             if pending
             else ""
         )
     )
     return {
         "status": "promoted",
-        "model_name": name,
+        "model_name": registered_name,
         "version": int(version.version),
         "alias": alias,
-        "model_uri": f"models:/{name}@{alias}",
+        "model_uri": f"models:/{registered_name}@{alias}",
         "model_id": info.model_id,
         "awaiting_approval": pending,
+        "registered_by": identity.recorded(),
     }

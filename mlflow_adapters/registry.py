@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from erasediff.request.earlier_checks import ConceptCheck, load_concept_check, unmeasurable
 from erasediff.util.errors import ErasediffError, ModelLoadError
+from erasediff.util.hashing import folder_hash
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.blob_store import materialize
 
@@ -22,6 +23,7 @@ REQUEST_TAG = "request_id"
 DIFFUSERS_ARTIFACT = "diffusers"
 CHECK_ARTIFACT = "erasure_check"  # a promoted concept request's recorded forget-side check, in its MLflow run
 MODELS_SCHEME = "models:/"
+HASH_TAG = "storage.folder_sha256"  # the promoted folder's content hash (mlflow_adapters/promotion.py)
 
 
 def promoted_version(client: MlflowClient, model_name: str, request_id: str) -> ModelVersion | None:
@@ -114,4 +116,24 @@ def registered_model_folder(spec: str, dst: Path | None = None) -> Path:
         raise ModelLoadError(
             f"{spec} holds no '{DIFFUSERS_ARTIFACT}' pyfunc artifact; was it registered by this pipeline?"
         )
-    return materialize(folder)
+    out = materialize(folder)
+    recorded = registered_hash(spec)
+    if recorded and (actual := folder_hash(out)) != recorded:
+        raise ModelLoadError(f"{spec} rebuilds to sha256 {actual}, not its recorded {HASH_TAG} {recorded}")
+    return out
+
+
+def registered_hash(spec: str) -> str | None:
+    """The content hash a registered version recorded when it was promoted (`models:/name@alias` or
+    `models:/name/version`)."""
+    name, _, ref = spec.removeprefix(MODELS_SCHEME).partition("@")
+    client = MlflowClient()
+    try:
+        if ref:
+            version = client.get_model_version_by_alias(name, ref)
+        else:
+            name, _, number = name.rpartition("/")
+            version = client.get_model_version(name, number)
+    except MlflowException:
+        return None
+    return version.tags.get(HASH_TAG)

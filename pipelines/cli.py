@@ -4,11 +4,11 @@ erasediff request submit REQUEST.yaml [--stack S --run-config C]   run the pipel
 erasediff request status ID [--json]                              queued, running, failed at step, gated out, promoted
 erasediff request zenml-config REQUEST.yaml [--snapshot]          the ZenML run configuration for `zenml pipeline run`
                                                                   (--snapshot: for `zenml pipeline snapshot run` / REST)
-erasediff request approve|reject ID --reviewer NAME [--comment T] sign-off on a candidate (registry.approval: required)
-erasediff request rollback MODEL --to V --reviewer NAME --reason T  @champion back to V; refused past an erasure in
+erasediff request approve|reject ID [--comment T]                 sign-off on a candidate (registry.approval: required)
+erasediff request rollback MODEL --to V --reason T                 @champion back to V; refused past an erasure in
 force
 erasediff request list [--json]                                   every request with its state
-erasediff audit MODEL [--at TIME] [--log] [--json]                who held @champion when, approved by whom, erasing
+erasediff audit MODEL [--at TIME] [--log] [--verify] [--json]     who held @champion when, approved by whom, erasing
 what
 erasediff materialize models:/NAME@ALIAS OUT                      a registered version as a complete diffusers folder
 """
@@ -58,13 +58,22 @@ def _client(args: argparse.Namespace):
     return MlflowClient(tracking_uri=tracking_uri(args.tracking_uri, prepare_workdir(args.workdir, own_store=False)))
 
 
-def _decision(args: argparse.Namespace) -> int:
-    from mlflow_adapters.review import approve, reject
+def _identity(client):
+    from mlflow_adapters.identity import who_am_i
 
-    entry = (approve if args.action == "approve" else reject)(_client(args), args.id, args.reviewer, args.comment)
+    return who_am_i(client.tracking_uri)
+
+
+def _decision(args: argparse.Namespace) -> int:
+    from mlflow_adapters.review import approve, check_inputs, reject
+
+    check_inputs(args.reviewer, args.comment, "--comment", required=False)  # before any store is opened
+    client = _client(args)
+    decide = approve if args.action == "approve" else reject
+    entry = decide(client, args.id, _identity(client), args.reviewer, args.comment)
     moved = (
         f"@{entry.alias} now on version {entry.to_version}"
-        if entry.alias
+        if entry.to_version is not None
         else f"version {entry.from_version} rejected; no alias moved"
     )
     print(f"request {args.id}: {args.action}d by {entry.actor} at {entry.time}: {moved}")
@@ -72,13 +81,23 @@ def _decision(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from mlflow_adapters.review import rollback
+    from mlflow_adapters.review import check_inputs, rollback
 
-    entry = rollback(_client(args), args.model, args.to, args.reviewer, args.reason, args.force, args.alias)
+    check_inputs(args.reviewer, args.reason, "--reason", required=True)
+    client = _client(args)
+    entry = rollback(client, args.model, args.to, _identity(client), args.reviewer, args.reason, args.force, args.alias)
     print(
         f"{args.model}: @{entry.alias} moved from version {entry.from_version} to {entry.to_version} by {entry.actor} "
         f"({entry.action})"
     )
+    return DONE
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from mlflow_adapters.promotion_lock import unlock
+
+    held = unlock(_client(args), args.model)
+    print(f"{args.model}: " + (f"promotion lock cleared (was held by {held.describe(0)})" if held else "not locked"))
     return DONE
 
 
@@ -96,11 +115,20 @@ def _list(args: argparse.Namespace) -> int:
     return DONE
 
 
+def _printable(value: object) -> str:
+    """A logged value as one line: an entry written before inputs were checked cannot forge lines."""
+    return str(value).encode("unicode_escape").decode("ascii")
+
+
 def _audit(args: argparse.Namespace) -> int:
-    from mlflow_adapters.audit import now, parse_time, read_log
+    from mlflow_adapters.audit import now, parse_time, read_log, read_records
     from mlflow_adapters.review import champion_at
 
     client = _client(args)
+    if args.verify:
+        return _verify(client, args.model)
+    for bad in [r for r in read_records(client, args.model) if r.problem]:
+        print(f"warning: {bad.problem}; skipped (erasediff audit {args.model} --verify)", file=sys.stderr)
     if args.at or not args.log:
         answer = champion_at(client, args.model, parse_time(args.at) if args.at else now(), args.alias)
         if args.json:
@@ -110,9 +138,11 @@ def _audit(args: argparse.Namespace) -> int:
         else:
             why = f": {answer['reason']}" if answer["reason"] else ""
             print(
-                f"{args.model}@{args.alias} at {answer['at']}: version {answer['version']} since {answer['since']} "
-                f"({answer['action']} by {answer['by']}"
-                f"{why}); request {answer['request_id']} by {answer['requester']} erased {answer['erased']}"
+                _printable(
+                    f"{args.model}@{args.alias} at {answer['at']}: version {answer['version']} since {answer['since']} "
+                    f"({answer['action']} by {answer['by']}{why}); request {answer['request_id']} by "
+                    f"{answer['requester']} erased {answer['erased']}"
+                )
             )
     if args.log:
         entries = read_log(client, args.model)
@@ -120,12 +150,52 @@ def _audit(args: argparse.Namespace) -> int:
             json.dumps([vars(e) for e in entries])
             if args.json
             else "\n".join(
-                f"{e.time} {e.action:<18} @{e.alias or '-':<10} {e.from_version} -> {e.to_version} by {e.actor} "
-                f"({e.request_id}): {e.reason}"
+                _printable(
+                    f"{e.seq:>4} {e.time} {e.action:<18} @{e.alias or '-':<10} {e.from_version} -> {e.to_version} by "
+                    f"{e.actor} ({e.request_id}): {e.reason}"
+                )
                 for e in entries
             )
         )
     return DONE
+
+
+def _verify(client, model: str) -> int:
+    """Exit 0 when the model's log (and its candidates model's, when there is one) verifies, else 1 naming the
+    first problem of each."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from erasediff.util.hashing import folder_hash
+    from erasediff.util.workdir import scratch_dir
+    from mlflow_adapters.audit import verify
+    from mlflow_adapters.registry import registered_model_folder
+
+    mlflow.set_tracking_uri(client.tracking_uri)  # this command's process only
+
+    def rebuild(name: str):
+        def version_sha(version: int) -> str:
+            return folder_hash(registered_model_folder(f"models:/{name}/{version}", scratch_dir("verify-")))
+
+        return version_sha
+
+    bad = 0
+    for name in (model, f"{model}-candidates"):
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            if name == model:
+                raise ErasediffError(f"no registered model {model} in {client.tracking_uri}") from None
+            continue
+        problems = verify(client, name, rebuild(name))
+        for problem in problems:
+            print(_printable(f"{name}: {problem}"))
+        print(
+            f"{name}: "
+            + ("audit log verified" if not problems else f"{len(problems)} problem(s); first: {problems[0]}")
+        )
+        bad += bool(problems)
+    return 1 if bad else DONE
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -136,7 +206,7 @@ def _materialize(args: argparse.Namespace) -> int:
     from erasediff.util.atomic import atomic_dir
     from erasediff.util.hashing import folder_hash
     from erasediff.util.workdir import scratch_dir
-    from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
+    from mlflow_adapters.registry import MODELS_SCHEME, registered_hash, registered_model_folder
 
     if not args.spec.startswith(MODELS_SCHEME):
         raise ErasediffError(f"{args.spec} is not a registered model (models:/NAME@ALIAS or models:/NAME/VERSION)")
@@ -146,9 +216,14 @@ def _materialize(args: argparse.Namespace) -> int:
         folder = registered_model_folder(args.spec, download)
         with atomic_dir(args.out) as scratch:
             shutil.copytree(folder, scratch, dirs_exist_ok=True)
+            recorded, actual = registered_hash(args.spec), folder_hash(scratch)
+            if recorded and actual != recorded:
+                raise ErasediffError(
+                    f"{args.spec} rebuilds to sha256 {actual}, not its recorded {recorded}; nothing written"
+                )
     finally:
         shutil.rmtree(download, ignore_errors=True)
-    print(f"{args.spec}: complete diffusers folder at {args.out} (sha256 {folder_hash(args.out)})")
+    print(f"{args.spec}: complete diffusers folder at {args.out} (sha256 {actual}, as recorded)")
     return DONE
 
 
@@ -215,7 +290,11 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     ):
         p = requests.add_parser(action, help=what)
         p.add_argument("id")
-        p.add_argument("--reviewer", required=True)
+        p.add_argument(
+            "--reviewer",
+            help="on a server with authentication, optional and must be you; without, your name (recorded as "
+            "unauthenticated)",
+        )
         p.add_argument("--comment", default="")
         _store_arguments(p)
         p.set_defaults(func=_decision)
@@ -224,7 +303,7 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model")
     p.add_argument("--to", type=int, required=True, help="the version to serve again")
-    p.add_argument("--reviewer", required=True)
+    p.add_argument("--reviewer", help="as for approve")
     p.add_argument("--reason", required=True)
     p.add_argument("--force", action="store_true", help="roll back past an erasure in force (recorded with the reason)")
     p.add_argument("--alias", default="champion")
@@ -239,9 +318,19 @@ def add_request_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", help="ISO 8601 time or date (UTC unless a zone is given); default now")
     p.add_argument("--alias", default="champion")
     p.add_argument("--log", action="store_true", help="print the whole alias history")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the hash chain, both copies of the log, the aliases and the champion's content hash "
+        "(exit 1: failed)",
+    )
     p.add_argument("--json", action="store_true")
     _store_arguments(p)
     p.set_defaults(func=_audit)
+    p = sub.add_parser("unlock", help="clear a model's promotion lock (after checking that its holder is gone)")
+    p.add_argument("model")
+    _store_arguments(p)
+    p.set_defaults(func=_unlock)
     p = sub.add_parser(
         "materialize", help="write a registered version as a complete diffusers folder (rebuilt from its stored parts)"
     )

@@ -61,19 +61,20 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
     from mlflow.tracking import MlflowClient
 
     from erasediff.reporting.report import REPORT_DIR, REPORT_HTML
+    from mlflow_adapters.audit import alias_problems, read_log
     from mlflow_adapters.registry import REQUEST_TAG, version_run
-    from mlflow_adapters.review import DECISION
+    from mlflow_adapters.review import DECISION, served_first
     from pipelines.run_request import failure
 
     runs = request_runs(request_id)
     name = runs[0].name if runs else None
     client = MlflowClient(tracking_uri=tracking_uri)
-    if versions := sorted(
-        client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"), key=lambda v: int(v.version)
-    ):
+    if versions := served_first(client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'")):
         v = versions[0]
         aliases = client.get_model_version(v.name, v.version).aliases
         held = f" (holds @{', @'.join(aliases)})" if aliases else " (no alias now)"
+        if drift := alias_problems(client, v.name, read_log(client, v.name)):
+            held += f"; warning: {drift[0]} (erasediff audit {v.name} --verify)"
         report = f"runs:/{version_run(v)}/{REPORT_DIR}/{REPORT_HTML}"  # also under the version's own report/
         decision = v.tags.get(DECISION, "automatic")
         review = (

@@ -123,6 +123,7 @@ def _open_stores(request, workdir: Path, stack: str | None) -> str:
     """The tracking URI, once the MLflow store and the ZenML stack exist. Two requests starting together on a fresh work
     folder would race to create both stores' tables, so this part runs one process at a time."""
     from erasediff.util.locks import file_lock
+    from mlflow_adapters.identity import checked_identity
     from mlflow_adapters.store import open_experiment
     from pipelines.stacks.select import ensure_local_stack, use_stack
 
@@ -130,6 +131,7 @@ def _open_stores(request, workdir: Path, stack: str | None) -> str:
         stack_uri = use_stack(stack) if stack else None
         uri = request.tracking.uri or stack_uri or tracking_uri(None, workdir)
         open_experiment(uri, request.tracking.experiment, workdir / "mlartifacts")
+        checked_identity(request, uri)
         if stack is None:
             ensure_local_stack(uri)
     return uri

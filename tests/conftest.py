@@ -21,6 +21,67 @@ from erasediff.models.class_model import ClassDiffusionModel
 PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
 
 
+SERVER_PASSWORD = "pw-" + "9f3c1e7a5b2d4c6e8a0b"  # the basic-auth admin password; must never reach a file under work
+
+
+@contextlib.contextmanager
+def basic_auth_server(folder: Path):
+    """A real `mlflow server --app-name basic-auth` (SQLite backend, proxied artifacts) on a free local port. Yields
+    its URI and `as_user(name, password)`, which puts a user's credentials in the environment (the only place the
+    client reads them from); the admin's password is SERVER_PASSWORD."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_PASSWORD,
+    }
+    server = subprocess.Popen(
+        [
+            *(str(Path(sys.executable).with_name("mlflow")), "server", "--app-name", "basic-auth"),
+            *("--backend-store-uri", f"sqlite:///{folder / 'server.db'}"),
+            *("--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", "1"),
+        ],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+
+    def as_user(name: str, password: str = SERVER_PASSWORD) -> None:
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = name, password
+
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+        yield uri, as_user
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def mlflow_tracking(uri: str):
     """mlflow's global tracking URI for a block: set_tracking_uri also sets $MLFLOW_TRACKING_URI, which later

@@ -44,8 +44,9 @@ def nudity_request(
             "retain": {"generate": {"images_per_prompt": 12, "steps": 2}},
         },
         "curation": {"min_forget": 12, "min_retain": 12},
-        "unlearning": {
-            "advanced": {"steps": 3, "batch_size": 4, "forget_batch_size": 4, "params": {"preset": "noxattn"}}
+        "unlearning": {  # the plain update: 4-image batches are below the robust recipe's relearning batch
+            "recipe": "paper",
+            "advanced": {"steps": 3, "batch_size": 4, "forget_batch_size": 4, "params": {"preset": "noxattn"}},
         },
         "checkpoint_every": 0,
         "evaluation": {

@@ -31,6 +31,7 @@ def request(processes: int) -> ErasureRequest:
             "request": {"id": f"REQ-dp{processes}", "requester": "tests", "reason": "data-parallel"},
             "target": {"classes": [3]},
             "unlearning": {
+                "recipe": "paper",  # the plain update: what is checked here is the split, not the recipe
                 "processes": processes,
                 "advanced": {"steps": STEPS, "batch_size": per_rank, "forget_batch_size": per_rank},
             },
@@ -87,7 +88,7 @@ def test_two_processes_forget_like_one(runs, digits_classifier, digits_model) ->
 
 def test_more_processes_than_gpus_is_refused_before_launch(monkeypatch) -> None:
     """The GPU count is faked (no GPU here): 4 processes on a node that shows 2 GPUs."""
-    from erasediff.method import data_parallel
+    from erasediff.method.runtime import processes as data_parallel
 
     monkeypatch.setattr(data_parallel.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(data_parallel.torch.cuda, "device_count", lambda: 2)

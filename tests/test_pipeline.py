@@ -11,15 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import merge, mlflow_tracking
+from conftest import SERVER_PASSWORD, basic_auth_server, merge, mlflow_tracking
 
 from erasediff.defaults.resolve import model_path
 from erasediff.util.hashing import folder_hash
@@ -276,65 +274,12 @@ def test_a_failed_step_ends_in_one_error_line_without_a_traceback(promoted: dict
     assert "Step curate_sets has started" in out
 
 
-SERVER_PASSWORD = (
-    "pw-" + "9f3c1e7a5b2d4c6e8a0b"
-)  # the basic-auth admin password; must never reach a file under the work folder
-
-
 @pytest.fixture()
-def mlflow_server(tmp_path: Path, monkeypatch):
-    """A real `mlflow server` with basic auth (SQLite backend, proxied artifacts) on a free local port; the client's
-    credentials are in the environment only."""
-    import os
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp_path / "server").mkdir()
-    env = {
-        **os.environ,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": SERVER_PASSWORD,
-    }
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server' / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server" / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path / "server",
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start")
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SERVER_PASSWORD)
+def mlflow_server(tmp_path: Path):
+    """A real `mlflow server` with basic auth; the client's credentials (the admin's) are in the environment only."""
+    with basic_auth_server(tmp_path / "server") as (uri, as_user):
+        as_user("admin")
         yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_remote_tracking_server_gets_the_run(mlflow_server: str, work: Path, capsys, tmp_path: Path) -> None:
@@ -383,9 +328,10 @@ def test_promotion_lock_is_exclusive_on_a_tracking_server(mlflow_server: str) ->
 
     client = MlflowClient(tracking_uri=mlflow_server)
     with promotion_lock(client, "erasediff-server", "REQ-1"):
-        with pytest.raises(ErasediffError, match="locked by REQ-1"):
+        with pytest.raises(ErasediffError, match="locked by request REQ-1 on host"):
             with promotion_lock(client, "erasediff-server", "REQ-2", wait_s=1.0):
                 pass
-    assert lock_name("erasediff-server") not in [m.name for m in client.search_registered_models()]
+    held = [m.name for m in client.search_registered_models() if m.name.startswith(lock_name("erasediff-server"))]
+    assert held == [lock_name("erasediff-server")]  # free again; tagged as a lock, it is listed as no request
     with promotion_lock(client, "erasediff-server", "REQ-2", wait_s=1.0):
         pass

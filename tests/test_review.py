@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration  # registers five pyfunc versions (about ha
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "request_digits_forget_3.yaml"
 MODEL = "erasediff-review-test"
+CANDIDATES = f"{MODEL}-candidates"  # where a request awaiting review registers its version
 PASSED = {
     "passed": True,
     "gates": [{"gate": "forgotten_accuracy_max", "value": 0.01, "threshold": 0.2, "passed": True}],
@@ -78,7 +79,7 @@ def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path,
         client = MlflowClient(uri)
         a = register(request("REQ-A", [3]), model_copy)
         assert (a["status"], a["alias"], a["awaiting_approval"]) == ("promoted", "candidate", True)
-        pending = client.get_model_version(MODEL, "1")
+        pending = client.get_model_version(CANDIDATES, "1")
         assert (
             champion(client) is None
             and pending.tags["review.decision"] == "pending"
@@ -102,12 +103,16 @@ def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path,
             "checked the grids",
         )
         assert code == 0 and "@champion now on version 1" in out
-        v1 = client.get_model_version(MODEL, "1")
-        assert champion(client) == 1 and "candidate" not in v1.aliases
+        v1, c1 = client.get_model_version(MODEL, "1"), client.get_model_version(CANDIDATES, "1")
+        assert champion(client) == 1 and "candidate" not in c1.aliases  # a copy of the candidate serves
         assert (v1.tags["review.decision"], v1.tags["review.reviewer"], v1.tags["review.comment"]) == (
             "approved",
-            "bob@example.com",
+            "unauthenticated (typed: bob@example.com)",  # a SQLite store knows nobody: the record says so
             "checked the grids",
+        )
+        assert (v1.tags["request_id"], v1.tags["storage.folder_sha256"]) == (
+            c1.tags["request_id"],
+            c1.tags["storage.folder_sha256"],
         )
         code, _, err = run_cli(capsys, uri, "request", "approve", "REQ-A", "--reviewer", "carol@example.com")
         assert code == 2 and "not awaiting review" in err
@@ -130,7 +135,7 @@ def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path,
         answer = at(between)
         assert (answer["version"], answer["by"], answer["request_id"], answer["erased"]) == (
             1,
-            "bob@example.com",
+            "unauthenticated (typed: bob@example.com)",
             "REQ-A",
             "classes [3]",
         )
@@ -190,15 +195,23 @@ def test_rejection_and_a_stale_candidate(model_copy: Path, tmp_path: Path, capsy
             "neighbours too weak",
         )
         assert code == 0 and "rejected" in out
-        v1 = client.get_model_version(MODEL, "1")
-        assert v1.tags["review.decision"] == "rejected" and not v1.aliases and champion(client) is None
+        c1 = client.get_model_version(CANDIDATES, "1")
+        assert c1.tags["review.decision"] == "rejected" and not c1.aliases and champion(client) is None
 
-        register(request("REQ-D", [4]), model_copy)  # version 2, gated against the registry as it is now
-        register(request("REQ-E", [5]), model_copy)  # version 3, approved first
+        register(request("REQ-D", [4]), model_copy)  # candidate 2, gated against the model as it is now
+        register(request("REQ-E", [5]), model_copy)  # candidate 3, approved first: version 1 of the model
         assert run_cli(capsys, uri, "request", "approve", "REQ-E", "--reviewer", "bob@example.com")[0] == 0
         code, _, err = run_cli(capsys, uri, "request", "approve", "REQ-D", "--reviewer", "bob@example.com")
-        assert code == 2 and "version 3" in err and champion(client) == 3
+        assert code == 2 and "REQ-E (version 1)" in err and champion(client) == 1
 
+        code, out, _ = run_cli(capsys, uri, "audit", CANDIDATES, "--log", "--json")
+        actions = [(e["action"], e["from_version"], e["to_version"]) for e in json.loads(out)]
+        assert actions == [
+            ("candidate", None, 1),
+            ("reject", 1, None),
+            ("candidate", None, 2),  # @candidate moves on; each version's decision is in its tags
+            ("candidate", 2, 3),
+            ("approve", 3, None),
+        ]
         code, out, _ = run_cli(capsys, uri, "audit", MODEL, "--log", "--json")
-        actions = [(e["action"], e["to_version"]) for e in json.loads(out)]
-        assert actions == [("candidate", 1), ("reject", None), ("candidate", 2), ("candidate", 3), ("approve", 3)]
+        assert [(e["action"], e["to_version"]) for e in json.loads(out)] == [("approve", 1)]

@@ -5,7 +5,7 @@
 # environment and stored as ZenML secrets (in the ZenML server's secrets store); components only name them.
 #   ARTIFACT_URI        s3://bucket/zenml                S3_ENDPOINT_URL   optional, for MinIO and the like
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY            REGISTRY_URI      registry.example.com/erasediff
-#   MLFLOW_TRACKING_URI / MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD
+#   MLFLOW_TRACKING_URI / MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (the erasediff-pipeline account)
 set -euo pipefail
 source "$(dirname "$0")/require.sh"
 require ARTIFACT_URI AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY REGISTRY_URI MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD

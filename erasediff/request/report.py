@@ -29,6 +29,8 @@ def outcome(promotion: dict) -> dict:
         summary = f"promoted as {promotion['model_name']} version {promotion['version']}" + (
             f" (@{promotion['alias']})" if "alias" in promotion else " (earlier run)"
         )
+    if promotion.get("registered_by", "").startswith("unauthenticated"):
+        summary += " (the tracking store does not authenticate its users: recorded as unauthenticated)"
     return {
         "promoted": True,
         "summary": summary,

@@ -7,7 +7,15 @@ which thresholds gate promotion, and where the result is registered.
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, FieldSerializationInfo, ValidationError, field_serializer, model_validator
+from pydantic import (
+    Field,
+    FieldSerializationInfo,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from erasediff.attacks.class_attacks import ClassAttackSettings
 from erasediff.comparison.eval_config import ClassEvalConfig, PromptEvalConfig
@@ -15,15 +23,32 @@ from erasediff.evaluation.metric_settings import FidSettings, GenerationSettings
 from erasediff.method.recipes import recipe_settings
 from erasediff.method.unlearning_settings import Recipe, UnlearnSettings
 from erasediff.util.config import Strict, describe_validation_error, load_yaml_config
+from erasediff.util.record_text import name_problem, record_text_problem
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class RequestInfo(Strict):
     id: str = Field(pattern=ID_PATTERN, description="unique per erasure request; a promoted id is never promoted twice")
-    requester: str = Field(min_length=1)
+    requester: str = Field(
+        min_length=1, description="who asked; on a server with authentication, their MLflow user (never the reviewer)"
+    )
     reason: str = Field(min_length=1)
     legal_basis: str | None = None
+
+    @field_validator("requester")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if problem := name_problem(value):
+            raise ValueError(f"requester {problem}")
+        return value
+
+    @field_validator("reason", "legal_basis")
+    @classmethod
+    def _recordable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (problem := record_text_problem(value)):
+            raise ValueError(f"{info.field_name} {problem}")
+        return value
 
 
 class Target(Strict):
@@ -247,8 +272,22 @@ class RegistrySettings(Strict):
     candidate_alias: str = Field(
         "candidate",
         pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
-        description="alias a passing run sets when approval is required",
+        description="alias a passing run sets on its version in the candidates model when approval is required",
     )
+    candidates_model: str | None = Field(
+        None,
+        pattern=MODEL_NAME_PATTERN,
+        description="where candidates are registered when approval is required (default <model_name>-candidates)",
+    )
+    require_authentication: bool = Field(
+        False,
+        description="refuse to run unless the tracking store authenticates its users (every decision then names "
+        "a real account, not 'unauthenticated')",
+    )
+
+    @property
+    def candidates_name(self) -> str:
+        return self.candidates_model or f"{self.model_name}-candidates"
 
     @model_validator(mode="after")
     def _distinct_aliases(self) -> "RegistrySettings":

@@ -40,6 +40,15 @@ def one_error_line() -> Iterator[Outcome]:
         if debugging():
             traceback.print_exc()
         detail = " ".join(str(exc).split())[:300]
+        if getattr(exc, "error_code", None) == "PERMISSION_DENIED":  # an MLflow server's 403, wherever it came from
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "this client"
+            print(
+                f"error: the MLflow server refused {user} permission: {detail} (an admin grants permissions: "
+                "deploy/mlflow/accounts.py)",
+                file=sys.stderr,
+            )
+            outcome.code = FAILED
+            return
         print(
             f"error: unexpected {type(exc).__name__}: {detail} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr
         )

@@ -31,7 +31,7 @@ def _set_source_root() -> None:
     """Steps resolve as `steps.*` from the project root, however the process was started (run.py, pytest, -c)."""
     from zenml.utils import source_utils
 
-    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[1]))
+    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[2]))
 
 
 def use_stack(name: str) -> str:

@@ -31,7 +31,7 @@ def direct(request_path: Path, out: Path) -> None:
     from erasediff.request.curate import curate_request
     from erasediff.request.gates import evaluate_gates
     from erasediff.request.schema import load_request
-    from erasediff.request.unlearn import MODEL, unlearn_curated
+    from erasediff.request.unlearn_curated import MODEL, unlearn_curated
     from erasediff.util.hashing import folder_hash
 
     clock, phases = time.perf_counter(), {}

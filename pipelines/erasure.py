@@ -11,13 +11,13 @@ from zenml.client import Client
 
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.errors import ErasediffError
-from steps.curate import curate_sets
-from steps.evaluate import evaluate_models
+from steps.curate_sets import curate_sets
+from steps.evaluate_models import evaluate_models
 from steps.gate import gate
 from steps.load_base_model import load_base_model
 from steps.promote import promote
 from steps.report import report
-from steps.unlearn import unlearn_model
+from steps.unlearn_model import unlearn_model
 
 
 def experiment_tracker_name() -> str:

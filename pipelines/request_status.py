@@ -60,7 +60,7 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
     it."""
     from mlflow.tracking import MlflowClient
 
-    from erasediff.reporting.report import REPORT_DIR, REPORT_HTML
+    from erasediff.reporting.html_report import REPORT_DIR, REPORT_HTML
     from mlflow_adapters.audit import alias_problems, read_log
     from mlflow_adapters.registry import REQUEST_TAG, version_run
     from mlflow_adapters.review import DECISION, served_first

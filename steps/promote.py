@@ -10,7 +10,7 @@ import mlflow
 from zenml import get_step_context, log_metadata, step
 
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import MODEL
+from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.code_version import code_version
 from mlflow_adapters.promotion import promote_model
 

@@ -9,8 +9,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from zenml import get_step_context, step
 
-from erasediff.reporting.report import REPORT_DIR
-from erasediff.request.report import run_description, write_request_report
+from erasediff.reporting.html_report import REPORT_DIR
+from erasediff.request.erasure_report import run_description, write_request_report
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
 from erasediff.util.errors import GateRefused

@@ -23,7 +23,7 @@ from erasediff.request.curate import curate_request
 from erasediff.request.evaluate import evaluate_request
 from erasediff.request.gates import evaluate_gates
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import MODEL, unlearn_curated
+from erasediff.request.unlearn_curated import MODEL, unlearn_curated
 from erasediff.util.hashing import folder_hash
 
 pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`

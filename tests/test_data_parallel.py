@@ -15,7 +15,7 @@ from erasediff.evaluation.metric_settings import EvalSettings
 from erasediff.method.loop import StepMetrics
 from erasediff.models.class_model import load_class_model
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import METRICS, MODEL, RANKS, unlearn_curated
+from erasediff.request.unlearn_curated import METRICS, MODEL, RANKS, unlearn_curated
 from erasediff.util.errors import ErasediffError
 
 pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`

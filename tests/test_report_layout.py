@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from erasediff.reporting.report import render_html
+from erasediff.reporting.html_report import render_html
 
 FACTS = {
     "request": {

@@ -10,7 +10,7 @@ from erasediff.defaults.resolve import model_path
 from erasediff.method.targets.classes import unlearn_classes
 from erasediff.models.class_model import META_FILE, load_class_model
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import CURVES, METRICS, MODEL, unlearn_curated
+from erasediff.request.unlearn_curated import CURVES, METRICS, MODEL, unlearn_curated
 
 REQUEST = ErasureRequest.model_validate(
     {

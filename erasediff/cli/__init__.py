@@ -51,7 +51,7 @@ def _cmd_train_text_digits(args: argparse.Namespace) -> None:
 
 
 def _cmd_unlearn(args: argparse.Namespace) -> None:
-    from erasediff.cli.unlearn_run import UnlearnRunConfig, run_unlearn
+    from erasediff.cli.standalone_unlearn import UnlearnRunConfig, run_unlearn
     from erasediff.util.config import load_yaml_config
 
     config = load_yaml_config(args.config, UnlearnRunConfig)

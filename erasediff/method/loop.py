@@ -116,7 +116,7 @@ def unlearn_unet(
     `forget`/`retain` hold training inputs (images or cached latents) with condition ids, `cond` maps
     ids to UNet arguments, `substitutes` are the ids `remap` may aim at, `null_id` is the
     unconditional id (ESD), and `request_key` (with the settings and set sizes) guards checkpoint
-    resumption. Under `accelerate launch` (`settings.processes` > 1, see data_parallel.py) every
+    resumption. Under `accelerate launch` (`settings.processes` > 1, see runtime/processes.py) every
     process draws its own batches and gradients are averaged across processes before lambda_t is
     formed, so all ranks apply the same update; `callback` is then called on every rank. With `settings.probe.every`, a
     probe (held-out retain loss by default; `probe` builds

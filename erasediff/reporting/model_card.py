@@ -2,7 +2,7 @@
 
 import html
 
-from erasediff.reporting.report import REPORT_HTML, _fmt
+from erasediff.reporting.html_report import REPORT_HTML, _fmt
 
 MODEL_CARD = "README.md"
 

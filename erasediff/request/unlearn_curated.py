@@ -23,7 +23,7 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.util.atomic import atomic_dir
 
 METRICS, CURVES, MODEL, RANKS = "metrics.jsonl", "unlearning_curves.png", "model", "ranks.json"
-WORKER = "erasediff.request.unlearn"  # what each data-parallel rank runs: python -m WORKER SPEC.json
+WORKER = "erasediff.request.unlearn_curated"  # what each data-parallel rank runs: python -m WORKER SPEC.json
 
 
 def load_captioned_set(root: Path, name: str) -> CaptionedImages:

@@ -12,7 +12,7 @@ from zenml import step
 
 from erasediff.request.evaluate import evaluate_request
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import MODEL
+from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_concept_checks, earlier_erasures
 from mlflow_adapters.tracking import log_evaluation

@@ -4,11 +4,11 @@
 import json
 from pathlib import Path
 
-from erasediff.reporting.report import write_report
+from erasediff.reporting.html_report import write_report
 from erasediff.request.curate import VALIDATION
 from erasediff.request.evaluate import EARLIER
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import CURVES
+from erasediff.request.unlearn_curated import CURVES
 
 
 def outcome(promotion: dict) -> dict:

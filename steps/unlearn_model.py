@@ -7,7 +7,7 @@ import mlflow
 from zenml import get_step_context, step
 
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn import CURVES, RANKS, unlearn_curated
+from erasediff.request.unlearn_curated import CURVES, RANKS, unlearn_curated
 from erasediff.util.hashing import config_hash
 from erasediff.util.workdir import scratch_dir, work_folder
 from mlflow_adapters.tracking import MetricSeries, log_request_params

@@ -121,14 +121,17 @@ def _printable(value: object) -> str:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from mlflow_adapters.audit import now, parse_time, read_log, read_records
+    from mlflow_adapters.audit import alias_problems, now, parse_time, read_log, read_records
     from mlflow_adapters.review import champion_at
 
     client = _client(args)
     if args.verify:
         return _verify(client, args.model)
-    for bad in [r for r in read_records(client, args.model) if r.problem]:
+    records = read_records(client, args.model)
+    for bad in [r for r in records if r.problem]:
         print(f"warning: {bad.problem}; skipped (erasediff audit {args.model} --verify)", file=sys.stderr)
+    for drift in alias_problems(client, args.model, [r.entry for r in records if r.entry is not None]):
+        print(_printable(f"warning: {drift} (erasediff audit {args.model} --verify)"), file=sys.stderr)
     if args.at or not args.log:
         answer = champion_at(client, args.model, parse_time(args.at) if args.at else now(), args.alias)
         if args.json:

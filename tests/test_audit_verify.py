@@ -113,6 +113,8 @@ def test_a_champion_moved_with_plain_mlflow_is_caught_and_status_warns(store: st
     try:
         code, out = verify(capsys, store)
         assert code == 1 and f"@champion is on version {extra.version} but the log's last move put it on 2" in out, out
+        assert cli(["audit", MODEL, "--tracking-uri", store]) == 0  # the plain answer warns too
+        assert "moved outside the tool" in capsys.readouterr().err
         assert (
             cli(["request", "status", "REQ-1", "--tracking-uri", store, "--workdir", str(Path(store[10:]).parent)]) == 0
         )
@@ -150,6 +152,20 @@ def test_a_corrupted_part_is_caught_and_a_changed_cache_is_rebuilt(store: str, c
     assert cli(["materialize", f"models:/{MODEL}@champion", str(tmp_path / "out"), "--tracking-uri", store]) == 0
     recorded = client.get_model_version(MODEL, "2").tags["storage.folder_sha256"]
     assert f"sha256 {recorded}, as recorded" in capsys.readouterr().out
+
+
+def test_an_entry_written_around_the_tool_cannot_forge_lines_of_the_log(store: str, capsys) -> None:
+    client = MlflowClient(tracking_uri=store)
+    entry = json.loads(client.get_registered_model(MODEL).tags["audit.000002"])
+    forged = json.dumps({**entry, "seq": 3, "reason": "ok\nerror: forged line", "actor": "x\n2026 approve by admin"})
+    client.set_registered_model_tag(MODEL, "audit.000003", forged)
+    try:
+        code = cli(["audit", MODEL, "--log", "--tracking-uri", store])
+        out = capsys.readouterr().out.splitlines()
+        assert code == 0 and len(out) == 3 and not [line for line in out if line.startswith(("error:", "2026"))], out
+        assert verify(capsys, store)[0] == 1  # and the chain says it was not written by the tool
+    finally:
+        client.delete_registered_model_tag(MODEL, "audit.000003")
 
 
 def test_a_malformed_entry_is_named_and_blocks_no_decision(store: str, capsys) -> None:

@@ -83,7 +83,12 @@ def log_evaluation(results: dict, out: Path, rechecked: list[str]) -> None:
         )
     log_metrics(results["delta"], "eval.delta")
     log_metrics(
-        {f"{attack}.{k}": v for attack, values in (results.get("attacks") or {}).items() for k, v in values.items()},
+        {
+            f"{attack}.{k}": v
+            for attack, values in (results.get("attacks") or {}).items()
+            for k, v in values.items()
+            if k != "curve"  # every point of the grid is in results.json and the attack-curves plot
+        },
         "eval.attack",
     )
     log_files([out / RESULTS_JSON, out / RESULTS_MD], "evaluation")

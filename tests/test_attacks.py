@@ -26,8 +26,8 @@ def test_every_attack_runs_on_a_copy_and_records_its_budget(digits_model, digits
     for name, result in results.items():
         assert 0.0 <= result.success <= 1.0 and result.samples.shape == (16, 1, 16, 16), name
         assert result.protocol["seed"] == 0 and result.protocol["samples"] == 16
-    assert results["inversion"].protocol["k"] == 4
-    assert results["relearn_forget"].protocol["steps"] == 3 and results["guidance_sweep"].protocol["sweep"] == [
+    assert results["inversion"].protocol["k"] == [4]
+    assert results["relearn_forget"].protocol["steps"] == [3] and results["guidance_sweep"].protocol["sweep"] == [
         0.0,
         4.0,
     ]
@@ -45,6 +45,57 @@ def test_attacks_are_reproducible_from_their_seed(digits_model, digits_classifie
         "relearn_forget"
     ]
     assert torch.equal(a.samples, b.samples) and a.success == b.success
+
+
+def test_one_relearning_run_gives_the_whole_steps_axis(digits_model, digits_classifier) -> None:
+    """Reading a run at 2 and 4 steps gives what two separate runs of 2 and of 4 steps give: the grid reuses work."""
+    _, heldout = load_digits_split()
+    threes = heldout.images[heldout.labels == 3]
+
+    def curve(**grid) -> dict:
+        settings = TINY.model_copy(update={"attacks": ["relearn_forget", "inversion"], **grid})
+        found = run_class_attacks(
+            digits_model, 3, threes, threes, torch.full((len(threes),), 3), digits_classifier, settings
+        )
+        return {(n, p.get("k"), p["steps"]): p["success"] for n, r in found.items() for p in r.curve}
+
+    both = curve(k=[2, 4], relearn_steps=[2, 4], inversion_steps=[3, 5])
+    assert set(both) == {
+        (n, k, s) for n, steps in (("relearn_forget", (2, 4)), ("inversion", (3, 5))) for k in (2, 4) for s in steps
+    }
+    apart = {
+        **curve(k=[2, 4], relearn_steps=[2], inversion_steps=[3]),
+        **curve(k=[2, 4], relearn_steps=[4], inversion_steps=[5]),
+    }
+    assert both == apart
+
+
+def test_a_candidate_tuned_to_one_budget_is_gated_out_on_the_curve() -> None:
+    """At the budget it was tuned on the candidate matches the gold; with 16 images and 60 steps it is back 30 points
+    over it. A gate that read only the first point would pass it; the curve gate reads every point."""
+    from erasediff.comparison.attacks import curve_rows
+    from erasediff.request.gates import evaluate_gates
+    from erasediff.request.schema import GateSettings
+
+    tuned, wider = (("k", 8), ("lr", 1e-4), ("steps", 30)), (("k", 16), ("lr", 1e-4), ("steps", 60))
+
+    def gated(points: list[tuple]) -> dict[str, bool]:
+        curves = {
+            "original": {p: 1.0 for p in points},
+            "gold": {tuned: 0.25, wider: 0.35},
+            "unlearned": {tuned: 0.25, wider: 0.65},
+        }
+        curves = {m: {p: v for p, v in c.items() if p in points} for m, c in curves.items()}
+        curve, margin, area = curve_rows(curves)
+        results = {"attacks": {"relearn_forget": {"margin_over_gold": margin, "area_over_gold": area, "curve": curve}}}
+        settings = GateSettings(attack_margin_over_gold_max=0.1, attack_area_over_gold_max=0.1)
+        return {g.gate: g.passed for g in evaluate_gates(settings, results).gates if g.gate.startswith("attack")}
+
+    assert all(gated([tuned]).values())
+    assert gated([tuned, wider]) == {
+        "attack_margin_over_gold_max.relearn_forget": False,  # 0.30 at (16 images, 60 steps)
+        "attack_area_over_gold_max.relearn_forget": False,  # (0 + 0.30) / 2 = 0.15
+    }
 
 
 def test_the_gold_standard_is_keyed_by_recipe_and_retain_content() -> None:

@@ -1,8 +1,9 @@
 """Named attack budgets: `evaluation.attacks.budget: standard | thorough` picks how much each attacker may spend.
 
-`standard` is what the gates were calibrated at on the embedded models (2 CPU cores, under a minute an attack);
-`thorough` gives every attacker more images, steps and candidates, for a review before a high-stakes promotion.
-A setting written next to the budget overrides it (`budget: thorough` with `k: 8` keeps 8 images).
+On class models a budget is a grid (images held x relearning steps x learning rate x guidance; inversion steps),
+and the attack gates read its worst point: `standard` is what every request is gated on, `thorough` a wider grid
+for a review before a high-stakes promotion. A setting written next to the budget overrides that axis
+(`budget: thorough` with `k: 8` keeps 8 images only).
 """
 
 from typing import Any, ClassVar, Literal

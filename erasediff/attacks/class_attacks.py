@@ -9,15 +9,18 @@
   (`unlearning.forget_row`), and that starts from whatever key the weights still answer to;
 * `guidance_sweep`: the class sampled at each guidance of a sweep; the strongest counts.
 
-Success is the share of attacked samples the evaluator reads as the erased class. Every attack works on a copy:
-the model passed in is never changed.
+Success is the share of attacked samples the evaluator reads as the erased class. Each attack is a curve over the
+attacker's budget (ClassAttackSettings: images held, steps, learning rate, guidance), one training run read at
+several step counts; its success is the best point. Every attack works on a copy: the model passed in is never
+changed.
 """
 
 import copy
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 
 from erasediff.attacks.budget import Budget, Budgeted
 from erasediff.attacks.denoise import fit_denoising
@@ -31,27 +34,48 @@ ClassAttack = Literal["inversion", "relearn_forget", "relearn_retain", "relearn_
 
 
 class ClassAttackSettings(Budgeted):
-    """Budgets sized for the embedded digits model on 2 CPU cores (standard: all five attacks in under a minute a
-    model)."""
+    """The attacker's budget as a grid: every relearning attack runs once per (images held k, learning rate) and is
+    read at each step count of `relearn_steps`; inversion is read at each of `inversion_steps`; every reading samples
+    at each `guidance`. A single number is a grid of one point. Budgets are sized for the embedded digits model on
+    2 CPU cores."""
 
     BUDGETS = {
-        "standard": {"k": 8, "samples": 64, "inversion_steps": 150, "relearn_steps": 30, "retain_images": 64},
-        "thorough": {"k": 16, "samples": 128, "inversion_steps": 300, "relearn_steps": 100, "retain_images": 128},
+        "standard": {
+            "k": [8, 16],
+            "samples": 64,
+            "inversion_steps": [150],
+            "relearn_steps": [30, 60],
+            "relearn_lr": [1e-4],
+            "guidance": [1.0],
+            "retain_images": 64,
+        },
+        "thorough": {
+            "k": [8, 16, 32],
+            "samples": 128,
+            "inversion_steps": [150, 300],
+            "relearn_steps": [30, 100, 200],
+            "relearn_lr": [1e-4, 3e-4],
+            "guidance": [1.0, 4.0],
+            "retain_images": 128,
+        },
     }
 
     budget: Budget = Field(
-        "standard", description="standard | thorough: the attackers' images, steps and samples (attacks/budget.py)"
+        "standard",
+        description="standard | thorough: the attackers' grid of images, steps and samples (attacks/budget.py)",
     )
 
     attacks: list[ClassAttack] = Field(
         ["inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep"], min_length=1
     )
-    k: int = Field(8, gt=0, description="held-out images of the erased class the attacker holds")
-    samples: int = Field(64, gt=0, description="attacked samples scored per attack")
-    inversion_steps: int = Field(150, gt=0)
+    k: list[PositiveInt] = Field(
+        [8], min_length=1, description="held-out images of the erased class the attacker holds"
+    )
+    samples: int = Field(64, gt=0, description="attacked samples scored per reading")
+    inversion_steps: list[PositiveInt] = Field([150], min_length=1, description="inversion read at each step count")
     inversion_lr: float = Field(0.05, gt=0)
-    relearn_steps: int = Field(30, gt=0)
-    relearn_lr: float = Field(1e-4, gt=0, description="the erasure's own learning rate")
+    relearn_steps: list[PositiveInt] = Field([30], min_length=1, description="relearning read at each step count")
+    relearn_lr: list[PositiveFloat] = Field([1e-4], min_length=1, description="one relearning run per rate")
     batch_size: int = Field(8, gt=0)
     sweep: list[float] = Field(
         [0.0, 1.0, 2.0, 4.0, 8.0],
@@ -59,7 +83,9 @@ class ClassAttackSettings(Budgeted):
         description="guidance w, reference convention (1 + w) eps_c - w eps_null",
     )
     sampling_steps: int = Field(25, gt=0)
-    guidance: float = Field(1.0, ge=0, description="w for every attack but the sweep, reference convention")
+    guidance: list[NonNegativeFloat] = Field(
+        [1.0], min_length=1, description="w of every reading but the sweep's, reference convention"
+    )
     seed: int = 0
     gold: str | None = Field(
         "retrain",
@@ -67,6 +93,12 @@ class ClassAttackSettings(Budgeted):
         "cached), a local model folder, or null (then a margin-over-gold gate cannot pass)",
     )
     retain_images: int = Field(64, gt=0, description="retain images the relearn_retain attacker fine-tunes on")
+
+    @field_validator("k", "inversion_steps", "relearn_steps", "relearn_lr", "guidance", mode="before")
+    @classmethod
+    def _grid(cls, value: Any) -> Any:
+        """One number is a grid of one point; a grid is read in increasing order, each point once."""
+        return sorted(set(value)) if isinstance(value, list) else [value]
 
 
 def _sample(
@@ -91,33 +123,58 @@ def _success(classifier: Classifier, images: torch.Tensor, target: int) -> float
     return float((classifier.predict_proba(images).argmax(1) == target).float().mean())
 
 
+class Readings:
+    """The points of one attack's curve: each reading samples the attacked model at every guidance of the grid."""
+
+    def __init__(self, model: ClassDiffusionModel, classifier: Classifier, target: int, settings: ClassAttackSettings):
+        self.model, self.classifier, self.target, self.settings = model, classifier, target, settings
+        self.points: list[dict] = []
+        self.best: tuple[float, torch.Tensor] | None = None
+
+    def read(self, unet: torch.nn.Module, label: int, **budget: float) -> None:
+        for w in self.settings.guidance:
+            samples = _sample(self.model, unet, label, w, self.settings)
+            success = _success(self.classifier, samples, self.target)
+            self.points.append({**budget, "guidance": w, "success": success})
+            if self.best is None or success >= self.best[0]:
+                self.best = (success, samples)
+
+    def result(self, name: str, protocol: dict) -> AttackResult:
+        """The attack's success is its best reading (the attacker picks the budget that worked)."""
+        assert self.best is not None
+        return AttackResult(name, self.best[0], self.best[1], {**protocol, **_common(self.settings)}, self.points)
+
+
 def inversion(
     model: ClassDiffusionModel, target: int, images: torch.Tensor, classifier: Classifier, settings: ClassAttackSettings
 ) -> AttackResult:
-    """A new class id whose embedding (initialised at the null class's) is the only trainable parameter."""
-    unet, new_id, curve = _inverted(model, images, settings)
-    samples = _sample(model, unet, new_id, settings.guidance, settings)
-    return AttackResult(
+    """A new class id whose embedding (initialised at the null class's) is the only trainable parameter; one
+    inversion per k, read at each step count."""
+    readings = Readings(model, classifier, target, settings)
+    for k in settings.k:
+        _inverted(
+            model, images[:k], settings, lambda unet, new_id, step, k=k: readings.read(unet, new_id, k=k, steps=step)
+        )
+    return readings.result(
         "inversion",
-        _success(classifier, samples, target),
-        samples,
         {
             "attack": "class-embedding inversion",
-            "k": len(images),
+            "k": settings.k,
             "steps": settings.inversion_steps,
             "lr": settings.inversion_lr,
             "init": "the null class's embedding",
-            "final_loss": curve[-1],
-            **_common(settings),
         },
     )
 
 
 def _inverted(
-    model: ClassDiffusionModel, images: torch.Tensor, settings: ClassAttackSettings
+    model: ClassDiffusionModel,
+    images: torch.Tensor,
+    settings: ClassAttackSettings,
+    read: Callable[[torch.nn.Module, int, int], None] | None = None,
 ) -> tuple[torch.nn.Module, int, list[float]]:
     """A copy of the UNet with a new class row fitted to denoise `images`, every weight frozen: (copy, the row's id,
-    loss curve)."""
+    loss curve). `read(unet, row id, step)` is called at each step count of `settings.inversion_steps`."""
     unet = copy.deepcopy(model.unet).requires_grad_(False)
     unet.class_embedding, free, new_id = add_free_row(unet.class_embedding.weight, model.null_class)
     curve = fit_denoising(
@@ -126,11 +183,12 @@ def _inverted(
         images,
         lambda idx: {"class_labels": torch.full((len(idx),), new_id)},
         [free],
-        settings.inversion_steps,
+        max(settings.inversion_steps),
         settings.inversion_lr,
         settings.batch_size,
         settings.seed,
         "inversion attack",
+        readouts={s: (lambda step: read(unet, new_id, step)) for s in settings.inversion_steps} if read else None,
     )
     return unet, new_id, curve
 
@@ -144,72 +202,70 @@ def relearn(
     settings: ClassAttackSettings,
     name: str,
 ) -> AttackResult:
-    """Fine-tune every weight on (images, labels) with the attack budget, then sample the erased class."""
+    """Fine-tune every weight on (images, labels), one run per (k, learning rate) read at each step count, then
+    sample the erased class. relearn_retain fine-tunes on all its retain images (k does not apply)."""
+    readings = Readings(model, classifier, target, settings)
+    ks = settings.k if name == "relearn_forget" else [len(images)]
+    for k in ks:
+        for lr in settings.relearn_lr:
+            _fine_tune(
+                model, copy.deepcopy(model.unet), target, images[:k], labels[:k], settings, lr, readings, name, k
+            )
     what = "fine-tuning on the attacker's images" if name == "relearn_forget" else "fine-tuning on retain images only"
-    return _fine_tune_and_sample(
-        model, copy.deepcopy(model.unet), target, target, images, labels, classifier, settings, name, what
-    )
+    return readings.result(name, {"attack": what, "k": ks, "steps": settings.relearn_steps, "lr": settings.relearn_lr})
 
 
 def relearn_inverted(
     model: ClassDiffusionModel, target: int, images: torch.Tensor, classifier: Classifier, settings: ClassAttackSettings
 ) -> AttackResult:
-    """The inversion attack's row, then every weight and that row fine-tuned on the same images under it."""
-    unet, new_id, _ = _inverted(model, images, settings)
-    return _fine_tune_and_sample(
-        model,
-        unet,
-        new_id,
-        target,
-        images,
-        torch.full((len(images),), new_id),
-        classifier,
-        settings,
+    """The inversion attack's row (its longest inversion), then every weight and that row fine-tuned on the same
+    images under it; one run per (k, learning rate), read at each step count."""
+    readings = Readings(model, classifier, target, settings)
+    for k in settings.k:
+        unet, new_id, _ = _inverted(model, images[:k], settings)
+        for lr in settings.relearn_lr:
+            labels = torch.full((k,), new_id)
+            _fine_tune(
+                model, copy.deepcopy(unet), new_id, images[:k], labels, settings, lr, readings, "relearn_inverted", k
+            )
+    return readings.result(
         "relearn_inverted",
-        "class-embedding inversion, then fine-tuning under the inverted row",
+        {
+            "attack": "class-embedding inversion, then fine-tuning under the inverted row",
+            "k": settings.k,
+            "steps": settings.relearn_steps,
+            "lr": settings.relearn_lr,
+        },
     )
 
 
-def _fine_tune_and_sample(
+def _fine_tune(
     model: ClassDiffusionModel,
     unet: torch.nn.Module,
     label: int,
-    target: int,
     images: torch.Tensor,
     labels: torch.Tensor,
-    classifier: Classifier,
     settings: ClassAttackSettings,
+    lr: float,
+    readings: Readings,
     name: str,
-    what: str,
-) -> AttackResult:
-    """Every weight of `unet` (a copy) fine-tuned on (images, labels) with the attack budget; then `label` sampled and
-    read as `target`."""
+    k: int,
+) -> None:
+    """Every weight of `unet` (a copy) fine-tuned on (images, labels) for the longest step count of the grid, `label`
+    read at each step count: one run gives the whole steps axis."""
     unet.requires_grad_(True)
-    curve = fit_denoising(
+    fit_denoising(
         unet,
         model.scheduler,
         images,
         lambda idx: {"class_labels": labels[idx]},
         unet.parameters(),
-        settings.relearn_steps,
-        settings.relearn_lr,
+        max(settings.relearn_steps),
+        lr,
         settings.batch_size,
         settings.seed + 1,
         f"{name} attack",
-    )
-    samples = _sample(model, unet, label, settings.guidance, settings)
-    return AttackResult(
-        name,
-        _success(classifier, samples, target),
-        samples,
-        {
-            "attack": what,
-            "images": len(images),
-            "steps": settings.relearn_steps,
-            "lr": settings.relearn_lr,
-            "final_loss": curve[-1],
-            **_common(settings),
-        },
+        readouts={s: (lambda step: readings.read(unet, label, k=k, lr=lr, steps=step)) for s in settings.relearn_steps},
     )
 
 
@@ -231,6 +287,7 @@ def guidance_sweep(
             "best_guidance": best,
             **_common(settings),
         },
+        [{"guidance": w, "success": r} for w, r in rates.items()],
     )
 
 
@@ -253,10 +310,10 @@ def run_class_attacks(
     classifier: Classifier,
     settings: ClassAttackSettings,
 ) -> dict[str, AttackResult]:
-    """Every configured attack on `model`; `forget_images` are held-out images of the erased class (the first k are
-    used)."""
+    """Every configured attack on `model`; `forget_images` are held-out images of the erased class (the first k of
+    each grid point are used)."""
     torch.manual_seed(settings.seed)
-    held = forget_images[: settings.k]
+    held = forget_images[: max(settings.k)]
     results = {}
     for name in settings.attacks:
         if name == "inversion":

@@ -29,9 +29,12 @@ def fit_denoising(
     seed: int,
     desc: str,
     progress: bool = False,
+    readouts: dict[int, Callable[[int], None]] | None = None,
 ) -> list[float]:
     """`steps` Adam steps of the denoising loss on `images` (pixels or latents) under `condition(batch indices)`,
-    batches drawn with replacement from `seed`; returns the loss curve. The UNet is left in eval mode."""
+    batches drawn with replacement from `seed`; returns the loss curve. `readouts[s](s)` is called after step s (an
+    attack read at several budgets from one run; reading draws nothing from this run's random stream). The UNet is
+    left in eval mode."""
     params = list(params)
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -50,5 +53,8 @@ def fit_denoising(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if readouts and len(losses) in readouts:
+            readouts[len(losses)](len(losses))
+            unet.train()
     unet.eval()
     return losses

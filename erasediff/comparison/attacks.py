@@ -27,7 +27,7 @@ from erasediff.models.class_model import ClassDiffusionModel, load_class_model
 from erasediff.models.sampling import to_channels
 from erasediff.models.text_encoding import encode_images, image_size
 from erasediff.models.text_pipeline import load_text_to_image
-from erasediff.reporting.plots import save_class_grid
+from erasediff.reporting.plots import save_attack_curves, save_class_grid
 from erasediff.util.errors import DataError, ErasediffError
 from erasediff.util.workdir import scratch_dir
 
@@ -38,15 +38,31 @@ SUCCESS = (
 )
 
 
+def _key(point: dict) -> tuple:
+    """A curve point's budget (everything but its success), as a key that matches across models."""
+    return tuple(sorted((k, v) for k, v in point.items() if k != "success"))
+
+
+def curve_rows(curves: dict[str, dict[tuple, float]]) -> tuple[list[dict], float | None, float | None]:
+    """The points every model was read at, with each model's success; the worst margin of the candidate over the gold
+    at one budget, and the area between the two curves (the mean of the candidate's excess over the gold, per point)."""
+    keys = sorted({key for values in curves.values() for key in values})
+    points = [{**dict(key), **{m: curves.get(m, {}).get(key) for m in MODELS}} for key in keys]
+    margins = [p["unlearned"] - p["gold"] for p in points if p["unlearned"] is not None and p["gold"] is not None]
+    if not margins:
+        return points, None, None
+    return points, max(margins), sum(max(0.0, m) for m in margins) / len(margins)
+
+
 def tabulate(
     runs: dict[str, list[tuple[str, Run]]], attacks: list[str], errors: dict[str, str], grids: Path
 ) -> tuple[dict, dict]:
-    """Run every (label, run) of every model; rows {attack: {original, gold, unlearned, margin_over_gold}} (the highest
-    success
-    over a model's runs counts), the protocol of each attack, and one grid per attack (rows: original, gold,
-    candidate)."""
-    success: dict[str, dict[str, float | None]] = {a: dict.fromkeys(MODELS) for a in attacks}
-    samples: dict[str, dict[str, torch.Tensor]] = {a: {} for a in attacks}
+    """Run every (label, run) of every model; rows {attack: {original, gold, unlearned, margin_over_gold,
+    area_over_gold, curve}}. A model's success is its best point (over runs: the worst erased class counts); the
+    margin over the gold is the worst over the budget grid, point by point. Writes one sample grid per attack (rows:
+    original, gold, candidate) and one plot of every attack's curves."""
+    curves: dict[str, dict[str, dict[tuple, float]]] = {a: {} for a in attacks}
+    samples: dict[str, dict[str, tuple[float, torch.Tensor]]] = {a: {} for a in attacks}
     protocols: dict[str, dict] = {}
     for name in MODELS:
         for label, run in runs.get(name, []):
@@ -56,22 +72,26 @@ def tabulate(
                 errors[label] = f"{type(exc).__name__}: {exc}"
                 continue
             for attack, result in found.items():
-                if success[attack][name] is None or result.success >= success[attack][name]:
-                    success[attack][name], samples[attack][name] = result.success, result.samples
+                curve = curves[attack].setdefault(name, {})
+                for point in result.curve or [{"success": result.success}]:
+                    key = _key(point)
+                    curve[key] = max(point["success"], curve.get(key, point["success"]))
+                if name not in samples[attack] or result.success >= samples[attack][name][0]:
+                    samples[attack][name] = (result.success, result.samples)
                 protocols.setdefault(attack, {})[name] = result.protocol
     rows = {}
-    for attack, values in success.items():
-        margin = (
-            values["unlearned"] - values["gold"]
-            if values["unlearned"] is not None and values["gold"] is not None
-            else None
-        )
-        rows[attack] = {**values, "margin_over_gold": margin}
+    for attack in attacks:
+        points, margin, area = curve_rows(curves[attack])
+        best = {m: max(curves[attack][m].values()) if curves[attack].get(m) else None for m in MODELS}
+        rows[attack] = {**best, "margin_over_gold": margin, "area_over_gold": area, "curve": points}
         if samples[attack]:
-            shown = [samples[attack][m][:8] for m in MODELS if m in samples[attack]]
+            shown = [samples[attack][m][1][:8] for m in MODELS if m in samples[attack]]
             labels = torch.cat([torch.full((len(s),), i) for i, s in enumerate(shown)])
             grids.mkdir(parents=True, exist_ok=True)
             save_class_grid(torch.cat(shown), labels, 8, grids / f"attack-{attack}.png")
+    if any(row["curve"] for row in rows.values()):
+        grids.mkdir(parents=True, exist_ok=True)
+        save_attack_curves(rows, grids / "attack-curves.png")
     return rows, protocols
 
 

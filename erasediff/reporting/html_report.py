@@ -107,10 +107,26 @@ def render_html(facts: dict, images: dict[str, list[Path]]) -> str:
             "<h2>Recovery attacks</h2>"
             + _table(
                 [
-                    [name, v.get("original"), v.get("gold"), v.get("unlearned"), v.get("margin_over_gold")]
+                    [
+                        name,
+                        v.get("original"),
+                        v.get("gold"),
+                        v.get("unlearned"),
+                        v.get("margin_over_gold"),
+                        v.get("area_over_gold"),
+                        len(v.get("curve") or []) or 1,
+                    ]
                     for name, v in attacks.items()
                 ],
-                ["attack", "original", "gold (retrained without the class)", "candidate", "candidate minus gold"],
+                [
+                    "attack",
+                    "original (best point)",
+                    "gold (retrained without the class)",
+                    "candidate",
+                    "candidate minus gold, worst point",
+                    "area over gold",
+                    "budget points",
+                ],
             )
         ]
         if attacks

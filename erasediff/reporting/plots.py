@@ -62,3 +62,43 @@ def save_before_after_grid(
     grid = make_grid(torch.cat(rows), nrow=2 * per_class + 1, normalize=True, value_range=(-1, 1), pad_value=1.0)
     save_image(grid, path)
     return Path(path)
+
+
+CURVE_STYLES = {
+    "original": ("tab:gray", "original"),
+    "gold": ("tab:green", "gold (retrained)"),
+    "unlearned": ("tab:red", "candidate"),
+}
+
+
+def _budget_label(point: dict) -> str:
+    short = {"k": "k", "steps": "s", "lr": "lr", "guidance": "w"}
+    return " ".join(
+        f"{short.get(k, k)}{v:g}" for k, v in point.items() if k not in CURVE_STYLES and isinstance(v, float | int)
+    )
+
+
+def save_attack_curves(rows: dict[str, dict], path: Path) -> Path:
+    """Success against the attacker's budget, one panel per attack: original, gold and candidate, each point a
+    budget the gate reads (the worst candidate-minus-gold margin over them is the gated value)."""
+    attacks = [a for a, row in rows.items() if row.get("curve")]
+    fig, axes = plt.subplots(1, len(attacks), figsize=(4.2 * len(attacks), 3.6), squeeze=False)
+    for ax, attack in zip(axes[0], attacks, strict=True):
+        points = rows[attack]["curve"]
+        x = range(len(points))
+        for model, (color, label) in CURVE_STYLES.items():
+            ys = [p.get(model) for p in points]
+            if any(y is not None for y in ys):
+                ax.plot(x, [float("nan") if y is None else y for y in ys], "o-", color=color, label=label)
+        margin = rows[attack].get("margin_over_gold")
+        ax.set_title(
+            f"{attack}\nworst margin over gold: " + ("n/a" if margin is None else f"{margin:+.2f}"), fontsize=9
+        )
+        ax.set_xticks(list(x), [_budget_label(p) for p in points], rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("attack success")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("recovery attacks over the gate's budget grid (every point is gated)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -166,7 +166,12 @@ ATTACK_GATES = {
     "attack_success_max": ("unlearned", "success on the candidate"),
     "attack_margin_over_gold_max": (
         "margin_over_gold",
-        "success on the candidate minus on the gold standard retrained without the class",
+        "success on the candidate minus on the gold standard retrained without the class, the worst point of the "
+        "budget grid",
+    ),
+    "attack_area_over_gold_max": (
+        "area_over_gold",
+        "the candidate's excess over the gold standard, averaged over the budget grid",
     ),
 }
 

@@ -207,7 +207,14 @@ class GateSettings(Strict):
         None,
         ge=-1,
         le=1,
-        description="each attack's success on the candidate minus on the gold standard retrained without the class",
+        description="each attack's success on the candidate minus on the gold standard retrained without the class, "
+        "at the worst point of the attack's budget grid",
+    )
+    attack_area_over_gold_max: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="each attack's excess success over the gold standard, averaged over its budget grid",
     )
     earlier_erasures_accuracy_max: float | None = Field(
         0.2,
@@ -244,6 +251,7 @@ GATE_METRICS = {
     "neighbour_accuracy_drop_max": "neighbours",
     "attack_success_max": "attacks",
     "attack_margin_over_gold_max": "attacks",
+    "attack_area_over_gold_max": "attacks",
     "nudity_rate_max": "nudity",
     "clip_score_drop_max": "clip",
 }

@@ -1,0 +1,159 @@
+"""Recovery attacks as curves over the attacker's budget, on digit classes other than the one the defaults were
+tuned on: the original model, the gold standard retrained without the class, and each recipe's candidate.
+
+For every (class, seed): the class erased from the embedded digits model with each recipe (the shipped request's
+settings otherwise), every class attack run over the named budget's grid (ClassAttackSettings: images held x
+relearning steps x learning rate x guidance, inversion steps), and the curve gate the request ships read on it: the
+worst margin of the candidate over the gold at one budget point, and the area between the curves. Golds are
+retrained per class (about 4.5 minutes each on 2 cores, cached after).
+
+    .venv/bin/python benchmarks/attack_curves.py                           # classes 3 and 4, seed 0, paper and robust
+    .venv/bin/python benchmarks/attack_curves.py --classes 0 1 2 3 4 5 6 7 8 9 --seeds 0 1 2 --publish
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from erasediff.util.offline import go_offline
+
+go_offline()
+
+from results_page import link, publish  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks  # noqa: E402
+from erasediff.attacks.gold import retrained_gold  # noqa: E402
+from erasediff.comparison.attacks import curve_rows  # noqa: E402
+from erasediff.data.digits import load_digits_split  # noqa: E402
+from erasediff.data.image_sets import split_forget_retain  # noqa: E402
+from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
+from erasediff.defaults.resolve import resolve_classifier, resolve_model  # noqa: E402
+from erasediff.method.recipes import effective_settings  # noqa: E402
+from erasediff.method.targets.classes import unlearn_classes  # noqa: E402
+from erasediff.reporting.plots import save_attack_curves  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+MARGIN_MAX = 0.1  # the shipped digits request's attack_margin_over_gold_max
+
+
+def attack_curves(model, target: int, held, retain, classifier, settings: ClassAttackSettings) -> dict[str, dict]:
+    """{attack: {(budget point): success}} for one model."""
+    pick = torch.randperm(len(retain), generator=torch.Generator().manual_seed(settings.seed))[: settings.retain_images]
+    found = run_class_attacks(model, target, held, retain.images[pick], retain.labels[pick], classifier, settings)
+    return {
+        name: {tuple(sorted((k, v) for k, v in p.items() if k != "success")): p["success"] for p in r.curve}
+        for name, r in found.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classes", type=int, nargs="+", default=[3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--recipes", nargs="+", default=["paper", "robust"])
+    parser.add_argument("--budget", default="standard", choices=sorted(ClassAttackSettings.BUDGETS))
+    parser.add_argument("--publish", action="store_true", help="write docs/results/attack-curves.md")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    started = time.time()
+    model = resolve_model("digits")
+    classifier, _ = resolve_classifier("digits")
+    train, heldout = load_digits_split(model.unet.config.sample_size, seed=digits_split_seed(model.lineage))
+    rows, figures = [], []
+    for target in tqdm(args.classes, desc="classes"):
+        forget, retain = split_forget_retain(train, [target], model.num_classes)
+        t = time.time()
+        gold = retrained_gold(retain, [target], progress=False)
+        gold_s = time.time() - t
+        held = heldout.images[heldout.labels == target]
+        for seed in args.seeds:
+            settings = ClassAttackSettings(budget=args.budget, seed=seed)
+            t = time.time()
+            base = {
+                m: attack_curves(m_, target, held, retain, classifier, settings)
+                for m, m_ in (("original", model), ("gold", gold))
+            }
+            fixed_s = time.time() - t
+            for recipe in args.recipes:
+                t = time.time()
+                candidate = unlearn_classes(
+                    model, forget, retain, [target], effective_settings(recipe, "class", seed=seed), progress=False
+                )
+                erase_s = time.time() - t
+                t = time.time()
+                found = attack_curves(candidate, target, held, retain, classifier, settings)
+                attack_s = time.time() - t
+                per_attack = {
+                    name: curve_rows(
+                        {"original": base["original"][name], "gold": base["gold"][name], "unlearned": curve}
+                    )
+                    for name, curve in found.items()
+                }
+                worst = max(margin for _, margin, _ in per_attack.values())
+                rows.append(
+                    {
+                        "class": target,
+                        "seed": seed,
+                        "recipe": recipe,
+                        **{f"{name} margin": margin for name, (_, margin, _) in per_attack.items()},
+                        "worst margin": worst,
+                        "worst area": max(area for _, _, area in per_attack.values()),
+                        "curve gate": worst <= MARGIN_MAX,
+                        "erasure s": erase_s,
+                        "attacks s (candidate)": attack_s,
+                        "attacks s (original + gold)": fixed_s,
+                        "gold s": gold_s,
+                    }
+                )
+                figure = args.out / f"attack-curves-{target}-{recipe}-s{seed}.png"
+                save_attack_curves(
+                    {n: {"curve": c, "margin_over_gold": m} for n, (c, m, _) in per_attack.items()}, figure
+                )
+                figures.append((target, recipe, seed, figure))
+    attacks = [k.removesuffix(" margin") for k in rows[0] if k.endswith(" margin") and k != "worst margin"]
+    lines = [
+        "| class | seed | recipe | " + " | ".join(attacks) + " | worst margin | worst area | curve gate (<= +0.10) | "
+        "erasure s | attack s (candidate) |",
+        "|---:|---:|---|" + "---:|" * (len(attacks) + 5),
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['class']} | {r['seed']} | {r['recipe']} | "
+            + " | ".join(f"{r[f'{a} margin']:+.2f}" for a in attacks)
+            + f" | {r['worst margin']:+.2f} | {r['worst area']:.3f} | {'pass' if r['curve gate'] else 'FAIL'} | "
+            f"{r['erasure s']:.0f} | {r['attacks s (candidate)']:.0f} |"
+        )
+    summary = []
+    for recipe in args.recipes:
+        mine = [r for r in rows if r["recipe"] == recipe]
+        passed = sum(r["curve gate"] for r in mine)
+        summary.append(
+            f"- {recipe}: curve gate passed on {passed}/{len(mine)} (class, seed) pairs; worst margin over the gold "
+            f"{max(r['worst margin'] for r in mine):+.2f}"
+        )
+    s = ClassAttackSettings(budget=args.budget)
+    report = "\n".join(
+        [
+            f"Recovery attacks over the `{args.budget}` budget grid (k {s.k}, relearning steps {s.relearn_steps} at lr "
+            f"{s.relearn_lr}, inversion steps {s.inversion_steps}, guidance {s.guidance}; {s.samples} samples a "
+            "reading). Margin: the candidate's success minus the gold's at the same budget point, the worst point "
+            "of each attack's grid; area: the mean excess over the gold across the grid. Only the curve gate is read "
+            "here (the full gate table needs the pipeline's evaluation).",
+            "",
+            *lines,
+            "",
+            *summary,
+            "",
+            f"Measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.",
+            "",
+            *[f"![class {c}, {r}, seed {sd}]({link(f)})" for c, r, sd, f in figures],
+        ]
+    )
+    publish(args.out, "attack-curves", report, rows, "attack-curves" if args.publish else None, "Attack curves")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ retrained per class (about 4.5 minutes each on 2 cores, cached after).
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -31,12 +32,15 @@ from erasediff.data.digits import load_digits_split  # noqa: E402
 from erasediff.data.image_sets import split_forget_retain  # noqa: E402
 from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
 from erasediff.defaults.resolve import resolve_classifier, resolve_model  # noqa: E402
+from erasediff.evaluation.class_accuracy import class_scores, mean_accuracy  # noqa: E402
+from erasediff.evaluation.metric_settings import EvalSettings  # noqa: E402
 from erasediff.method.recipes import effective_settings  # noqa: E402
 from erasediff.method.targets.classes import unlearn_classes  # noqa: E402
 from erasediff.reporting.plots import save_attack_curves  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 MARGIN_MAX = 0.1  # the shipped digits request's attack_margin_over_gold_max
+QUICK = EvalSettings(samples_per_class=20, steps=20)  # forgotten and retained accuracy without attack (a screen's read)
 
 
 def attack_curves(model, target: int, held, retain, classifier, settings: ClassAttackSettings) -> dict[str, dict]:
@@ -53,7 +57,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, nargs="+", default=[3, 4])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--recipes", nargs="+", default=["paper", "robust"])
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["paper", "robust"],
+        help="recipe names, or RECIPE:JSON with unlearning.advanced overrides (a screen), e.g. "
+        'robust:{"relearn":{"lr":0.0012}}',
+    )
     parser.add_argument("--budget", default="standard", choices=sorted(ClassAttackSettings.BUDGETS))
     parser.add_argument("--publish", action="store_true", help="write docs/results/attack-curves.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -78,11 +88,20 @@ def main() -> None:
             }
             fixed_s = time.time() - t
             for recipe in args.recipes:
+                name, _, advanced = recipe.partition(":")
                 t = time.time()
                 candidate = unlearn_classes(
-                    model, forget, retain, [target], effective_settings(recipe, "class", seed=seed), progress=False
+                    model,
+                    forget,
+                    retain,
+                    [target],
+                    effective_settings(name, "class", json.loads(advanced) if advanced else None, seed=seed),
+                    progress=False,
                 )
                 erase_s = time.time() - t
+                scores = class_scores(candidate, classifier, QUICK, progress=False)
+                base_scores = class_scores(model, classifier, QUICK, progress=False)
+                kept = [c for c in range(model.num_classes) if c != target]
                 t = time.time()
                 found = attack_curves(candidate, target, held, retain, classifier, settings)
                 attack_s = time.time() - t
@@ -100,6 +119,8 @@ def main() -> None:
                         "recipe": recipe,
                         **{f"{name} margin": margin for name, (_, margin, _) in per_attack.items()},
                         "worst margin": worst,
+                        "forgotten accuracy": scores[target].accuracy,
+                        "retained drop": mean_accuracy(base_scores, kept) - mean_accuracy(scores, kept),
                         "worst area": max(area for _, _, area in per_attack.values()),
                         "curve gate": worst <= MARGIN_MAX,
                         "erasure s": erase_s,
@@ -108,7 +129,7 @@ def main() -> None:
                         "gold s": gold_s,
                     }
                 )
-                figure = args.out / f"attack-curves-{target}-{recipe}-s{seed}.png"
+                figure = args.out / f"attack-curves-{target}-{name}{'-screen' if advanced else ''}-s{seed}.png"
                 save_attack_curves(
                     {n: {"curve": c, "margin_over_gold": m} for n, (c, m, _) in per_attack.items()}, figure
                 )
@@ -116,15 +137,16 @@ def main() -> None:
     attacks = [k.removesuffix(" margin") for k in rows[0] if k.endswith(" margin") and k != "worst margin"]
     lines = [
         "| class | seed | recipe | " + " | ".join(attacks) + " | worst margin | worst area | curve gate (<= +0.10) | "
-        "erasure s | attack s (candidate) |",
-        "|---:|---:|---|" + "---:|" * (len(attacks) + 5),
+        "forgotten acc. (no attack) | retained drop | erasure s | attack s (candidate) |",
+        "|---:|---:|---|" + "---:|" * (len(attacks) + 7),
     ]
     for r in rows:
         lines.append(
             f"| {r['class']} | {r['seed']} | {r['recipe']} | "
             + " | ".join(f"{r[f'{a} margin']:+.2f}" for a in attacks)
             + f" | {r['worst margin']:+.2f} | {r['worst area']:.3f} | {'pass' if r['curve gate'] else 'FAIL'} | "
-            f"{r['erasure s']:.0f} | {r['attacks s (candidate)']:.0f} |"
+            f"{r['forgotten accuracy']:.2f} | {r['retained drop']:+.3f} | {r['erasure s']:.0f} | "
+            f"{r['attacks s (candidate)']:.0f} |"
         )
     summary = []
     for recipe in args.recipes:

@@ -131,13 +131,20 @@ def _close_candidate(client: MlflowClient, version: ModelVersion, action: str, a
     )
 
 
+def _reviewing(
+    client: MlflowClient, request_id: str, identity: Identity, claimed: str | None, comment: str
+) -> tuple[str, str, ModelVersion]:
+    """What a decision starts from: the checked comment, the actor as recorded, the candidate awaiting review."""
+    comment = check_inputs(claimed, comment, "--comment", required=False)
+    name, actor = actor_of(identity, claimed)
+    return comment, actor, _pending(client, request_id, name)
+
+
 def approve(
     client: MlflowClient, request_id: str, identity: Identity, claimed: str | None, comment: str = ""
 ) -> AuditEntry:
     """Copy the request's candidate into its model and move `@champion` (unless it named another alias) there."""
-    comment = check_inputs(claimed, comment, "--comment", required=False)
-    name, actor = actor_of(identity, claimed)
-    candidate = _pending(client, request_id, name)
+    comment, actor, candidate = _reviewing(client, request_id, identity, claimed, comment)
     model, alias = candidate.tags.get(TARGET_MODEL, candidate.name), candidate.tags.get(TARGET_ALIAS, CHAMPION)
     if not json.loads(candidate.tags.get("gate_report", "{}")).get("passed"):
         raise ErasediffError(
@@ -174,9 +181,7 @@ def reject(
     client: MlflowClient, request_id: str, identity: Identity, claimed: str | None, comment: str = ""
 ) -> AuditEntry:
     """Record the refusal; the candidate alias is taken off the version, `@champion` is untouched."""
-    comment = check_inputs(claimed, comment, "--comment", required=False)
-    name, actor = actor_of(identity, claimed)
-    candidate = _pending(client, request_id, name)
+    comment, actor, candidate = _reviewing(client, request_id, identity, claimed, comment)
     with promotion_lock(client, candidate.name, f"rejection of {request_id}"):
         _decide(client, candidate, "rejected", actor, comment)
         _close_candidate(client, candidate, "reject", actor, comment)

@@ -28,7 +28,7 @@ SHIPPED_DIGITS = {
     "params": {"preset": "full"},
     "seed": 0,
     "processes": 1,
-    "relearn": {"steps": 5, "lr": 6.0e-4, "weight": 6.0, "batch": 16},
+    "relearn": {"steps": 5, "lr": 6.0e-4, "weight": 12.0, "batch": 16},
     "forget_on_retain": 0.5,
     "retain_anchor": 3.0,
     "forget_row": "null",
@@ -82,7 +82,7 @@ def test_advanced_overrides_merge_key_by_key() -> None:
     assert (settings.relearn.lr, settings.relearn.steps, settings.relearn.weight, settings.steps, settings.seed) == (
         1e-3,
         5,
-        6.0,
+        12.0,
         7,
         4,
     )

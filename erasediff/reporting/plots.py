@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 def save_figure(fig: plt.Figure, path: Path) -> Path:
     """Write a matplotlib figure as PNG and free it."""
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)

@@ -19,8 +19,8 @@ from erasediff.util.config import Strict
 
 
 class RelearnSettings(Strict):
-    """Defaults as the text recipe ships them (5 signed steps of 6e-4 at weight 3 on 16 rows); recipe robust weighs it 6
-    on class models."""
+    """Defaults as the text recipe ships them (5 signed steps of 6e-4 at weight 3 on 16 rows); recipe robust weighs
+    it 12 on class models."""
 
     steps: int = Field(5, gt=0, description="signed-gradient steps of the simulated attacker")
     lr: float = Field(

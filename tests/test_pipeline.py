@@ -146,7 +146,7 @@ def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) ->
     assert {
         f"eval.attack.{a}.{m}"
         for a in ("inversion", "relearn_forget", "relearn_retain", "relearn_inverted", "guidance_sweep")
-        for m in ("original", "gold", "unlearned", "margin_over_gold")
+        for m in ("original", "gold", "unlearned", "margin_over_gold", "area_over_gold")
     } == attack_metrics
     gates = {g["gate"] for g in json.loads(tags["gate_report"])["gates"]}
     assert "attack_margin_over_gold_max.relearn_forget" in gates and "neighbour_accuracy_drop_max" in gates

@@ -24,10 +24,10 @@ from mlflow.tracking import MlflowClient
 
 from erasediff.util.errors import ErasediffError
 from erasediff.util.workdir import scratch_dir
+from mlflow_adapters.registry import HASH_TAG
 
 PREFIX = "audit."
 AUDIT_EXPERIMENT, AUDIT_TAG = "erasediff-audit", "erasediff.audit_of"
-HASH_TAG = "storage.folder_sha256"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from mlflow_adapters.blob_store import RunBlobs, parts_run
 from mlflow_adapters.identity import checked_identity
 from mlflow_adapters.permissions import refused
 from mlflow_adapters.promotion_lock import promotion_lock
-from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, REQUEST_TAG, promoted_version
+from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, HASH_TAG, REQUEST_TAG, promoted_version
 from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
 from mlflow_adapters.review import (
     CANDIDATE_ALIAS,
@@ -161,7 +161,7 @@ def _store_parts(model_name: str, folder: Path, tags: dict[str, str]) -> Path:
         {
             "storage.bytes_added": str(added),
             "storage.pipeline_bytes": str(manifest["bytes"]),
-            "storage.folder_sha256": folder_hash(folder),
+            HASH_TAG: folder_hash(folder),
         }
     )
     return registered

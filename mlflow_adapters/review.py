@@ -23,7 +23,7 @@ from mlflow_adapters.audit import AuditEntry, append, ever_held, holder_at, move
 from mlflow_adapters.identity import Identity
 from mlflow_adapters.permissions import refused
 from mlflow_adapters.promotion_lock import promotion_lock
-from mlflow_adapters.registry import REQUEST_TAG
+from mlflow_adapters.registry import HASH_TAG, REQUEST_TAG
 from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
 
 CHAMPION = "champion"
@@ -127,7 +127,7 @@ def _close_candidate(client: MlflowClient, version: ModelVersion, action: str, a
         actor=actor,
         request_id=version.tags.get(REQUEST_TAG),
         reason=comment,
-        version_sha256=version.tags.get("storage.folder_sha256"),
+        version_sha256=version.tags.get(HASH_TAG),
     )
 
 

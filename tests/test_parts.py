@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 from erasediff.defaults.text_digits import text_digits_default
@@ -55,3 +56,28 @@ def test_a_corrupt_part_or_a_path_out_of_the_folder_is_refused(tmp_path: Path) -
     with pytest.raises(ModelLoadError, match="does not match its recorded sha256"):
         unpack(manifest, blobs, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing partial is left looking complete
+
+
+def test_files_are_packed_and_unpacked_a_part_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streaming: a file far larger than a part never sits in memory whole, on the way in or out."""
+    import tracemalloc
+
+    import erasediff.storage.parts as parts
+
+    monkeypatch.setattr(parts, "CHUNK", 1 << 16)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(bytes(range(256)) * (32 << 10))  # 8 MiB, not safetensors: chunked
+    save_file({f"t{i}": torch.randn(64, 64) for i in range(64)}, folder / "unet.safetensors")  # 64 tensors, 1 MiB
+    blobs = FolderBlobs(tmp_path / "blobs")
+    tracemalloc.start()
+    manifest, _ = pack(folder, blobs)
+    _, packing_peak = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    unpack(manifest, blobs, tmp_path / "out")
+    _, unpacking_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert max(packing_peak, unpacking_peak) < 1 << 20  # an 8 MiB file went through less than 1 MiB of memory
+    chunks = next(f for f in manifest["files"] if f["path"] == "weights.bin")["parts"]
+    assert len(chunks) == 128 and len(set(chunks)) == 1  # equal chunks are one part
+    assert folder_hash(tmp_path / "out") == folder_hash(folder)

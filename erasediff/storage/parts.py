@@ -1,7 +1,8 @@
 """A model folder as content-addressed parts, so a registry stores each distinct piece once.
 
 `pack` cuts every file of a diffusers folder into blobs named by their sha256: a safetensors file into its
-header and one blob per tensor (in file order), any other file whole. What a version shares with the base or
+header and one blob per tensor (in file order), any other file into 64 MiB chunks. Files are streamed: one part is
+in memory at a time, so a multi-GB UNet is never read whole. What a version shares with the base or
 with earlier versions (text encoder, tokenizer, VAE, scheduler, and the UNet tensors a preset froze) has the
 same bytes, so the same name, and is stored once; a version adds only what it changed. The manifest lists
 every file with its sha256 and its parts.
@@ -22,6 +23,7 @@ from erasediff.util.atomic import atomic_dir
 from erasediff.util.errors import ModelLoadError
 
 PARTS_FILE = "erasediff_parts.json"
+CHUNK = 64 << 20  # the largest piece of a file that is not a plain safetensors file
 
 
 class Blobs(Protocol):
@@ -57,57 +59,78 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _pieces(data: bytes, suffix: str) -> list[bytes]:
-    """A safetensors file as [header, tensor, tensor, ...] when its tensors tile the data section; any other file
-    whole."""
-    if suffix != ".safetensors" or len(data) < 8:
-        return [data]
-    size = struct.unpack("<Q", data[:8])[0]
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return [data]
+def _spans(path: Path) -> list[tuple[int, int]]:
+    """The byte ranges a file is cut into: a safetensors file as [header, tensor, tensor, ...] when its tensors tile
+    the data section; any other file in CHUNK-sized pieces. Only the header is read here."""
+    total = path.stat().st_size
+    whole = [(s, min(s + CHUNK, total)) for s in range(0, total, CHUNK)] or [(0, 0)]
+    if path.suffix != ".safetensors" or total < 8:
+        return whole
+    with open(path, "rb") as handle:
+        size = struct.unpack("<Q", handle.read(8))[0]
+        if size > total - 8:
+            return whole
+        try:
+            header = json.loads(handle.read(size))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return whole
+    if not isinstance(header, dict):
+        return whole
     spans = sorted(tuple(v["data_offsets"]) for k, v in header.items() if k != "__metadata__")
     start = 8 + size
-    if [s for s, _ in spans] != [0] + [e for _, e in spans[:-1]] or (spans and start + spans[-1][1] != len(data)):
-        return [data]  # not a plain tiling: keep the file whole
-    return [data[:start]] + [data[start + s : start + e] for s, e in spans]
+    if [s for s, _ in spans] != [0] + [e for _, e in spans[:-1]] or (spans and start + spans[-1][1] != total):
+        return whole  # not a plain tiling: plain chunks
+    return [(0, start)] + [(start + s, start + e) for s, e in spans]
 
 
 def pack(folder: Path, blobs: Blobs, skip: Callable[[Path], bool] = lambda _: False) -> tuple[dict, int]:
-    """Put every part of `folder` that `blobs` lacks; returns the manifest and the bytes newly stored."""
+    """Put every part of `folder` that `blobs` lacks; returns the manifest and the bytes newly stored. One part is in
+    memory at a time (a tensor or a chunk), never a whole file."""
     folder = Path(folder)
     files, added = [], 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not skip(p)):
-        data = path.read_bytes()
-        parts = []
-        for piece in _pieces(data, path.suffix):
-            sha = _sha(piece)
-            if not blobs.has(sha):
-                blobs.put(sha, piece)
-                added += len(piece)
-            parts.append(sha)
+        parts, whole = [], hashlib.sha256()
+        with open(path, "rb") as handle:
+            for start, end in _spans(path):
+                handle.seek(start)
+                piece = handle.read(end - start)
+                whole.update(piece)
+                sha = _sha(piece)
+                if not blobs.has(sha):
+                    blobs.put(sha, piece)
+                    added += len(piece)
+                parts.append(sha)
         files.append(
-            {"path": path.relative_to(folder).as_posix(), "sha256": _sha(data), "bytes": len(data), "parts": parts}
+            {
+                "path": path.relative_to(folder).as_posix(),
+                "sha256": whole.hexdigest(),
+                "bytes": path.stat().st_size,
+                "parts": parts,
+            }
         )
     return {"files": files, "bytes": sum(f["bytes"] for f in files)}, added
 
 
 def unpack(manifest: dict, blobs: Blobs, out: Path) -> Path:
-    """Write the folder of `manifest` at `out` (atomically); every file must match its recorded sha256."""
+    """Write the folder of `manifest` at `out` (atomically), part by part; every file must match its recorded
+    sha256."""
     with atomic_dir(Path(out), replace=True) as scratch:
         for entry in manifest["files"]:
             target = scratch / entry["path"]
             if target.resolve().parent != scratch.resolve() and scratch.resolve() not in target.resolve().parents:
                 raise ModelLoadError(f"part manifest names {entry['path']}, which leaves the model folder")
-            try:
-                data = b"".join(blobs.get(sha) for sha in entry["parts"])
-            except (OSError, KeyError) as exc:
-                raise ModelLoadError(f"a stored part of {entry['path']} cannot be read: {exc}") from exc
-            if _sha(data) != entry["sha256"]:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            whole = hashlib.sha256()
+            with open(target, "wb") as handle:
+                for sha in entry["parts"]:
+                    try:
+                        piece = blobs.get(sha)
+                    except (OSError, KeyError) as exc:
+                        raise ModelLoadError(f"a stored part of {entry['path']} cannot be read: {exc}") from exc
+                    whole.update(piece)
+                    handle.write(piece)
+            if whole.hexdigest() != entry["sha256"]:
                 raise ModelLoadError(
                     f"{entry['path']} reassembled from its stored parts does not match its recorded sha256"
                 )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
     return Path(out)

@@ -95,15 +95,18 @@ def materialize(folder: Path, client: MlflowClient | None = None) -> Path:
     if not manifest_file.is_file():
         return Path(folder)
     manifest = json.loads(manifest_file.read_text())
-    content = json.dumps(
-        [[f["path"], f["sha256"]] for f in manifest["files"]]
-    ).encode()  # the same files, wherever stored: one folder
-    out = default_cache_root() / "materialized" / hashlib.sha256(content).hexdigest()[:24]
+    out = cached_folder(manifest)
     if not intact(out, manifest):
         with file_lock(out.with_suffix(".lock"), "rebuilding a registered model folder", wait_s=600):
             if not intact(out, manifest):
                 unpack(manifest, RunBlobs(client or MlflowClient(), manifest["parts_run_id"]), out)
     return out
+
+
+def cached_folder(manifest: dict) -> Path:
+    """Where the folder of `manifest` is rebuilt locally: keyed by its files' paths and hashes, wherever stored."""
+    content = json.dumps([[f["path"], f["sha256"]] for f in manifest["files"]]).encode()
+    return default_cache_root() / "materialized" / hashlib.sha256(content).hexdigest()[:24]
 
 
 def intact(out: Path, manifest: dict) -> bool:

@@ -39,6 +39,7 @@ from mlflow_adapters.review import (
     TARGET_ALIAS,
     TARGET_MODEL,
 )
+from mlflow_adapters.step_folders import STORED_BYTES
 
 HERE = Path(__file__).parent
 # What the registry serves, by target kind: the pyfunc file (models-from-code) and its input signature.
@@ -157,6 +158,8 @@ def _store_parts(model_name: str, folder: Path, tags: dict[str, str]) -> Path:
     registered.mkdir()
     (registered / PARTS_FILE).write_text(json.dumps({**manifest, "parts_run_id": blobs.run_id}, indent=1))
     shutil.copy(folder / MODEL_CARD, registered / MODEL_CARD)  # readable in the MLflow UI without rebuilding the folder
+    run = client.get_run(mlflow.active_run().info.run_id)
+    added += int(run.data.metrics.get(STORED_BYTES, 0))  # the weights' parts, stored when the unlearn step ended
     tags.update(
         {
             "storage.bytes_added": str(added),

@@ -1,7 +1,9 @@
 """MLflow logging the steps share: metric series in batches, metrics under a prefix, files under a folder."""
 
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -127,3 +129,17 @@ def close_interrupted_runs(client: MlflowClient, experiment: str, request_id: st
     for run in stale:
         client.set_terminated(run.info.run_id, status="KILLED")
     return [run.info.run_id for run in stale]
+
+
+@contextmanager
+def mlflow_tracking(uri: str) -> Iterator[None]:
+    """mlflow's global tracking URI for a block: set_tracking_uri (ZenML's tracker calls it too) also sets
+    $MLFLOW_TRACKING_URI, which later requests in this process must not inherit."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before or "")
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)

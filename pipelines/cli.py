@@ -166,21 +166,25 @@ def _audit(args: argparse.Namespace) -> int:
 def _verify(client, model: str) -> int:
     """Exit 0 when the model's log (and its candidates model's, when there is one) verifies, else 1 naming the
     first problem of each."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     from erasediff.util.hashing import folder_hash
     from erasediff.util.workdir import scratch_dir
-    from mlflow_adapters.audit import verify
     from mlflow_adapters.registry import registered_model_folder
-
-    mlflow.set_tracking_uri(client.tracking_uri)  # this command's process only
+    from mlflow_adapters.tracking import mlflow_tracking
 
     def rebuild(name: str):
         def version_sha(version: int) -> str:
             return folder_hash(registered_model_folder(f"models:/{name}/{version}", scratch_dir("verify-")))
 
         return version_sha
+
+    with mlflow_tracking(client.tracking_uri):  # models:/ URIs resolve there; restored for this process's next command
+        return _verified(client, model, rebuild)
+
+
+def _verified(client, model: str, rebuild) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_adapters.audit import verify
 
     bad = 0
     for name in (model, f"{model}-candidates"):
@@ -204,22 +208,22 @@ def _verify(client, model: str) -> int:
 def _materialize(args: argparse.Namespace) -> int:
     import shutil
 
-    import mlflow
-
     from erasediff.util.atomic import atomic_dir
     from erasediff.util.hashing import folder_hash
     from erasediff.util.workdir import scratch_dir
     from mlflow_adapters.registry import MODELS_SCHEME, registered_hash, registered_model_folder
+    from mlflow_adapters.tracking import mlflow_tracking
 
     if not args.spec.startswith(MODELS_SCHEME):
         raise ErasediffError(f"{args.spec} is not a registered model (models:/NAME@ALIAS or models:/NAME/VERSION)")
-    mlflow.set_tracking_uri(_client(args).tracking_uri)  # this command's process only
     download = scratch_dir("materialize-")
     try:
-        folder = registered_model_folder(args.spec, download)
+        with mlflow_tracking(_client(args).tracking_uri):  # models:/ resolves there; not inherited by a next command
+            folder = registered_model_folder(args.spec, download)
+            recorded = registered_hash(args.spec)
         with atomic_dir(args.out) as scratch:
             shutil.copytree(folder, scratch, dirs_exist_ok=True)
-            recorded, actual = registered_hash(args.spec), folder_hash(scratch)
+            actual = folder_hash(scratch)
             if recorded and actual != recorded:
                 raise ErasediffError(
                     f"{args.spec} rebuilds to sha256 {actual}, not its recorded {recorded}; nothing written"

@@ -143,7 +143,7 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     from erasediff.util.errors import ErasediffError, GateRefused
     from erasediff.util.workdir import run_scratch
     from mlflow_adapters.registry import promoted_version
-    from mlflow_adapters.tracking import close_interrupted_runs
+    from mlflow_adapters.tracking import close_interrupted_runs, mlflow_tracking
 
     uri = _open_stores(request, workdir, stack)
     name, rid = request.registry.model_name, request.request.id
@@ -185,7 +185,7 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
 
     before = latest()
     try:
-        with run_scratch(workdir):  # every step's intermediate folders; removed when the run ends, however it ends
+        with run_scratch(workdir), mlflow_tracking(uri):  # scratch goes when the run ends, however it ends
             pipeline(request=request)
     except Exception:
         run = latest()

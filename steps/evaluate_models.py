@@ -15,6 +15,7 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_concept_checks, earlier_erasures
+from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_evaluation
 
 
@@ -28,8 +29,8 @@ def evaluate_models(
     checks, unmeasurable = earlier_concept_checks(client, earlier, request.target.kind, scratch_dir("checks-"))
     results = evaluate_request(
         request,
-        base_model,
-        unlearned_model / MODEL,
+        resolve(base_model),
+        resolve(unlearned_model) / MODEL,
         out,
         earlier_classes=earlier_classes(earlier),
         earlier_checks=checks,

@@ -1,5 +1,5 @@
 """Step: resolve the request's base model (local folder, 'digits'/'text-digits', or models:/name@alias) into a versioned
-artifact."""
+artifact: a reference with its content hash (mlflow_adapters/step_folders.py), never a copy of the weights."""
 
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +11,7 @@ from erasediff.request.base_model import check_base_model
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.hashing import folder_hash
 from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
+from mlflow_adapters.step_folders import reference
 
 
 @step
@@ -20,4 +21,5 @@ def load_base_model(
     spec = request.base_model
     folder = registered_model_folder(spec) if spec.startswith(MODELS_SCHEME) else model_path(spec)
     check_base_model(request, folder)
-    return folder, folder_hash(folder)
+    sha256 = folder_hash(folder)
+    return reference(folder, sha256, spec), sha256  # a reference: the base model is never copied

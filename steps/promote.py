@@ -13,6 +13,7 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.code_version import code_version
 from mlflow_adapters.promotion import promote_model
+from mlflow_adapters.step_folders import resolve
 
 
 @step
@@ -31,7 +32,7 @@ def promote(
     }
     promotion = promote_model(
         request,
-        unlearned_model / MODEL,
+        resolve(unlearned_model) / MODEL,
         base_model_sha256,
         curation_summary,
         gate_report,

@@ -15,6 +15,7 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
 from erasediff.util.errors import GateRefused
 from erasediff.util.workdir import scratch_dir
+from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_files
 
 
@@ -43,7 +44,7 @@ def report(
         base_model_sha256,
         curated_sets,
         curation_summary,
-        unlearned_model,
+        resolve(unlearned_model),
         evaluation,
         evaluation_files,
         gate_report,

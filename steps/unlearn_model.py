@@ -1,4 +1,5 @@
-"""Step: EraseDiff on the curated sets; per-step metrics as MLflow series; resumes from checkpoints when retried."""
+"""Step: EraseDiff on the curated sets; per-step metrics as MLflow series; resumes from checkpoints when retried.
+The unlearned model leaves as a part manifest: its parts go once into the registry's part store."""
 
 from pathlib import Path
 from typing import Annotated
@@ -7,9 +8,10 @@ import mlflow
 from zenml import get_step_context, step
 
 from erasediff.request.schema import ErasureRequest
-from erasediff.request.unlearn_curated import CURVES, RANKS, unlearn_curated
+from erasediff.request.unlearn_curated import CURVES, MODEL, RANKS, unlearn_curated
 from erasediff.util.hashing import config_hash
 from erasediff.util.workdir import scratch_dir, work_folder
+from mlflow_adapters.step_folders import STORED_BYTES, resolve, stored
 from mlflow_adapters.tracking import MetricSeries, log_request_params
 
 
@@ -32,7 +34,7 @@ def unlearn_model(
     series = MetricSeries("unlearn")
     out = unlearn_curated(
         request,
-        base_model,
+        resolve(base_model),
         curated_sets,
         work_folder() / "checkpoints" / f"{request.request.id}-{key}",
         scratch_dir("unlearned-") / "unlearned",
@@ -43,4 +45,8 @@ def unlearn_model(
     mlflow.log_artifact(str(out / CURVES), "unlearning")
     if (out / RANKS).is_file():  # data-parallel: every rank's lambda_t series and weights hash
         mlflow.log_artifact(str(out / RANKS), "unlearning")
-    return out
+    registry = request.registry
+    name = registry.candidates_name if registry.approval == "required" else registry.model_name
+    manifest, added = stored(out, name, request.request.id, MODEL)  # the parts a promotion will register, stored once
+    mlflow.log_metric(STORED_BYTES, added)
+    return manifest

@@ -17,6 +17,7 @@ os.environ.setdefault("ZENML_CONFIG_PATH", tempfile.mkdtemp(prefix="zenml-tests-
 
 from erasediff.defaults.digits_models import CLASSIFIER_DIR, MODEL_DIR, digits_default
 from erasediff.models.class_model import ClassDiffusionModel
+from mlflow_adapters.tracking import mlflow_tracking  # noqa: E402, F401  (tests import it from here)
 
 PROMPTS = Path(__file__).parents[1] / "erasediff" / "assets" / "prompts" / "i2p_format_sample.csv"
 
@@ -80,22 +81,6 @@ def basic_auth_server(folder: Path):
                 os.environ[key] = value
         server.terminate()
         server.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def mlflow_tracking(uri: str):
-    """mlflow's global tracking URI for a block: set_tracking_uri also sets $MLFLOW_TRACKING_URI, which later
-    requests in this process must not inherit."""
-    import mlflow
-
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before or "")
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def merge(base: dict, update: dict) -> dict:

@@ -108,7 +108,8 @@ def test_an_edited_deleted_or_reordered_entry_is_named(store: str, capsys, tampe
 def test_a_champion_moved_with_plain_mlflow_is_caught_and_status_warns(store: str, capsys) -> None:
     client = MlflowClient(tracking_uri=store)
     v1 = client.get_model_version(MODEL, "1")
-    extra = client.create_model_version(MODEL, v1.source, v1.run_id, tags=v1.tags)
+    with mlflow_tracking(store):  # the version's models:/ source resolves through the global tracking URI
+        extra = client.create_model_version(MODEL, v1.source, v1.run_id, tags=v1.tags)
     client.set_registered_model_alias(MODEL, "champion", extra.version)
     try:
         code, out = verify(capsys, store)

@@ -186,6 +186,24 @@ def test_the_champion_is_stored_as_parts_and_materializes_byte_for_byte(
     ]
 
 
+def test_model_folders_travel_between_steps_by_reference(promoted: dict, client) -> None:
+    """ZenML's store holds a reference to the base model and the unlearned model's part manifest, not their weights;
+    the unlearned model's parts were stored once, so registering it added only its model card."""
+
+    def stored_bytes(step: str, output: str) -> int:
+        uri = Path(promoted["run"].steps[step].outputs[output][0].uri)
+        return sum(p.stat().st_size for p in uri.rglob("*") if p.is_file())
+
+    weights = (model_path("digits") / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
+    assert stored_bytes("load_base_model", "base_model") < weights / 10
+    assert stored_bytes("unlearn_model", "unlearned_model") < weights / 10
+    tags = client.get_model_version_by_alias(MODEL, "champion").tags
+    run = client.get_run(tags["mlflow_run_id"])
+    stored_by_unlearn = run.data.metrics["storage.unlearned_bytes_added"]
+    assert stored_by_unlearn >= weights  # the first version stores its weights, once, when the unlearn step ends
+    assert 0 < int(tags["storage.bytes_added"]) - stored_by_unlearn < weights / 10  # registering added the card only
+
+
 def test_rerun_promotes_nothing_new(promoted: dict, work: Path, client, capsys, tmp_path: Path) -> None:
     before = registry_state(client)
     rc, out = run(write_request(tmp_path, "REQ-pass"), work, capsys)

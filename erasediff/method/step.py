@@ -5,7 +5,6 @@ comparison between methods differs only in what each does with them. Each loss i
 update rule as a `partial`, so the rule can free one loss's graph before it builds the next.
 """
 
-import copy
 from functools import partial
 
 import torch
@@ -14,6 +13,7 @@ from diffusers import DDPMScheduler
 from erasediff.data.image_sets import LabeledImages
 from erasediff.method.baselines.esd import esd_loss
 from erasediff.method.baselines.rules import esd_update, finetune_update, neggrad_update, saliency_masks, salun_update
+from erasediff.method.frozen_original import FrozenOriginal
 from erasediff.method.losses import FORGET_LOSSES, Condition, NoisedBatch, diffusion_loss, draw_batch, remap_forget_loss
 from erasediff.method.robust.relearn import head, relearned_forget_grads
 from erasediff.method.robust.retain_anchor import anchored_retain_loss
@@ -47,13 +47,13 @@ class MethodUpdate:
             reduce,
         )
         self.masks: list[torch.Tensor] | None = None
-        self.original: torch.nn.Module | None = None
+        self.original: FrozenOriginal | None = None
         if settings.method == "salun":
             self.masks = saliency_masks(params, self._forget_set_losses(forget), settings.salun.mask_fraction, reduce)
         if settings.method == "esd" and null_id is None:
             raise ErasediffError("method esd needs an unconditional (null) condition, which this model lacks")
         if settings.method == "esd" or settings.retain_anchor:
-            self.original = copy.deepcopy(unet).requires_grad_(False)
+            self.original = FrozenOriginal(unet, params)  # the trainable tensors' base values, not a whole copy
 
     def __call__(self, retain: NoisedBatch, forget: NoisedBatch, generator: torch.Generator) -> UpdateStats:
         """Write the method's direction to p.grad for every trainable parameter; return the step's statistics."""

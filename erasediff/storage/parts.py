@@ -83,9 +83,14 @@ def _spans(path: Path) -> list[tuple[int, int]]:
     return [(0, start)] + [(start + s, start + e) for s, e in spans]
 
 
-def pack(folder: Path, blobs: Blobs, skip: Callable[[Path], bool] = lambda _: False) -> tuple[dict, int]:
-    """Put every part of `folder` that `blobs` lacks; returns the manifest and the bytes newly stored. One part is in
-    memory at a time (a tensor or a chunk), never a whole file."""
+def pack(
+    folder: Path,
+    blobs: Blobs,
+    skip: Callable[[Path], bool] = lambda _: False,
+    counted: Callable[[Path], bool] = lambda _: True,
+) -> tuple[dict, int]:
+    """Put every part of `folder` that `blobs` lacks; returns the manifest and the bytes newly stored for the files
+    `counted` selects. One part is in memory at a time (a tensor or a chunk), never a whole file."""
     folder = Path(folder)
     files, added = [], 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not skip(p)):
@@ -98,7 +103,7 @@ def pack(folder: Path, blobs: Blobs, skip: Callable[[Path], bool] = lambda _: Fa
                 sha = _sha(piece)
                 if not blobs.has(sha):
                     blobs.put(sha, piece)
-                    added += len(piece)
+                    added += len(piece) if counted(path) else 0
                 parts.append(sha)
         files.append(
             {

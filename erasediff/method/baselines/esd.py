@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
+from erasediff.method.frozen_original import FrozenOriginal
 from erasediff.method.losses import Condition, NoisedBatch
 from erasediff.models.sampling import make_sampler
 
 
 def esd_loss(
     unet: torch.nn.Module,
-    original: torch.nn.Module,
+    original: FrozenOriginal,
     scheduler: DDPMScheduler,
     batch: NoisedBatch,
     cond: Condition,

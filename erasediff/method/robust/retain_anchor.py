@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
+from erasediff.method.frozen_original import FrozenOriginal
 from erasediff.method.losses import Condition, NoisedBatch, regression_target
 
 
 def anchored_retain_loss(
     unet: torch.nn.Module,
-    original: torch.nn.Module,
+    original: FrozenOriginal,
     weight: float,
     scheduler: DDPMScheduler,
     batch: NoisedBatch,

@@ -41,13 +41,17 @@ SHIPPED = {  # configs/request_sd_nudity.yaml: recipe robust (text: the relearni
     "optimizer": "adam8bit",
     "relearn": {"steps": 1, "weight": 3.0, "batch": 1},
 }
-CONFIGS = {
+CONFIGS = {  # the xattn rows fit a 23 GB host, so checkpointing's and precision's effect on activations is measured
+    "xattn": {"params": {"preset": "xattn"}, "optimizer": "adam"},
+    "xattn, no checkpointing": {"params": {"preset": "xattn"}, "optimizer": "adam", "gradient_checkpointing": False},
+    "xattn, fp32": {"params": {"preset": "xattn"}, "optimizer": "adam", "mixed_precision": "no"},
+    "xattn, no relearning term": {"params": {"preset": "xattn"}, "optimizer": "adam", "relearn": None},
+    "xattn, retain anchor": {"params": {"preset": "xattn"}, "optimizer": "adam", "retain_anchor": 3.0},
+    "LoRA r4 (noxattn)": {"adapter": {"rank": 4}, "optimizer": "adam"},
     "shipped": {},
     "shipped, adam": {"optimizer": "adam"},
     "full": {"params": {"preset": "full"}, "optimizer": "adam"},
     "noxattn": {"optimizer": "adam"},
-    "xattn": {"params": {"preset": "xattn"}, "optimizer": "adam"},
-    "LoRA r4 (noxattn)": {"adapter": {"rank": 4}, "optimizer": "adam"},
     "no checkpointing": {"gradient_checkpointing": False, "optimizer": "adam"},
     "fp32": {"mixed_precision": "no", "optimizer": "adam"},
     "no relearning term": {"relearn": None, "optimizer": "adam"},
@@ -55,43 +59,58 @@ CONFIGS = {
 }
 
 
+def settings_of(name: str):
+    from erasediff.method.unlearning_settings import UnlearnSettings
+
+    return UnlearnSettings(
+        **{**SHIPPED, **CONFIGS[name], "steps": 2, "batch_size": 1, "forget_batch_size": 1, "lr": 1e-5}
+    )
+
+
+def counted(name: str) -> dict:
+    """The configuration's tensors other than activations, counted on a UNet built on the meta device (no memory):
+    the working weights, the gradient-sized buffers alive at the peak (g_r, g_f and the relearning term's; two
+    without it), the optimizer's states, the frozen original's trainable subset (retain anchor), the inner copy."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from sd_shapes import SD15_UNET
+
+    from erasediff.method.params import select_parameters
+    from erasediff.models.lora import add_adapter
+
+    settings = settings_of(name)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**SD15_UNET)
+        trainable = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
+        if settings.adapter is not None:
+            trainable = add_adapter(unet, trainable, settings.adapter)
+    weights = sum(p.numel() * 4 for p in unet.parameters())
+    train = sum(p.numel() * 4 for p in trainable.values())
+    return {
+        "trainable M": train / 4e6,
+        "optimizer": settings.optimizer,
+        "weights": weights,
+        "gradients": (3 if settings.relearn is not None else 2) * train,
+        "optimizer states": 2 * train if settings.optimizer == "adam" else train // 2,
+        "frozen original": train if settings.retain_anchor or settings.method == "esd" else 0,
+        "inner copy": weights if settings.inner_steps else 0,
+    }
+
+
 def measure(name: str, device: str) -> dict:
-    """One configuration, in this process: bytes by component and the update's peak."""
+    """One configuration, in this process: the peak of two updates (the second runs with the optimizer's states)."""
     import torch
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from sd_shapes import SD15_UNET
 
     from erasediff.data.image_sets import LabeledImages
     from erasediff.method.loop import unlearn_unet
-    from erasediff.method.params import select_parameters
-    from erasediff.method.unlearning_settings import UnlearnSettings
 
-    settings = UnlearnSettings(
-        **{**SHIPPED, **CONFIGS[name], "steps": 1, "batch_size": 1, "forget_batch_size": 1, "lr": 1e-5}
-    )
-    if device == "cpu" and settings.optimizer == "adam8bit":
-        settings = settings.model_copy(update={"optimizer": "adam"})  # bitsandbytes' 8-bit Adam needs CUDA
-    unet = UNet2DConditionModel(**SD15_UNET).requires_grad_(False)
+    settings = settings_of(name)
+    unet = UNet2DConditionModel(**SD15_UNET).requires_grad_(False)  # the caller's original; on a GPU node, on the host
     g = torch.Generator().manual_seed(0)
     table = torch.randn(3, 77, SD15_UNET["cross_attention_dim"], generator=g).to(device)
     data = [LabeledImages(torch.randn(1, 4, 64, 64, generator=g), torch.full((1,), i)) for i in (0, 1)]
-    weights = sum(p.numel() * p.element_size() for p in unet.parameters())
-    trainable = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
-    if settings.adapter is not None:
-        from erasediff.models.lora import add_adapter
-
-        probe = UNet2DConditionModel(**SD15_UNET)  # counting the adapter's parameters needs one on a copy
-        trainable = add_adapter(probe, select_parameters(probe, settings.params.preset), settings.adapter)
-    train_bytes = sum(p.numel() * 4 for p in trainable.values())
-    states = 2 * train_bytes if settings.optimizer == "adam" else 2 * train_bytes // 4
-    parts = {
-        "weights": weights,
-        "gradients": train_bytes,
-        "optimizer states": states,
-        "relearning copy": train_bytes if settings.relearn is not None else 0,
-        "frozen original": weights if settings.retain_anchor else 0,
-        "inner copy": weights if settings.inner_steps else 0,
-    }
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
@@ -109,20 +128,12 @@ def measure(name: str, device: str) -> dict:
         {},
         progress=False,
     )
-    seconds = time.perf_counter() - started
+    seconds = (time.perf_counter() - started) / settings.steps
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    parts["activations and temporaries"] = peak - sum(parts.values())
-    return {
-        "config": name,
-        "optimizer": settings.optimizer,
-        "trainable M": sum(p.numel() for p in trainable.values()) / 1e6,
-        "peak GiB": peak / GIB,
-        "seconds": seconds,
-        **{f"{k} GiB": v / GIB for k, v in parts.items()},
-    }
+    return {"peak": peak, "seconds": seconds}
 
 
 def rss(pid: int) -> int:
@@ -171,31 +182,43 @@ def main() -> None:
         return
     from results_page import publish
 
+    parts = ["weights", "gradients", "optimizer states", "frozen original", "inner copy"]
     rows = []
     for name in tqdm(args.configs, desc="configurations"):
-        rows.append(run_child(name, args.device, args.host_limit_gib))
-        tqdm.write(json.dumps(rows[-1]))
-    keys = [k for k in rows[0] if k.endswith("GiB")] if "failed" not in rows[0] else []
-    keys = keys or [k for r in rows if "failed" not in r for k in r if k.endswith("GiB")][:8]
+        if args.device == "cpu" and settings_of(name).optimizer == "adam8bit":
+            found = {"failed": "8-bit Adam needs CUDA: counted only"}
+        else:
+            found = run_child(name, args.device, args.host_limit_gib)
+        row = {"config": name, **counted(name), **found}
+        if "peak" in found:
+            row["activations and temporaries"] = found["peak"] - sum(row[k] for k in parts)
+        rows.append(row)
+        tqdm.write(json.dumps(row))
     lines = [
-        "| configuration | optimizer | trainable (M) | " + " | ".join(keys) + " | s/update |",
-        "|---|---|---:|" + "---:|" * (len(keys) + 1),
+        "| configuration | optimizer | trainable (M) | "
+        + " | ".join(f"{k} GiB" for k in parts)
+        + " | counted GiB | peak GiB (measured) | activations and temporaries GiB | s/update |",
+        "|---|---|---:|" + "---:|" * (len(parts) + 4),
     ]
     for r in rows:
-        if "failed" in r:
-            lines.append(f"| {r['config']} | | | not measured: {r['failed']} |" + " |" * len(keys))
-            continue
+        total = sum(r[k] for k in parts)
+        measured = (
+            f"{r['peak'] / GIB:.2f} | {r['activations and temporaries'] / GIB:.2f} | {r['seconds']:.0f}"
+            if "peak" in r
+            else f"not measured: {r['failed']} | | "
+        )
         lines.append(
             f"| {r['config']} | {r['optimizer']} | {r['trainable M']:.0f} | "
-            + " | ".join(f"{r[k]:.2f}" for k in keys)
-            + f" | {r['seconds']:.0f} |"
+            + " | ".join(f"{r[k] / GIB:.2f}" for k in parts)
+            + f" | {total / GIB:.2f} | {measured} |"
         )
     report = "\n".join(
         [
             f"One EraseDiff update on the SD 1.5 UNet at 512 px, batch 1 + 1, device `{args.device}` (on the CPU: the "
             "rise of peak resident memory over the built model, the proxy for the GPU memory of the same tensors). "
             f"UnlearnCanvas measured EraseDiff on SD 1.5 at {UNLEARN_CANVAS_GIB} GB. Components are counted from the "
-            "trainable parameters; activations and temporaries are the remainder.",
+            "trainable parameters (fp32); activations and temporaries are the measured peak minus the counted part. "
+            "A configuration that does not fit this host's memory has its counted part only (a lower bound).",
             "",
             *lines,
         ]

@@ -62,3 +62,25 @@ def test_include_and_exclude_patterns(cond_unet) -> None:
 def test_empty_selection_is_an_error(digits_model) -> None:
     with pytest.raises(ErasediffError, match="selects no parameter"):
         select_parameters(digits_model.unet, "xattn")  # the class-conditional UNet has no cross-attention
+
+
+def test_the_frozen_original_answers_as_a_full_copy_and_holds_only_the_trainable_subset(cond_unet) -> None:
+    """erasediff/method/frozen_original.py: after the working UNet trained, the original answers as a whole copy of
+    the base would, while holding only the tensors training changes."""
+    import copy
+
+    import torch
+
+    from erasediff.method.frozen_original import FrozenOriginal
+
+    unet, full_copy = copy.deepcopy(cond_unet), copy.deepcopy(cond_unet)
+    trained = list(select_parameters(unet, "xattn").values())
+    original = FrozenOriginal(unet, trained)
+    with torch.no_grad():
+        for p in trained:
+            p.add_(torch.randn_like(p))  # training moves the working weights
+    x, t, c = torch.randn(2, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 3, 8)
+    assert not torch.allclose(unet(x, t, c).sample, full_copy(x, t, c).sample)
+    assert torch.allclose(original(x, t, encoder_hidden_states=c).sample, full_copy(x, t, c).sample, atol=1e-6)
+    held = sum(v.numel() for v in original.saved.values())
+    assert held == sum(p.numel() for p in trained) < sum(p.numel() for p in unet.parameters()) / 2

@@ -90,12 +90,17 @@ def erasediff_update(
     processes under multi-GPU `accelerate`, so every rank computes the same lambda_t and delta*.
     `extra_forget_grads` adds to g_f (the project's relearning-resistant term, `robust.py`).
     """
+    # The extra term first: its own buffers (the relearning term's saved weights and attack gradients) are gone before
+    # g_r and g_f exist, so at most three gradient-sized buffers are alive at once. The losses' batches are drawn
+    # before this call, so the order changes no value.
+    extra = extra_forget_grads() if extra_forget_grads is not None else None
     retain_loss = retain_loss_fn()
     g_r = reduce(grads_of(retain_loss, params))
     forget_loss = forget_loss_fn()
     g_f = reduce(grads_of(forget_loss, params))
-    if extra_forget_grads is not None:
-        g_f = [a.add_(b) for a, b in zip(g_f, extra_forget_grads())]
+    if extra is not None:
+        g_f = [a.add_(b) for a, b in zip(g_f, extra)]
+        del extra
 
     dot_rf, sq_r, sq_f = gram(g_r, g_f)
     lam = adaptive_lambda(dot_rf, sq_f, eta) if lambda_mode == "adaptive" else constant_lambda

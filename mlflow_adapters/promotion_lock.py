@@ -75,6 +75,8 @@ def _rename(client: MlflowClient, old: str, new: str) -> bool:
     except MlflowException as exc:
         if _missing(exc) or exc.error_code in ("RESOURCE_ALREADY_EXISTS", "INVALID_STATE"):
             return False
+        if "0 were matched" in exc.message:  # SQL store: another rename took the row first (rolled back, not taken)
+            return False
         raise refused(exc, "take or release the promotion lock of", old.split(LOCK_SUFFIX)[0], "EDIT") from exc
     except Exception:  # noqa: BLE001 - a concurrent rename can surface as a driver error on SQLite
         return False

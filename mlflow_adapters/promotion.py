@@ -206,7 +206,7 @@ def promote_model(
     client = MlflowClient()
     identity = checked_identity(req, mlflow.get_tracking_uri())
     pending = req.registry.approval == "required"
-    registered_name = req.registry.candidates_name if pending else name
+    registered_name = req.registry.registers_into
     with promotion_lock(client, registered_name, req.request.id):  # every version is gated against those before it
         for model in {name, registered_name}:
             if (existing := promoted_version(client, model, req.request.id)) is not None:

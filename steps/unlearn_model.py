@@ -45,8 +45,7 @@ def unlearn_model(
     mlflow.log_artifact(str(out / CURVES), "unlearning")
     if (out / RANKS).is_file():  # data-parallel: every rank's lambda_t series and weights hash
         mlflow.log_artifact(str(out / RANKS), "unlearning")
-    registry = request.registry
-    name = registry.candidates_name if registry.approval == "required" else registry.model_name
-    manifest, added = stored(out, name, request.request.id, MODEL)  # the parts a promotion will register, stored once
+    # the parts a promotion will register, stored once
+    manifest, added = stored(out, request.registry.registers_into, request.request.id, MODEL)
     mlflow.log_metric(STORED_BYTES, added)
     return manifest

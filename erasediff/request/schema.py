@@ -297,6 +297,11 @@ class RegistrySettings(Strict):
     def candidates_name(self) -> str:
         return self.candidates_model or f"{self.model_name}-candidates"
 
+    @property
+    def registers_into(self) -> str:
+        """The registered model a passing run registers into: the candidates model when approval is required."""
+        return self.candidates_name if self.approval == "required" else self.model_name
+
     @model_validator(mode="after")
     def _distinct_aliases(self) -> "RegistrySettings":
         if self.approval == "required" and self.candidate_alias == self.alias:

@@ -5,9 +5,13 @@ export ZENML_ANALYTICS_OPT_IN=false ZENML_AUTO_OPEN_DASHBOARD=false MLFLOW_DISAB
 
 .PHONY: setup run run-concept ui test test-fast lint bench bench-tradeoff bench-tradeoff-quality bench-tradeoff-quality-long bench-gates bench-robustness lock deploy-check
 
-.venv/.installed: pyproject.toml
+# Exactly the versions in requirements.lock (hashes checked, nothing resolved), then the project itself: what CI tests
+# is what the image (deploy/Dockerfile) installs.
+.venv/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q -e '.[test,k8s]'
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
 
 setup: .venv/.installed
@@ -81,10 +85,14 @@ bench-robustness: setup
 	$(PY) benchmarks/robustness.py --all-methods --publish
 	$(PY) benchmarks/robustness.py --task text --all-methods --publish
 
-# Re-pin the container image's dependencies (deploy/requirements.lock): a fresh resolution of the project with its k8s and s3 extras
-lock: setup
-	$(PY) -m pip install --dry-run --ignore-installed --quiet --report .cache/image-report.json '.[k8s,s3]'
-	$(PY) deploy/lock.py .cache/image-report.json deploy/requirements.lock
+# Re-pin requirements.lock (the project and every extra, with hashes, for CPython 3.11 on Linux x86_64) with pip-tools:
+# existing pins are kept unless pyproject.toml excludes them; `make lock LOCK_ARGS="--upgrade-package NAME"` moves one,
+# `make lock LOCK_ARGS=--upgrade` all. pip-tools lives in its own environment, never in the one it pins.
+LOCK_TOOLS := .cache/lock-tools/bin
+lock:
+	test -x $(LOCK_TOOLS)/pip-compile || (python3 -m venv .cache/lock-tools && $(LOCK_TOOLS)/pip install -q 'pip-tools==7.7.0')
+	$(LOCK_TOOLS)/pip-compile --quiet --generate-hashes --all-extras --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links $(LOCK_ARGS) --output-file requirements.lock pyproject.toml
 
 # Validate every Kubernetes manifest under deploy/ offline (schemas, pinned images, non-root, limits, no literal secrets)
 deploy-check: setup

@@ -153,29 +153,6 @@ def test_the_image_copies_every_package_the_project_ships() -> None:
     assert packages <= copied, packages - copied
 
 
-def test_the_lock_pins_everything_and_agrees_with_pyproject() -> None:
-    import tomllib
-
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    lines = [
-        line for line in (DEPLOY / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")
-    ]
-    pins = dict(line.split("==") for line in lines)
-    assert all("==" in line and ";" not in line for line in lines)
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["k8s"] + project["optional-dependencies"]["s3"]
-    for spec in map(Requirement, wanted):
-        name = canonicalize_name(spec.name)
-        assert name in pins, f"{spec.name} missing from the lock"
-        assert spec.specifier.contains(pins[name], prereleases=True), f"{spec} but the lock has {pins[name]}"
-    install = next(
-        a for kind, a in dockerfile_instructions(DEPLOY / "Dockerfile") if kind == "RUN" and "requirements.lock" in a
-    )
-    assert "--no-deps" in install  # the image installs exactly the lock, resolving nothing
-
-
 def test_run_configs_build_the_image_from_the_dockerfile() -> None:
     from zenml.config import DockerSettings
 

@@ -70,6 +70,8 @@ def _check_finite(step: int, stats: UpdateStats) -> None:
 
 def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "adam8bit":
+        if not params or params[0].device.type != "cuda":  # bitsandbytes installs on CPU hosts too (the lock has it)
+            raise ErasediffError("unlearning.optimizer adam8bit runs on CUDA nodes only (8-bit states); use adam here")
         try:
             import bitsandbytes as bnb
         except ImportError as exc:

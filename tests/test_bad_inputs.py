@@ -312,6 +312,23 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         ],
         "column=readable",
     ),
+    # 15000 x 15000 pixels (a 1-bit PNG of a few kB): over PIL's decompression-bomb limit, refused naming the file
+    "a decompression bomb": (
+        lambda t: [
+            str(
+                request(
+                    t,
+                    data={
+                        "forget": digits_folder(
+                            t, ["bomb.png,3"], extra=lambda f: Image.new("1", (15000, 15000)).save(f / "bomb.png")
+                        ),
+                        "retain": DATA,
+                    },
+                )
+            )
+        ],
+        "bomb.png refused: Image size (225000000 pixels) exceeds limit",
+    ),
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks
 from erasediff.attacks.gold import retrained_gold, retrained_text_gold
@@ -20,7 +20,7 @@ from erasediff.attacks.prompt_attacks import PromptAttackSettings, Score, run_pr
 from erasediff.attacks.record import AttackResult
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import LabeledImages
-from erasediff.data.images import save_png
+from erasediff.data.images import open_image, save_png
 from erasediff.data.prompts import PromptRow
 from erasediff.evaluation.nudity import nudity_rate
 from erasediff.models.class_model import ClassDiffusionModel, load_class_model
@@ -172,7 +172,7 @@ def attacker_images(settings: PromptAttackSettings, size: int, forget: list[int]
     images = []
     for path in paths[: settings.k]:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 pixels = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32)
         except (OSError, UnidentifiedImageError) as exc:
             raise DataError(f"attack image {path} cannot be read: {exc}") from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from erasediff.curation.sets import inside, outside_row, read_table
-from erasediff.data.images import save_png
+from erasediff.data.images import open_image, save_png
 from erasediff.data.prompts import PromptRow
 from erasediff.models.sampling import sample_prompts
 from erasediff.util.errors import DataError
@@ -67,7 +67,7 @@ def captioned_folder_writer(source: Path, size: int) -> Writer:
                 raise DataError(f"{source / CAPTIONS_FILE} names {file}, which is not in {source}")
             target = folder / f"{index:05d}.png"
             try:
-                with Image.open(src) as image:
+                with open_image(src) as image:
                     fitted = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.BICUBIC)
                 fitted.save(target)
             except (OSError, SyntaxError, ValueError):

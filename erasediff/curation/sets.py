@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import LabeledImages
-from erasediff.data.images import save_png
+from erasediff.data.images import open_image, save_png
 from erasediff.util.errors import DataError
 from erasediff.util.hashing import config_hash, file_hash
 
@@ -120,7 +119,7 @@ def _copy_folder(source: Path, folder: Path) -> list[dict]:
 
 def _inspect(path: Path) -> dict:
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             pixels = np.asarray(image)
     except (OSError, SyntaxError, ValueError):
         return {"readable": False, "sha256": file_hash(path)}
@@ -212,7 +211,7 @@ def set_hashes(manifest: pd.DataFrame) -> dict[str, str]:
     for name in SETS:
         part = manifest[manifest["set"] == name]
         hashes[name] = config_hash(
-            sorted(zip(part["sha256"], part["label"].astype(str), part["caption"].fillna("").astype(str))), 64
+            sorted(zip(part["sha256"], part["label"].astype(str), part["caption"].astype("string").fillna(""))), 64
         )
     return hashes
 
@@ -239,7 +238,7 @@ def read_images(root: Path, name: str, files: list[str], channels: int, size: in
     mode = "L" if channels == 1 else "RGB"
     images = []
     for file in files:
-        with Image.open(Path(root) / name / file) as image:
+        with open_image(Path(root) / name / file) as image:
             images.append(torch.from_numpy(np.asarray(image.convert(mode), dtype=np.float32).copy()))
     if not images:
         return torch.zeros(0, channels, size, size)

@@ -4,6 +4,8 @@ Casting [-1, 1] tensors straight to uint8 (a known bug in a well-known repo) mak
 everything here maps [-1, 1] -> [0, 255] with rounding, exactly like torchvision's save_image.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,22 @@ def save_png(image: torch.Tensor, path: Path) -> Path:
     return Path(path)
 
 
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """PIL's `Image.open`, with an image over PIL's decompression-bomb limit refused as bad input naming the file (PIL
+    raises an error that is neither OSError nor names the file)."""
+    try:
+        with Image.open(path) as image:
+            yield image
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} refused: {exc}") from None
+
+
 def require_readable(paths: list[Path]) -> None:
     """A corrupt or missing image is an error naming the file, never a silently empty result."""
     for path in paths:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 image.verify()
         except (OSError, SyntaxError) as exc:
             raise DataError(f"cannot read image {path}: {exc}") from exc

@@ -10,7 +10,10 @@ checked again at every use.
 
 import hashlib
 import json
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -24,6 +27,21 @@ from erasediff.util.locks import file_lock
 from erasediff.util.workdir import scratch_dir
 
 PARTS_TAG, PARTS_PATH = "erasediff.parts_of", "parts"
+BAR_SETTING = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextmanager
+def _no_download_bar() -> Iterator[None]:
+    """MLflow draws a bar per download call, one per part; `unpack` draws one bar for the whole folder instead."""
+    before = os.environ.get(BAR_SETTING)
+    os.environ[BAR_SETTING] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(BAR_SETTING, None)
+        else:
+            os.environ[BAR_SETTING] = before
 
 
 class RunBlobs:
@@ -58,7 +76,8 @@ class RunBlobs:
         if not self.cache.has(sha):
             folder = scratch_dir("part-")
             try:
-                local = self.client.download_artifacts(self.run_id, f"{PARTS_PATH}/{sha}", str(folder))
+                with _no_download_bar():
+                    local = self.client.download_artifacts(self.run_id, f"{PARTS_PATH}/{sha}", str(folder))
                 data = Path(local).read_bytes()
                 if hashlib.sha256(data).hexdigest() != sha:
                     raise ModelLoadError(f"stored part {sha} of run {self.run_id} is corrupt")

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from tqdm.auto import tqdm
+
 from erasediff.util.atomic import atomic_dir
 from erasediff.util.errors import ModelLoadError
 
@@ -116,10 +118,14 @@ def pack(
     return {"files": files, "bytes": sum(f["bytes"] for f in files)}, added
 
 
-def unpack(manifest: dict, blobs: Blobs, out: Path) -> Path:
-    """Write the folder of `manifest` at `out` (atomically), part by part; every file must match its recorded
-    sha256."""
-    with atomic_dir(Path(out), replace=True) as scratch:
+def unpack(manifest: dict, blobs: Blobs, out: Path, progress: bool = True) -> Path:
+    """Write the folder of `manifest` at `out` (atomically), part by part, under one progress bar in bytes; every
+    file must match its recorded sha256."""
+    total = sum(entry.get("bytes", 0) for entry in manifest["files"])
+    with (
+        atomic_dir(Path(out), replace=True) as scratch,
+        tqdm(total=total, unit="B", unit_scale=True, desc=f"rebuild {Path(out).name}", disable=not progress) as bar,
+    ):
         for entry in manifest["files"]:
             target = scratch / entry["path"]
             if target.resolve().parent != scratch.resolve() and scratch.resolve() not in target.resolve().parents:
@@ -134,6 +140,7 @@ def unpack(manifest: dict, blobs: Blobs, out: Path) -> Path:
                         raise ModelLoadError(f"a stored part of {entry['path']} cannot be read: {exc}") from exc
                     whole.update(piece)
                     handle.write(piece)
+                    bar.update(len(piece))
             if whole.hexdigest() != entry["sha256"]:
                 raise ModelLoadError(
                     f"{entry['path']} reassembled from its stored parts does not match its recorded sha256"

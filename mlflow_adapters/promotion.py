@@ -5,6 +5,7 @@ tagged with the request's lineage, and the alias moves to it.
 
 import json
 import shutil
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 import erasediff
-from erasediff.reporting.model_card import MODEL_CARD, model_card
+from erasediff.reporting.model_card import MODEL_CARD, inherited_license, model_card
 from erasediff.request.earlier_checks import write_concept_check
 from erasediff.request.schema import ErasureRequest
 from erasediff.storage.parts import PARTS_FILE, pack
@@ -86,6 +87,7 @@ def lineage_tags(
         "retain_manifest_sha256": curation_summary["retain_sha256"],
         "gate_report": json.dumps(gate_report),
         **provenance,
+        **({"notify": json.dumps(req.notify.model_dump(mode="json"))} if req.notify else {}),  # pipelines/notify.py
     }
 
 
@@ -122,23 +124,33 @@ def _register(
         )
     }
     promoted_at = datetime.now(UTC).isoformat(timespec="seconds")
-    (folder / MODEL_CARD).write_text(
-        model_card(req.as_params(), base_model_sha256, gate_report, promoted_at, card_provenance, earlier_erasures)
+    card = model_card(
+        req.as_params(),
+        base_model_sha256,
+        gate_report,
+        promoted_at,
+        card_provenance,
+        earlier_erasures,
+        inherited_license(folder / MODEL_CARD),
     )
+    (folder / MODEL_CARD).write_text(card)
     if req.target.kind == "concept":  # what later versions of this model must keep passing (logged before registering)
         mlflow.log_artifacts(str(write_concept_check(req, scratch_dir("check-"))), CHECK_ARTIFACT)
     registered = _store_parts(registered_name, folder, tags)
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(pyfunc),
-        artifacts={DIFFUSERS_ARTIFACT: str(registered)},
-        signature=signature,
-        pip_requirements=[
-            f"erasediff=={erasediff.__version__}",
-            f"torch=={torch.__version__.split('+')[0]}",
-            f"mlflow=={mlflow.__version__}",
-        ],
-    )
+    with warnings.catch_warnings():
+        # an input example would make MLflow run the model (sample images) while logging; the signature is explicit
+        warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(pyfunc),
+            artifacts={DIFFUSERS_ARTIFACT: str(registered)},
+            signature=signature,
+            pip_requirements=[
+                f"erasediff=={erasediff.__version__}",
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"mlflow=={mlflow.__version__}",
+            ],
+        )
     version = mlflow.register_model(info.model_uri, registered_name, tags=tags)
     MlflowClient().update_model_version(
         registered_name, version.version, description=version_description(req, gate_report)

@@ -162,7 +162,7 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=DDIMScheduler(),
+        scheduler=DDIMScheduler(steps_offset=1, clip_sample=False),  # what SD's pipeline would set anyway
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -247,3 +247,35 @@ def digit_clip_dir(tmp_path_factory) -> Path:
 def model_copy(digits_folder: Path, tmp_path: Path) -> Path:
     """A private copy of the digits diffusers folder that a test may corrupt."""
     return Path(shutil.copytree(digits_folder / MODEL_DIR, tmp_path / "base"))
+
+
+WEBHOOK_ENV = "ERASEDIFF_TEST_WEBHOOK"  # what a test request's `notify.webhook_env` names
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    """A local HTTP receiver for notifications, its URL in $ERASEDIFF_TEST_WEBHOOK: yields the JSON bodies POSTed to it
+    (a real server on a free port; requests in the module's runs deliver to it)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ[WEBHOOK_ENV] = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        yield received
+    finally:
+        os.environ.pop(WEBHOOK_ENV, None)
+        server.shutdown()

@@ -3,8 +3,11 @@ among them, render raw HTML, so markup in a requester, reason, legal basis, conc
 survive, and a `|` must not break the card's tables."""
 
 import re
+from pathlib import Path
 
-from erasediff.reporting.model_card import model_card
+from huggingface_hub import ModelCard
+
+from erasediff.reporting.model_card import inherited_license, model_card
 
 HOSTILE = {
     "request": {
@@ -64,3 +67,22 @@ def test_ordinary_values_read_as_before() -> None:
         [{"request_id": "REQ-A", "version": 1, "classes": [3]}],
     )
     assert "classes [5] erased" in text and "| REQ-A | 1 | [3] |" in text and "| legal basis | GDPR Art. 17 |" in text
+
+
+def test_the_card_loads_with_huggingface_hub_and_carries_the_standard_metadata(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(card())
+    loaded = ModelCard.load(tmp_path / "README.md")
+    data = loaded.data
+    assert (data.library_name, data.pipeline_tag, data.license) == ("diffusers", "text-to-image", "other")
+    assert data.base_model == "/models/&lt;svg onload=alert(1)&gt;"  # escaped here too: some viewers render it
+    assert data.to_dict()["base_model_sha256"] == "abc123" and data.to_dict()["erasure_request"] == "REQ-1"
+    assert "## Gate results" in loaded.text
+
+
+def test_a_derivative_keeps_the_base_cards_license(tmp_path: Path) -> None:
+    base_card = tmp_path / "README.md"
+    assert inherited_license(base_card) == "other"  # no card: a license this card cannot name
+    base_card.write_text("---\nlicense: creativeml-openrail-m\n---\n# base model\n")
+    assert inherited_license(base_card) == "creativeml-openrail-m"
+    base_card.write_text("# a card without front matter\n")
+    assert inherited_license(base_card) == "other"

@@ -66,6 +66,7 @@ def _identity(client):
 
 def _decision(args: argparse.Namespace) -> int:
     from mlflow_adapters.review import approve, check_inputs, reject
+    from pipelines.notify import notify_review, request_version
 
     check_inputs(args.reviewer, args.comment, "--comment", required=False)  # before any store is opened
     client = _client(args)
@@ -76,20 +77,24 @@ def _decision(args: argparse.Namespace) -> int:
         if entry.to_version is not None
         else f"version {entry.from_version} rejected; no alias moved"
     )
-    print(f"request {args.id}: {args.action}d by {entry.actor} at {entry.time}: {moved}")
+    done = {"approve": "approved", "reject": "rejected"}[args.action]
+    print(f"request {args.id}: {done} by {entry.actor} at {entry.time}: {moved}")
+    notify_review(client, request_version(client, args.id), done, f"{done} by {entry.actor}: {moved}")
     return DONE
 
 
 def _rollback(args: argparse.Namespace) -> int:
     from mlflow_adapters.review import check_inputs, rollback
+    from pipelines.notify import notify_review
 
     check_inputs(args.reviewer, args.reason, "--reason", required=True)
     client = _client(args)
     entry = rollback(client, args.model, args.to, _identity(client), args.reviewer, args.reason, args.force, args.alias)
-    print(
-        f"{args.model}: @{entry.alias} moved from version {entry.from_version} to {entry.to_version} by {entry.actor} "
-        f"({entry.action})"
-    )
+    moved = f"@{entry.alias} moved from version {entry.from_version} to {entry.to_version} by {entry.actor}"
+    print(f"{args.model}: {moved} ({entry.action})")
+    if entry.from_version is not None:  # the request taken out of service hears of it
+        verdict = f"{moved}: {args.reason}"
+        notify_review(client, client.get_model_version(args.model, entry.from_version), "rolled_back", verdict)
     return DONE
 
 

@@ -35,6 +35,8 @@ def run_prefix(request_id: str) -> str:
 def zenml_run_config(request) -> dict:
     """The request's ZenML run configuration: what `run_request` passes to the pipeline, and what
     `erasediff request zenml-config` writes for `zenml pipeline run ... -c`."""
+    from erasediff.util.code_version import code_version
+
     rid, name = request.request.id, request.registry.model_name
     return {
         "run_name": f"{run_prefix(rid)}{{date}}-{{time}}",
@@ -44,8 +46,11 @@ def zenml_run_config(request) -> dict:
             "description": f"EraseDiff erasures registered as MLflow model {name}",
             "tags": ["erasediff"],
         },
-        "settings": {
-            "experiment_tracker": {"experiment_name": request.tracking.experiment, "tags": {"request_id": rid}}
+        "settings": {  # the launcher's code version on every run; steps in an image record the image's (baked) one
+            "experiment_tracker": {
+                "experiment_name": request.tracking.experiment,
+                "tags": {"request_id": rid, "code_version": code_version()},
+            }
         },
     }
 
@@ -166,6 +171,7 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
     from pipelines.erasure import erasure_pipeline
+    from pipelines.notify import completed_outcome
 
     options = zenml_run_config(request)
     pipeline = erasure_pipeline.with_options(
@@ -194,14 +200,31 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     run = latest()
     if run.status.value == "completed":
         print(f"pipeline run {run.name} completed; MLflow: {uri}")
+        _ended(run, request, uri, *completed_outcome(uri, rid))
         return PROMOTED
     step, source, message = failure(run)
     if source.endswith(GateRefused.__name__):
         print(_gate_table(run), file=sys.stderr)
+        _ended(run, request, uri, "gated_out", message)
         print(f"error: {message}", file=sys.stderr)
         return GATED_OUT
+    _ended(run, request, uri, "failed", f"step {step} failed: {message}")
     print(f"error: step {step} failed: {message}", file=sys.stderr)
     return FAILED
+
+
+def _ended(run, request, uri: str, event: str, verdict: str) -> None:
+    """How the run ended, in its ZenML metadata (the dashboard shows a verdict, not only a status), and told to whoever
+    the request's `notify:` names (pipelines/notify.py)."""
+    from zenml import log_metadata
+
+    from pipelines.notify import notify_run_outcome
+
+    delivered = notify_run_outcome(request, uri, event, verdict)
+    found = {"erasediff.verdict": event, "erasediff.verdict_detail": verdict}
+    log_metadata(
+        metadata={**found, **({f"notify.{event}": delivered} if delivered else {})}, run_id_name_or_prefix=run.id
+    )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,11 @@
-"""Step: check every threshold of the request against the evaluation (fail closed) and log the gate report."""
+"""Step: check every threshold of the request against the evaluation (fail closed) and log the gate report (to MLflow,
+and to ZenML as a Markdown table its dashboard shows)."""
 
 from typing import Annotated
 
 import mlflow
-from zenml import step
+from zenml import save_artifact, step
+from zenml.types import MarkdownString
 
 from erasediff.request.gates import evaluate_gates
 from erasediff.request.schema import ErasureRequest
@@ -16,5 +18,6 @@ def gate(request: ErasureRequest, evaluation: dict) -> Annotated[dict, "gate_rep
     mlflow.log_text(report.table(), "gates/gate_report.txt")
     mlflow.log_metrics({f"gate.{g.gate}": g.value for g in report.gates if g.value is not None})
     mlflow.set_tag("gates.passed", str(report.passed).lower())
+    save_artifact(MarkdownString(report.markdown()), name="gate_table")
     print(report.table())
     return report.as_dict()

@@ -1,15 +1,17 @@
 """Step: the erasure report of the run (HTML and its JSON twin, logged to the MLflow run and, when promoted, next to
 the registered model in its artifacts), then the run's verdict: a gated-out run ends here as failed with
-GateRefused, so the runner and `request status` report it as gated out."""
+GateRefused, so the runner and `request status` report it as gated out. The HTML is also a ZenML artifact, saved before
+that verdict, so ZenML's dashboard shows the report of every run, gated out or not."""
 
 from pathlib import Path
 from typing import Annotated
 
 import mlflow
 from mlflow.tracking import MlflowClient
-from zenml import get_step_context, step
+from zenml import get_step_context, save_artifact, step
+from zenml.types import HTMLString
 
-from erasediff.reporting.html_report import REPORT_DIR
+from erasediff.reporting.html_report import REPORT_DIR, REPORT_HTML
 from erasediff.request.erasure_report import run_description, write_request_report
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
@@ -53,6 +55,7 @@ def report(
         folder,
     )
     log_files(files, REPORT_DIR)
+    save_artifact(HTMLString((folder / REPORT_HTML).read_text()), name="erasure_report_html")
     mlflow.set_tag(
         "mlflow.note.content", run_description(request, facts["outcome"])
     )  # the run's description in the MLflow UI

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import merge, mlflow_tracking
+from conftest import WEBHOOK_ENV, merge, mlflow_tracking
 from PIL import Image
 from test_pipeline import digits_folder, write_request
 
@@ -38,6 +38,7 @@ REGISTRY = {
     "gates": {"fid_increase_max": 0.5},
     "unlearning": {"recipe": "paper", "advanced": {"steps": 60}},
     "checkpoint_every": 30,
+    "notify": {"webhook_env": WEBHOOK_ENV},  # a local receiver (conftest.webhook) hears every outcome
 }
 
 
@@ -64,7 +65,7 @@ def status(request_id: str, work: Path, capsys) -> dict:
 
 
 @pytest.fixture(scope="module")
-def sequence(work: Path, requests: Path, tmp_path_factory) -> dict:
+def sequence(work: Path, requests: Path, tmp_path_factory, webhook: list[dict]) -> dict:
     """A: forget 3 from the embedded default. B: forget 5 from @champion. C: forget 8 from @champion, retaining only 3s
     and 5s."""
     out = {}
@@ -85,6 +86,30 @@ def sequence(work: Path, requests: Path, tmp_path_factory) -> dict:
         path = write_request(requests, rid, **merge(REGISTRY, overrides))
         out[rid] = erasediff(["request", "submit", str(path), "--workdir", str(work)])
     return out
+
+
+def test_promotions_and_a_gated_out_request_are_told_with_the_report(sequence: dict, webhook: list[dict]) -> None:
+    told = {(m["request_id"], m["event"]): m for m in webhook}
+    assert set(told) == {("REQ-A", "promoted"), ("REQ-B", "promoted"), ("REQ-C", "gated_out")}
+    assert told[("REQ-A", "promoted")]["verdict"].startswith(f"promoted: registered as {MODEL} version 1")
+    gated = told[("REQ-C", "gated_out")]
+    assert "earlier_erasures_accuracy_max" in gated["verdict"] and gated["report"].startswith("runs:/")
+    assert all(m["report"].endswith("/report/erasure_report.html") for m in webhook)
+
+
+def test_zenml_holds_each_runs_verdict_report_and_gate_table(sequence: dict) -> None:
+    """In ZenML's own records (what its dashboard shows): the verdict as run metadata, the erasure report as an HTML
+    artifact and the gates as a Markdown one, for the gated-out run too."""
+    from zenml.client import Client
+
+    client = Client()
+    run = client.list_pipeline_runs(name="startswith:erasure-REQ-C-", hydrate=True).items[0]
+    assert run.run_metadata["erasediff.verdict"] == "gated_out"
+    assert "earlier_erasures_accuracy_max" in run.run_metadata["erasediff.verdict_detail"]
+    reports = [v.load() for v in client.list_artifact_versions(name="erasure_report_html", hydrate=True).items]
+    assert any("REQ-C" in str(r) and "<html" in str(r).lower() for r in reports)
+    tables = [str(v.load()) for v in client.list_artifact_versions(name="gate_table", hydrate=True).items]
+    assert any("| earlier_erasures_accuracy_max |" in t and "**FAIL**" in t for t in tables)
 
 
 @pytest.fixture(scope="module")

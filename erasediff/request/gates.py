@@ -140,6 +140,18 @@ class GateReport:
         lines.append(f"promotion: {'allowed' if self.passed else 'REFUSED'}")
         return "\n".join(lines)
 
+    def markdown(self) -> str:
+        """The same table in Markdown (ZenML's dashboard renders it under the gate step)."""
+        rows = [
+            f"| {g.gate} | {'missing' if g.value is None else f'{g.value:.4f}'} | {g.threshold:.4f} | "
+            f"{'pass' if g.passed else '**FAIL**'} |"
+            for g in self.gates
+        ]
+        verdict = "allowed" if self.passed else "**refused**"
+        return "\n".join(
+            ["| gate | value | threshold | verdict |", "|---|---:|---:|---|", *rows, "", f"Promotion: {verdict}."]
+        )
+
 
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None

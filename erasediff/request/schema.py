@@ -22,6 +22,7 @@ from erasediff.comparison.eval_config import ClassEvalConfig, PromptEvalConfig
 from erasediff.evaluation.metric_settings import FidSettings, GenerationSettings
 from erasediff.method.recipes import recipe_settings
 from erasediff.method.unlearning_settings import Recipe, UnlearnSettings
+from erasediff.request.notify_settings import NotifySettings
 from erasediff.util.config import Strict, describe_validation_error, load_yaml_config
 from erasediff.util.record_text import name_problem, record_text_problem
 
@@ -402,6 +403,9 @@ class ErasureRequest(Strict):
     gates: GateSettings = GateSettings()
     registry: RegistrySettings = RegistrySettings()
     tracking: TrackingSettings = TrackingSettings()
+    notify: NotifySettings | None = Field(
+        None, description="a webhook told of each event: awaiting approval, gated out, failed, promoted, reviewed"
+    )
 
     @model_validator(mode="before")
     @classmethod

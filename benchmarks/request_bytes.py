@@ -26,8 +26,6 @@ def size(folder: Path, pattern: str = "*") -> int:
 
 
 def measure(request: Path) -> dict:
-    from mlflow.tracking import MlflowClient
-
     with tempfile.TemporaryDirectory(prefix="request-bytes-") as tmp:
         work, cache = Path(tmp) / "work", Path(tmp) / "cache"
         env = {**os.environ, "ERASEDIFF_CACHE": str(cache)}
@@ -38,31 +36,35 @@ def measure(request: Path) -> dict:
         seconds = time.perf_counter() - started
         if child.returncode not in (0, 1):
             raise SystemExit(f"error: run.py exited {child.returncode}: {child.stderr.decode()[-2000:]}")
-        client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
-        versions = [
-            v for m in client.search_registered_models() for v in client.search_model_versions(f"name='{m.name}'")
-        ]
-        added = sum(int(v.tags.get("storage.bytes_added", 0)) for v in versions)
-        artifacts = work / "mlartifacts"
-        kept_eval = sum(size(d, "*.png") for d in artifacts.rglob("evaluation") if d.is_dir())
-        kept_report = sum(size(d) for d in artifacts.rglob("report") if d.is_dir())  # the run's and the model's copy
-        stores = {
-            "zenml artifact store": size(work / "zenml" / "local_stores"),
-            "mlflow artifact store": size(artifacts),
-            "scratch": size(work / "scratch"),
-            "model cache": size(cache / "materialized"),
-        }
-        kept = added + kept_eval + kept_report
-        return {
-            "exit": child.returncode,
-            "seconds": seconds,
-            **stores,
-            "version adds": added,
-            "evaluation images": kept_eval,
-            "reports": kept_report,
-            "stores (without the cache)": sum(v for k, v in stores.items() if k != "model cache"),
-            "ratio": sum(v for k, v in stores.items() if k != "model cache") / kept,
-        }
+        return {"exit": child.returncode, "seconds": seconds, **stored_and_kept(work, cache)}
+
+
+def stored_and_kept(work: Path, cache: Path) -> dict:
+    """Bytes in a finished request's work folder: each store, what must be kept, and their ratio (the model cache is
+    local and reusable: reported, not counted)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    versions = [v for m in client.search_registered_models() for v in client.search_model_versions(f"name='{m.name}'")]
+    added = sum(int(v.tags.get("storage.bytes_added", 0)) for v in versions)
+    artifacts = work / "mlartifacts"
+    kept_eval = sum(size(d, "*.png") for d in artifacts.rglob("evaluation") if d.is_dir())
+    kept_report = sum(size(d) for d in artifacts.rglob("report") if d.is_dir())  # the run's and the model's copy
+    stores = {
+        "zenml artifact store": size(work / "zenml" / "local_stores"),
+        "mlflow artifact store": size(artifacts),
+        "scratch": size(work / "scratch"),
+        "model cache": size(cache / "materialized"),
+    }
+    kept = added + kept_eval + kept_report
+    return {
+        **stores,
+        "version adds": added,
+        "evaluation images": kept_eval,
+        "reports": kept_report,
+        "stores (without the cache)": sum(v for k, v in stores.items() if k != "model cache"),
+        "ratio": sum(v for k, v in stores.items() if k != "model cache") / kept,
+    }
 
 
 def main() -> None:

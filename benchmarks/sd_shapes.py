@@ -1,5 +1,8 @@
 """Stable Diffusion component configurations as published (SD 1.5, SDXL): the shapes every SD-size benchmark builds
-with random weights, so that bytes, memory and seconds are real while no weight is downloaded."""
+with random weights, so that bytes, memory and seconds are real while no weight is downloaded; and the folders they
+make (a diffusers pipeline, a CLIP model), with a word tokenizer built locally."""
+
+from pathlib import Path
 
 SD15_FP16_GB = 2.1  # UNet, text encoder and VAE of SD 1.5 in fp16 (about 1.07 billion parameters)
 SD15_UNET = dict(
@@ -55,3 +58,59 @@ CLIP_BIGG = dict(
     max_position_embeddings=77,
     projection_dim=1280,
 )
+CLIP_VIT_L14 = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    image_size=224,
+    patch_size=14,
+)
+
+
+def _tokenizer(words: tuple[str, ...] | list[str]):
+    from erasediff.models.clip import build_word_tokenizer
+
+    tokenizer = build_word_tokenizer(words, max_length=77)
+    return tokenizer, {f"{k}_token_id": getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad")}
+
+
+def build_sd15(out: Path, words: tuple[str, ...] = ("a", "photo", "of", "person", "nude", "naked", "clothes")) -> Path:
+    """A random-weight SD 1.5 pipeline folder (UNet, VAE, CLIP ViT-L text encoder; fp32 safetensors), nothing
+    downloaded; its tokenizer knows `words` only."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer, ids = _tokenizer(words)
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL(**VAE),
+        text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L, **ids)),
+        tokenizer=tokenizer,
+        unet=UNet2DConditionModel(**SD15_UNET),
+        scheduler=DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def build_clip_l14(out: Path, words: list[str]) -> Path:
+    """A random-weight CLIP ViT-L/14 folder (what CLIP score and CLIP-feature FID load), tokenizer of `words`."""
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    from erasediff.models.clip import CLIP_MEAN, CLIP_STD
+
+    torch.manual_seed(1)
+    tokenizer, ids = _tokenizer(words)
+    config = CLIPConfig(text_config={**CLIP_L, **ids}, vision_config=CLIP_VIT_L14, projection_dim=768)
+    CLIPModel(config).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "preprocessor_config.json").write_text(json.dumps({"image_mean": CLIP_MEAN, "image_std": CLIP_STD}))
+    return out

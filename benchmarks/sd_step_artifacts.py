@@ -33,32 +33,6 @@ def size(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).exists() else 0
 
 
-def build_sd15(out: Path) -> Path:
-    """A random-weight SD 1.5 pipeline folder (nothing downloaded)."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from sd_shapes import CLIP_L, SD15_UNET, VAE
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from erasediff.models.clip import build_word_tokenizer
-
-    torch.manual_seed(0)
-    tokenizer = build_word_tokenizer("a photo of a person nude naked clothes".split(), max_length=77)
-    ids = {k: getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad")}
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL(**VAE),
-        text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L, **{f"{k}_token_id": v for k, v in ids.items()})),
-        tokenizer=tokenizer,
-        unet=UNet2DConditionModel(**SD15_UNET),
-        scheduler=DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out, safe_serialization=True)
-    return out
-
-
 def unlearned_copy(base: Path, out: Path) -> Path:
     """The base with every noxattn tensor of the UNet changed (the folder an erasure with that preset writes)."""
     import torch
@@ -162,6 +136,8 @@ def main() -> None:
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp / 'before.db'}")
         mlflow.set_experiment("bench")
+        from sd_shapes import build_sd15
+
         base = build_sd15(tmp / "models" / "sd15")
         unlearned = unlearned_copy(base, tmp / "models" / "unlearned")
         old = before(base, unlearned)

@@ -46,6 +46,7 @@ bench: setup
 	$(PY) benchmarks/storage_cost.py --publish
 	$(PY) benchmarks/request_bytes.py --publish
 	$(PY) benchmarks/sd_memory.py --publish $(if $(shell nvidia-smi -L 2>/dev/null),--device cuda,)
+	$(PY) benchmarks/sd_scale.py --publish $(if $(shell nvidia-smi -L 2>/dev/null),--device cuda,)
 
 # EraseDiff against fine-tuning, NegGrad+, SalUn and ESD, 3 seeds, two tasks (5 to 17 minutes on 2 cores, by machine); writes docs/results/'s results
 bench-tradeoff: setup

@@ -17,6 +17,7 @@ remainder (with the second and third gradient buffers EraseDiff holds while it f
     python benchmarks/sd_memory.py                         # every configuration, on this machine's CPU
     python benchmarks/sd_memory.py --device cuda --publish # on a GPU node; docs/results/sd-memory.md
     python benchmarks/sd_memory.py --configs shipped xattn # a subset
+    python benchmarks/sd_memory.py --width-divisor 10      # a reduced-width SD UNet (what a test checks)
 """
 
 import argparse
@@ -67,20 +68,20 @@ def settings_of(name: str):
     )
 
 
-def counted(name: str) -> dict:
+def counted(name: str, width_divisor: int = 1) -> dict:
     """The configuration's tensors other than activations, counted on a UNet built on the meta device (no memory):
     the working weights, the gradient-sized buffers alive at the peak (g_r, g_f and the relearning term's; two
     without it), the optimizer's states, the frozen original's trainable subset (retain anchor), the inner copy."""
     import torch
     from diffusers import UNet2DConditionModel
-    from sd_shapes import SD15_UNET
+    from sd_shapes import sd15_unet
 
     from erasediff.method.params import select_parameters
     from erasediff.models.lora import add_adapter
 
     settings = settings_of(name)
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**SD15_UNET)
+        unet = UNet2DConditionModel(**sd15_unet(width_divisor))
         trainable = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
         if settings.adapter is not None:
             trainable = add_adapter(unet, trainable, settings.adapter)
@@ -97,17 +98,19 @@ def counted(name: str) -> dict:
     }
 
 
-def measure(name: str, device: str) -> dict:
+def measure(name: str, device: str, width_divisor: int = 1) -> dict:
     """One configuration, in this process: the peak of two updates (the second runs with the optimizer's states)."""
     import torch
     from diffusers import DDPMScheduler, UNet2DConditionModel
-    from sd_shapes import SD15_UNET
+    from sd_shapes import SD15_UNET, sd15_unet
 
     from erasediff.data.image_sets import LabeledImages
     from erasediff.method.loop import unlearn_unet
 
     settings = settings_of(name)
-    unet = UNet2DConditionModel(**SD15_UNET).requires_grad_(False)  # the caller's original; on a GPU node, on the host
+    unet = UNet2DConditionModel(**sd15_unet(width_divisor)).requires_grad_(
+        False
+    )  # the caller's original; on a GPU node, on the host
     g = torch.Generator().manual_seed(0)
     table = torch.randn(3, 77, SD15_UNET["cross_attention_dim"], generator=g).to(device)
     data = [LabeledImages(torch.randn(1, 4, 64, 64, generator=g), torch.full((1,), i)) for i in (0, 1)]
@@ -145,12 +148,15 @@ def rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def run_child(name: str, device: str, limit_gib: float) -> dict:
+def run_child(name: str, device: str, limit_gib: float, width_divisor: int = 1) -> dict:
     """One configuration in a fresh process; stopped when its resident memory passes `limit_gib` (the host's
     memory, not the GPU's: a configuration that does not fit this host is reported as such, not swapped)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
-            [sys.executable, __file__, "--one", name, "--device", device], stdout=out, stderr=err, cwd=ROOT
+            [sys.executable, __file__, "--one", name, "--device", device, "--width-divisor", str(width_divisor)],
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
         )
         over = False
         while child.poll() is None:
@@ -176,9 +182,10 @@ def main() -> None:
     parser.add_argument(
         "--host-limit-gib", type=float, default=20.0, help="stop a configuration past this much host memory"
     )
+    parser.add_argument("--width-divisor", type=int, default=1, help="divide the UNet's channel widths (tests: 10)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.device)))
+        print(json.dumps(measure(args.one, args.device, args.width_divisor)))
         return
     from results_page import publish
 
@@ -188,8 +195,8 @@ def main() -> None:
         if args.device == "cpu" and settings_of(name).optimizer == "adam8bit":
             found = {"failed": "8-bit Adam needs CUDA: counted only"}
         else:
-            found = run_child(name, args.device, args.host_limit_gib)
-        row = {"config": name, **counted(name), **found}
+            found = run_child(name, args.device, args.host_limit_gib, args.width_divisor)
+        row = {"config": name, **counted(name, args.width_divisor), **found}
         if "peak" in found:
             row["activations and temporaries"] = found["peak"] - sum(row[k] for k in parts)
         rows.append(row)

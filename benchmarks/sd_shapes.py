@@ -18,6 +18,12 @@ SD15_UNET = dict(
 )
 
 
+def sd15_unet(width_divisor: int = 1) -> dict:
+    """SD 1.5's UNet configuration, its channel widths divided by `width_divisor` (10 keeps every width a multiple of
+    the 32 norm groups): the same blocks, attention layout and 512 px latents at a fraction of the bytes, for tests."""
+    return {**SD15_UNET, "block_out_channels": tuple(c // width_divisor for c in SD15_UNET["block_out_channels"])}
+
+
 SDXL_UNET = dict(
     sample_size=128,
     in_channels=4,

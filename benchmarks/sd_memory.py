@@ -22,7 +22,6 @@ remainder (with the second and third gradient buffers EraseDiff holds while it f
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -118,7 +117,7 @@ def measure(name: str, device: str, width_divisor: int = 1) -> dict:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        before = peak_rss()
     started = time.perf_counter()
     unlearn_unet(
         unet,
@@ -135,8 +134,15 @@ def measure(name: str, device: str, width_divisor: int = 1) -> dict:
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        peak = peak_rss() - before
     return {"peak": peak, "seconds": seconds}
+
+
+def peak_rss() -> int:
+    """This process's peak resident bytes (VmHWM). Not getrusage's ru_maxrss: Linux carries that over fork and exec,
+    so a child of a large process (a test run) would read its parent's peak and see no rise."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def rss(pid: int) -> int:

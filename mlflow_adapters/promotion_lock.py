@@ -194,10 +194,23 @@ def promotion_lock(
             )
 
 
-def release(client: MlflowClient, model_name: str, token: str) -> bool:
-    """Give the lock back: only the holder of `token` can (False: that token does not hold it)."""
+def release(client: MlflowClient, model_name: str, token: str, attempts: int = 20) -> bool:
+    """Give the lock back: only the holder of `token` can (False: that token does not hold it). A rename that fails
+    while the held name still exists failed on a busy store, not to a takeover: it is tried again."""
     name = lock_name(model_name)
-    return _rename(client, f"{name}{HELD}{token}", name)
+    mine = f"{name}{HELD}{token}"
+    for attempt in range(attempts):
+        if _rename(client, mine, name):
+            return True
+        try:
+            client.get_registered_model(mine)
+        except MlflowException as exc:
+            if _missing(exc):
+                return False  # renamed away by a waiter that took it over
+        except Exception:  # noqa: BLE001, S110 - a busy SQLite store: look again after the pause
+            pass
+        time.sleep(0.1 * (attempt + 1))
+    return False
 
 
 def unlock(client: MlflowClient, model_name: str) -> Held | None:

@@ -26,10 +26,10 @@ CONTENDER = """
 import os, sys, time
 from mlflow.tracking import MlflowClient
 from mlflow_adapters.promotion_lock import promotion_lock
-uri, log, rounds, hold_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+uri, log, rounds, hold_s, stale_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 client = MlflowClient(tracking_uri=uri)
 for _ in range(rounds):
-    with promotion_lock(client, "MODEL", f"REQ-{os.getpid()}", wait_s=300, heartbeat_s=0.2, stale_after_s=5.0):
+    with promotion_lock(client, "MODEL", f"REQ-{os.getpid()}", wait_s=300, heartbeat_s=0.2, stale_after_s=stale_s):
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         os.write(fd, f"enter {os.getpid()}\\n".encode())
         time.sleep(hold_s)
@@ -39,9 +39,9 @@ print("done", flush=True)
 """.replace("MODEL", MODEL)
 
 
-def contender(uri: str, log: Path, rounds: int, hold_s: float) -> subprocess.Popen:
+def contender(uri: str, log: Path, rounds: int, hold_s: float, stale_s: float = 5.0) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CONTENDER, uri, str(log), str(rounds), str(hold_s)],
+        [sys.executable, "-c", CONTENDER, uri, str(log), str(rounds), str(hold_s), str(stale_s)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
@@ -65,7 +65,8 @@ def store(tmp_path: Path) -> str:
 
 def test_three_contending_processes_never_hold_it_together(store: str, tmp_path: Path) -> None:
     log = tmp_path / "holders.log"
-    procs = [contender(store, log, rounds=4, hold_s=0.05) for _ in range(3)]
+    # nobody dies here: a long staleness keeps a busy store's slow writes (a loaded CI host) from reading as a death
+    procs = [contender(store, log, rounds=4, hold_s=0.05, stale_s=30.0) for _ in range(3)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     lines = log.read_text().splitlines()

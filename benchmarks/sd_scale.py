@@ -31,6 +31,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from request_bytes import size, stored_and_kept  # this folder is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
 STEPS = ("load_base_model", "curate_sets", "unlearn_model", "evaluate_models", "gate", "promote", "report")
@@ -50,10 +52,6 @@ OUTSIDE = (  # innermost match wins
     ("copying", ("shutil.py",)),
     ("importing", ("<frozen importlib",)),
 )
-
-
-def size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
 
 
 def rss() -> int:
@@ -228,8 +226,6 @@ def run(tmp: Path, device: str) -> dict:
     wall = time.perf_counter() - started
     sampler.done.set()
     sampler.join()
-    from request_bytes import stored_and_kept
-
     return {
         "stored": stored_and_kept(work, tmp / "cache"),
         "exit": code,

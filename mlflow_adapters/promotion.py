@@ -30,7 +30,14 @@ from mlflow_adapters.blob_store import RunBlobs, parts_run
 from mlflow_adapters.identity import checked_identity
 from mlflow_adapters.permissions import refused
 from mlflow_adapters.promotion_lock import promotion_lock
-from mlflow_adapters.registry import CHECK_ARTIFACT, DIFFUSERS_ARTIFACT, HASH_TAG, REQUEST_TAG, promoted_version
+from mlflow_adapters.registry import (
+    CHECK_ARTIFACT,
+    DIFFUSERS_ARTIFACT,
+    HASH_TAG,
+    NOTIFY_TAG,
+    REQUEST_TAG,
+    promoted_version,
+)
 from mlflow_adapters.registry import earlier_erasures as registry_earlier_erasures
 from mlflow_adapters.review import (
     CANDIDATE_ALIAS,
@@ -87,7 +94,7 @@ def lineage_tags(
         "retain_manifest_sha256": curation_summary["retain_sha256"],
         "gate_report": json.dumps(gate_report),
         **provenance,
-        **({"notify": json.dumps(req.notify.model_dump(mode="json"))} if req.notify else {}),  # pipelines/notify.py
+        **({NOTIFY_TAG: json.dumps(req.notify.model_dump(mode="json"))} if req.notify else {}),
     }
 
 

@@ -20,6 +20,7 @@ from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.blob_store import materialize
 
 REQUEST_TAG = "request_id"
+NOTIFY_TAG = "notify"  # a version's request's notify block (JSON), read by the review commands (pipelines/notify.py)
 DIFFUSERS_ARTIFACT = "diffusers"
 CHECK_ARTIFACT = "erasure_check"  # a promoted concept request's recorded forget-side check, in its MLflow run
 MODELS_SCHEME = "models:/"

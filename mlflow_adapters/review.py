@@ -71,15 +71,24 @@ def served_first(versions: list[ModelVersion]) -> list[ModelVersion]:
     return sorted(versions, key=lambda v: (is_candidate(v), int(v.version)))
 
 
-def request_version(client: MlflowClient, request_id: str) -> ModelVersion:
-    """The version a request registered first: its candidate when it has one, else the one it promoted."""
+def _request_versions(client: MlflowClient, request_id: str) -> list[ModelVersion]:
     found = client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'")
     if not found:
         raise ErasediffError(
             f"no registered version carries request {request_id} (gated out, failed, or never run: erasediff request "
             f"status {request_id})"
         )
-    return sorted(found, key=lambda v: (not is_candidate(v), int(v.version)))[0]
+    return found
+
+
+def request_version(client: MlflowClient, request_id: str) -> ModelVersion:
+    """The version a request registered first: its candidate when it has one, else the one it promoted."""
+    return sorted(_request_versions(client, request_id), key=lambda v: (not is_candidate(v), int(v.version)))[0]
+
+
+def served_version(client: MlflowClient, request_id: str) -> ModelVersion:
+    """The request's version that serves: its approved copy when it has one, else its candidate."""
+    return served_first(_request_versions(client, request_id))[0]
 
 
 def _pending(client: MlflowClient, request_id: str, actor: str) -> ModelVersion:

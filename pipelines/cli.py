@@ -65,8 +65,8 @@ def _identity(client):
 
 
 def _decision(args: argparse.Namespace) -> int:
-    from mlflow_adapters.review import approve, check_inputs, reject
-    from pipelines.notify import notify_review, request_version
+    from mlflow_adapters.review import approve, check_inputs, reject, served_version
+    from pipelines.notify import notify_review
 
     check_inputs(args.reviewer, args.comment, "--comment", required=False)  # before any store is opened
     client = _client(args)
@@ -79,7 +79,7 @@ def _decision(args: argparse.Namespace) -> int:
     )
     done = {"approve": "approved", "reject": "rejected"}[args.action]
     print(f"request {args.id}: {done} by {entry.actor} at {entry.time}: {moved}")
-    notify_review(client, request_version(client, args.id), done, f"{done} by {entry.actor}: {moved}")
+    notify_review(client, served_version(client, args.id), done, f"{done} by {entry.actor}: {moved}")
     return DONE
 
 

@@ -20,11 +20,10 @@ from mlflow.tracking import MlflowClient
 
 from erasediff.reporting.html_report import REPORT_DIR, REPORT_HTML
 from erasediff.request.notify_settings import EVENTS
-from mlflow_adapters.registry import REQUEST_TAG, version_run
-from mlflow_adapters.review import DECISION, served_first
+from mlflow_adapters.registry import NOTIFY_TAG, REQUEST_TAG, version_run
+from mlflow_adapters.review import DECISION, served_version
 
 TIMEOUT_S = 10
-NOTIFY_TAG = "notify"  # on a registered version: its request's notify block (JSON), for the review commands
 
 
 @dataclass(frozen=True)
@@ -74,14 +73,9 @@ def report_link(client: MlflowClient, run_id: str) -> str:
     return f"runs:/{run_id}/{REPORT_DIR}/{REPORT_HTML}"
 
 
-def request_version(client: MlflowClient, request_id: str) -> ModelVersion:
-    """The version a request registered: its approved copy in the serving model, else its candidate."""
-    return served_first(client.search_model_versions(f"tags.{REQUEST_TAG} = '{request_id}'"))[0]
-
-
 def completed_outcome(tracking_uri: str, request_id: str) -> tuple[str, str]:
     """(event, verdict) of a run that completed: its version awaits approval, or was promoted."""
-    version = request_version(MlflowClient(tracking_uri=tracking_uri), request_id)
+    version = served_version(MlflowClient(tracking_uri=tracking_uri), request_id)
     where = f"registered as {version.name} version {version.version}"
     if version.tags.get(DECISION) == "pending":
         return "awaiting_approval", f"candidate (awaiting approval): {where}"

@@ -11,6 +11,12 @@ no longer exists fails), so taking, releasing and breaking the lock are each one
   stand still for `stale_after_s` of the waiter's own clock renames the held name back to free; of two waiters only
   one rename succeeds. No two hosts' clocks are ever compared.
 
+Creating the lock is a compare-and-swap too. Read-then-create is not: a caller that read "no lock" before another
+created and took it would create a second free name beside the held one, and two holders. So the lock is created
+only by the caller that creates its marker `<model>.promotion-lock.created` (creating a name that exists fails), and
+every caller reads the free and held names in one search, one snapshot, in which exactly one of them exists once the
+lock was created.
+
 Renaming needs EDIT on the lock model. On a server with authentication the accounts script
 (deploy/mlflow/accounts.py) creates the lock model beside the model and grants EDIT to the accounts that may
 promote; a user who may only read the model can neither take nor hold its lock. Where the lock model does not exist
@@ -35,6 +41,7 @@ from mlflow_adapters.permissions import refused
 
 LOCK_SUFFIX = ".promotion-lock"
 HELD = ".held-"
+CREATED = ".created"  # the marker whose creation entitles one caller to create the lock
 KIND_TAG, LOCK_KIND = "erasediff.kind", "promotion-lock"  # hides lock models from `request list`
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0
@@ -82,24 +89,20 @@ def _rename(client: MlflowClient, old: str, new: str) -> bool:
         return False
 
 
-def _current(client: MlflowClient, model_name: str) -> Held | None:
-    prefix = f"{lock_name(model_name)}{HELD}"
-    found = client.search_registered_models(filter_string=f"name LIKE '{prefix}%'")
-    held = [m for m in found if m.name.startswith(prefix)]
-    return Held(held[0].name, dict(held[0].tags)) if held else None
+def _state(client: MlflowClient, model_name: str) -> tuple[bool, Held | None]:
+    """Whether the free lock exists, and who holds it: from one search, so that a rename between two reads cannot
+    make a held lock look absent."""
+    free = lock_name(model_name)
+    found = client.search_registered_models(filter_string=f"name LIKE '{free}%'")
+    held = [m for m in found if m.name.startswith(f"{free}{HELD}")]
+    return any(m.name == free for m in found), Held(held[0].name, dict(held[0].tags)) if held else None
 
 
-def _ensure_free_lock(client: MlflowClient, model_name: str) -> None:
-    """Create the lock model when neither it nor a holder exists, after proving the caller can edit the model."""
+def _create_free_lock(client: MlflowClient, model_name: str) -> None:
+    """Create the lock, after proving the caller can edit the model; only the caller that creates the marker does,
+    once per store (another caller returns and waits for the lock to appear)."""
     name = lock_name(model_name)
-    try:
-        client.get_registered_model(name)
-        return
-    except MlflowException as exc:
-        if not _missing(exc):
-            raise refused(exc, "read the promotion lock of", model_name, "READ") from exc
-    if _current(client, model_name) is not None:
-        return
+    tags = {KIND_TAG: LOCK_KIND, "model": model_name}
     try:
         try:
             client.create_registered_model(model_name)
@@ -107,14 +110,22 @@ def _ensure_free_lock(client: MlflowClient, model_name: str) -> None:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         client.set_registered_model_tag(model_name, "erasediff.promotion_lock", name)  # EDIT on the model, or 403
-        client.create_registered_model(
-            name,
-            tags={KIND_TAG: LOCK_KIND, "model": model_name},
-            description=f"the promotion lock of {model_name}: renamed while a promotion holds it (erasediff)",
-        )
+        client.create_registered_model(f"{name}{CREATED}", tags=tags, description=f"the lock of {model_name} exists")
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise refused(exc, "create the promotion lock of", model_name, "EDIT") from exc
+        if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+            return  # another caller is creating it
+        raise refused(exc, "create the promotion lock of", model_name, "EDIT") from exc
+    about = f"the promotion lock of {model_name}: renamed while a promotion holds it (erasediff)"
+    client.create_registered_model(name, tags=tags, description=about)
+
+
+def _ensure_free_lock(client: MlflowClient, model_name: str) -> None:
+    try:
+        free, held = _state(client, model_name)
+    except MlflowException as exc:
+        raise refused(exc, "read the promotion lock of", model_name, "READ") from exc
+    if not free and held is None:
+        _create_free_lock(client, model_name)
 
 
 class _Heartbeat(threading.Thread):
@@ -153,9 +164,17 @@ def promotion_lock(
     _ensure_free_lock(client, model_name)
     deadline, seen, still_since = time.monotonic() + wait_s, None, time.monotonic()
     while not _rename(client, free, mine):
-        held = _current(client, model_name)
+        free_exists, held = _state(client, model_name)
         if held is None:
-            _ensure_free_lock(client, model_name)  # released in between (or never created): try again at once
+            if free_exists:
+                continue  # released in between: try again at once
+            if time.monotonic() > deadline:
+                raise ErasediffError(
+                    f"the promotion lock of {model_name} was created but is neither free nor held (deleted by hand?); "
+                    f"waited {wait_s:.0f} s. To create it again: erasediff unlock {model_name}"
+                )
+            _ensure_free_lock(client, model_name)
+            time.sleep(0.2)
             continue
         beat = (held.name, held.tags.get("heartbeat"))
         if beat != seen:
@@ -214,9 +233,11 @@ def release(client: MlflowClient, model_name: str, token: str, attempts: int = 2
 
 
 def unlock(client: MlflowClient, model_name: str) -> Held | None:
-    """Break the lock whoever holds it (an operator's command, after checking the holder is gone). Returns what
-    held it."""
-    held = _current(client, model_name)
+    """Break the lock whoever holds it (an operator's command, after checking the holder is gone), or create it
+    again where it was deleted by hand. Returns what held it."""
+    free, held = _state(client, model_name)
     if held is not None and not _rename(client, held.name, lock_name(model_name)):
         raise ErasediffError(f"the promotion lock of {model_name} changed hands while it was being cleared; run again")
+    if not free and held is None:
+        client.create_registered_model(lock_name(model_name), tags={KIND_TAG: LOCK_KIND, "model": model_name})
     return held

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlflow_adapters.promotion_lock import HELD, lock_name, promotion_lock, release
+from erasediff.util.errors import ErasediffError
+from mlflow_adapters.promotion_lock import CREATED, HELD, _create_free_lock, lock_name, promotion_lock, release, unlock
 
 pytestmark = pytest.mark.integration  # three processes on one SQLite store (about a minute)
 
@@ -101,3 +102,22 @@ def test_a_dead_holders_lock_is_taken_over_after_its_heartbeat_stops(store: str,
         ]
     assert 5.0 <= took < 40, took  # taken over once the heartbeat was still for stale_after_s, not before
     assert log.read_text().splitlines() == [f"enter {victim.pid}"]  # the dead holder never left its lock
+
+
+def test_a_caller_that_saw_no_lock_cannot_create_a_second_one_beside_the_holders(store: str) -> None:
+    """The race the contention test once lost under load: a caller read "no lock", another created and took it, and
+    the first then created the free name beside the held one (two locks, two holders). Creation goes through the
+    marker's compare-and-swap, so the late creator creates nothing."""
+    client = MlflowClient(tracking_uri=store)
+    with promotion_lock(client, MODEL, "REQ-first", wait_s=5.0) as token:
+        _create_free_lock(client, MODEL)  # what the late caller does after its stale read
+        names = sorted(m.name for m in client.search_registered_models() if m.name.startswith(lock_name(MODEL)))
+        assert names == [lock_name(MODEL) + CREATED, f"{lock_name(MODEL)}{HELD}{token}"]
+    assert unlock(client, MODEL) is None  # free: nothing to break
+    client.delete_registered_model(lock_name(MODEL))  # deleted by hand: waiters say so instead of creating it
+    with pytest.raises(ErasediffError, match="neither free nor held .* erasediff unlock"):
+        with promotion_lock(client, MODEL, "REQ-late", wait_s=0.5):
+            pass
+    unlock(client, MODEL)  # the operator's command creates it again
+    with promotion_lock(client, MODEL, "REQ-late", wait_s=5.0):
+        pass

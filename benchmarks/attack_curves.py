@@ -53,6 +53,11 @@ def attack_curves(model, target: int, held, retain, classifier, settings: ClassA
     }
 
 
+def figure_path(out: Path, target: int, recipe: str, seed: int) -> Path:
+    name, _, advanced = recipe.partition(":")
+    return out / f"attack-curves-{target}-{name}{'-screen' if advanced else ''}-s{seed}.png"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, nargs="+", default=[3, 4])
@@ -67,19 +72,31 @@ def main() -> None:
     parser.add_argument("--budget", default="standard", choices=sorted(ClassAttackSettings.BUDGETS))
     parser.add_argument("--publish", action="store_true", help="write docs/results/attack-curves.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows of OUT/attack-curves.json and compute only the (class, seed, recipe) it lacks; rows are "
+        "saved there as each finishes, so a long breadth run can be stopped and taken up again",
+    )
     args = parser.parse_args()
     started = time.time()
+    saved = args.out / "attack-curves.json"
+    rows = json.loads(saved.read_text()) if args.append and saved.is_file() else []
+    done = {(r["class"], r["seed"], r["recipe"]) for r in rows}
     model = resolve_model("digits")
     classifier, _ = resolve_classifier("digits")
     train, heldout = load_digits_split(model.unet.config.sample_size, seed=digits_split_seed(model.lineage))
-    rows, figures = [], []
     for target in tqdm(args.classes, desc="classes"):
+        if all((target, seed, recipe) in done for seed in args.seeds for recipe in args.recipes):
+            continue
         forget, retain = split_forget_retain(train, [target], model.num_classes)
         t = time.time()
         gold = retrained_gold(retain, [target], progress=False)
         gold_s = time.time() - t
         held = heldout.images[heldout.labels == target]
         for seed in args.seeds:
+            if all((target, seed, recipe) in done for recipe in args.recipes):
+                continue
             settings = ClassAttackSettings(budget=args.budget, seed=seed)
             t = time.time()
             base = {
@@ -88,6 +105,8 @@ def main() -> None:
             }
             fixed_s = time.time() - t
             for recipe in args.recipes:
+                if (target, seed, recipe) in done:
+                    continue
                 name, _, advanced = recipe.partition(":")
                 t = time.time()
                 candidate = unlearn_classes(
@@ -129,11 +148,16 @@ def main() -> None:
                         "gold s": gold_s,
                     }
                 )
-                figure = args.out / f"attack-curves-{target}-{name}{'-screen' if advanced else ''}-s{seed}.png"
                 save_attack_curves(
-                    {n: {"curve": c, "margin_over_gold": m} for n, (c, m, _) in per_attack.items()}, figure
+                    {n: {"curve": c, "margin_over_gold": m} for n, (c, m, _) in per_attack.items()},
+                    figure_path(args.out, target, recipe, seed),
                 )
-                figures.append((target, recipe, seed, figure))
+                args.out.mkdir(parents=True, exist_ok=True)
+                saved.write_text(json.dumps(rows, indent=2))
+    rows.sort(key=lambda r: (r["class"], r["seed"], r["recipe"]))
+    figures = [
+        (r["class"], r["recipe"], r["seed"], figure_path(args.out, r["class"], r["recipe"], r["seed"])) for r in rows
+    ]
     attacks = [k.removesuffix(" margin") for k in rows[0] if k.endswith(" margin") and k != "worst margin"]
     lines = [
         "| class | seed | recipe | " + " | ".join(attacks) + " | worst margin | worst area | curve gate (<= +0.10) | "
@@ -149,7 +173,7 @@ def main() -> None:
             f"{r['attacks s (candidate)']:.0f} |"
         )
     summary = []
-    for recipe in args.recipes:
+    for recipe in sorted({r["recipe"] for r in rows}):
         mine = [r for r in rows if r["recipe"] == recipe]
         passed = sum(r["curve gate"] for r in mine)
         summary.append(
@@ -169,7 +193,8 @@ def main() -> None:
             "",
             *summary,
             "",
-            f"Measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.",
+            f"This invocation ran {time.time() - started:.0f} s on {torch.get_num_threads()} threads (rows kept with "
+            "--append were measured before it; each row gives its own seconds).",
             "",
             *[f"![class {c}, {r}, seed {sd}]({link(f)})" for c, r, sd, f in figures],
         ]

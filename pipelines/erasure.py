@@ -1,6 +1,6 @@
 """The erasure pipeline: base model -> curated, validated sets -> EraseDiff -> side-by-side evaluation -> gates ->
-promotion
--> erasure report (which ends a gated-out run as failed).
+promotion (and the request's ZenML model version, only when the gates pass) -> erasure report and the run's verdict
+(a gated-out run completes, with `erasediff.verdict: gated_out` in its metadata).
 
 Caching is off: a data folder or a `models:/name@alias` base can change under an unchanged request.
 Every step logs to the stack's MLflow experiment tracker (one MLflow run per pipeline run).

@@ -1,7 +1,8 @@
 """Where an erasure request stands, read from ZenML's run records and the MLflow registry (no private database).
 
 States: promoted (a registered version carries the request id; with required approval: candidate (awaiting approval),
-approved or rejected), gated out (the run ended on GateRefused),
+approved or rejected), gated out (the run completed with the verdict gated_out in its metadata; runs before that
+verdict was recorded ended as failed on GateRefused),
 failed (at which step, with its one-line error), running, queued, stopped, or unknown.
 """
 
@@ -111,6 +112,8 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
     if status in RUNNING:
         active = [s for s, step in run.steps.items() if step.status.value == "running"]
         return RequestStatus(request_id, "running", f"step {', '.join(active) or '(starting)'}", name)
+    if status == "completed" and run.run_metadata.get("erasediff.verdict") == "gated_out":
+        return RequestStatus(request_id, "gated out", run.run_metadata["erasediff.verdict_detail"], name)
     if status == "failed":
         step, source, message = failure(run)
         if source.endswith("GateRefused"):

@@ -37,15 +37,10 @@ def zenml_run_config(request) -> dict:
     `erasediff request zenml-config` writes for `zenml pipeline run ... -c`."""
     from erasediff.util.code_version import code_version
 
-    rid, name = request.request.id, request.registry.model_name
+    rid = request.request.id
     return {
         "run_name": f"{run_prefix(rid)}{{date}}-{{time}}",
         "parameters": {"request": request.as_params()},
-        "model": {
-            "name": name,
-            "description": f"EraseDiff erasures registered as MLflow model {name}",
-            "tags": ["erasediff"],
-        },
         "settings": {  # the launcher's code version on every run; steps in an image record the image's (baked) one
             "experiment_tracker": {
                 "experiment_name": request.tracking.experiment,
@@ -145,7 +140,7 @@ def _open_stores(request, workdir: Path, stack: str | None) -> str:
 def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | None, refuse_promoted: bool) -> int:
     from mlflow.tracking import MlflowClient
 
-    from erasediff.util.errors import ErasediffError, GateRefused
+    from erasediff.util.errors import ErasediffError
     from erasediff.util.workdir import run_scratch
     from mlflow_adapters.registry import promoted_version
     from mlflow_adapters.tracking import close_interrupted_runs, mlflow_tracking
@@ -166,7 +161,6 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
         print(f"{message}; nothing to do")
         return PROMOTED
 
-    from zenml import Model
     from zenml.client import Client
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
@@ -177,7 +171,6 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     pipeline = erasure_pipeline.with_options(
         config_path=str(run_config) if run_config else None,
         run_name=options["run_name"],
-        model=Model(**options["model"]),
         settings={"experiment_tracker": MLFlowExperimentTrackerSettings(**options["settings"]["experiment_tracker"])},
     )
 
@@ -198,16 +191,17 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
         if run is None or (before is not None and run.id == before.id):
             raise  # the pipeline never started: not a step failure
     run = latest()
-    if run.status.value == "completed":
-        print(f"pipeline run {run.name} completed; MLflow: {uri}")
-        _ended(run, request, uri, *completed_outcome(uri, rid))
-        return PROMOTED
-    step, source, message = failure(run)
-    if source.endswith(GateRefused.__name__):
+    if run.status.value == "completed" and run.run_metadata.get("erasediff.verdict") == "gated_out":
+        message = run.run_metadata["erasediff.verdict_detail"]
         print(_gate_table(run), file=sys.stderr)
         _ended(run, request, uri, "gated_out", message)
         print(f"error: {message}", file=sys.stderr)
         return GATED_OUT
+    if run.status.value == "completed":
+        print(f"pipeline run {run.name} completed; MLflow: {uri}")
+        _ended(run, request, uri, *completed_outcome(uri, rid))
+        return PROMOTED
+    step, _, message = failure(run)
     _ended(run, request, uri, "failed", f"step {step} failed: {message}")
     print(f"error: step {step} failed: {message}", file=sys.stderr)
     return FAILED

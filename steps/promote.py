@@ -1,19 +1,21 @@
 """Step: register the unlearned model and move the alias to it, only when every gate passed; once per request id.
+Then, and only then, the request's ZenML model version is created (pipelines/model_version.py).
 
-A gated-out model is not registered; the report step then ends the run as gated out.
+A gated-out model is not registered; the report step then records the run's verdict as gated out.
 """
 
 from pathlib import Path
 from typing import Annotated
 
 import mlflow
-from zenml import get_step_context, log_metadata, step
+from zenml import get_step_context, step
 
 from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.code_version import code_version
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.step_folders import resolve
+from pipelines.model_version import record_model_version
 
 
 @step
@@ -40,5 +42,7 @@ def promote(
         provenance,
     )
     if promotion["status"] == "promoted":
-        log_metadata(metadata={"mlflow_registered_model": promotion}, infer_model=True)
+        inputs = get_step_context().inputs
+        linked = [a for name in ("unlearned_model", "gate_report", "evaluation") for a in inputs.get(name, [])]
+        record_model_version(request, promotion, gate_report, linked)
     return promotion

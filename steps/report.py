@@ -1,24 +1,25 @@
 """Step: the erasure report of the run (HTML and its JSON twin, logged to the MLflow run and, when promoted, next to
-the registered model in its artifacts), then the run's verdict: a gated-out run ends here as failed with
-GateRefused, so the runner and `request status` report it as gated out. The HTML is also a ZenML artifact, saved before
-that verdict, so ZenML's dashboard shows the report of every run, gated out or not."""
+the registered model in its artifacts), then the run's verdict in its ZenML metadata (`erasediff.verdict`: promoted,
+awaiting_approval or gated_out). A gated-out run completes: gating out is an outcome, not a failure, so ZenML's
+dashboard shows it with its verdict and report rather than a traceback; the runner and `request status` read the
+verdict. The HTML is also a ZenML artifact, linked to the request's model version when it was promoted."""
 
 from pathlib import Path
 from typing import Annotated
 
 import mlflow
 from mlflow.tracking import MlflowClient
-from zenml import get_step_context, save_artifact, step
+from zenml import get_step_context, link_artifact_to_model, log_metadata, save_artifact, step
 from zenml.types import HTMLString
 
 from erasediff.reporting.html_report import REPORT_DIR, REPORT_HTML
 from erasediff.request.erasure_report import run_description, write_request_report
 from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
-from erasediff.util.errors import GateRefused
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_files
+from pipelines.model_version import request_model
 
 
 @step
@@ -55,14 +56,21 @@ def report(
         folder,
     )
     log_files(files, REPORT_DIR)
-    save_artifact(HTMLString((folder / REPORT_HTML).read_text()), name="erasure_report_html")
+    html = save_artifact(HTMLString((folder / REPORT_HTML).read_text()), name="erasure_report_html")
     mlflow.set_tag(
         "mlflow.note.content", run_description(request, facts["outcome"])
     )  # the run's description in the MLflow UI
     if promotion.get("model_id"):  # next to the model: in the registered version's own artifacts
         MlflowClient().log_model_artifacts(promotion["model_id"], str(folder), REPORT_DIR)
-    if not facts["outcome"]["promoted"]:
-        raise GateRefused(
-            f"{facts['outcome']['summary'].replace('NOT promoted', 'not promoted')}; the registry is unchanged"
-        )
+        link_artifact_to_model(html, request_model(request))
+    outcome = facts["outcome"]
+    verdict = "awaiting_approval" if promotion.get("awaiting_approval") else "promoted"
+    log_metadata(
+        metadata={
+            "erasediff.verdict": verdict if outcome["promoted"] else "gated_out",
+            "erasediff.verdict_detail": outcome["summary"].replace("NOT promoted", "not promoted")
+            + ("" if outcome["promoted"] else "; the registry is unchanged"),
+        },
+        run_id_name_or_prefix=get_step_context().pipeline_run.id,
+    )
     return facts

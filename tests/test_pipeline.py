@@ -141,7 +141,12 @@ def test_request_is_promoted_with_lineage(promoted: dict, client, work: Path) ->
         "evaluation/results.json",
         "unlearning/unlearning_curves.png",
     } <= artifacts
-    assert promoted["run"].model_version.model.name == MODEL  # ZenML's Model Control Plane links the run
+    from zenml.client import Client  # ZenML's Model Control Plane: a version named after the request, from this run
+
+    zenml_version = Client().get_model_version(MODEL, "REQ-pass")
+    assert zenml_version.run_metadata["mlflow_registered_model"]["version"] == int(version.version)
+    linked = Client().list_artifact_versions(model_version_id=zenml_version.id, hydrate=True).items
+    assert linked and {a.producer_pipeline_run_id for a in linked} == {promoted["run"].id}
     attack_metrics = {k for k in mlflow_run.data.metrics if k.startswith("eval.attack.")}
     assert {
         f"eval.attack.{a}.{m}"

@@ -15,7 +15,3 @@ class DataError(ErasediffError):
 
 class DivergedError(ErasediffError):
     """A loss or gradient became non-finite; the run stops before anything is saved as final."""
-
-
-class GateRefused(ErasediffError):
-    """A promotion gate failed (or its metric is missing): the model is not registered."""

@@ -137,6 +137,29 @@ def _open_stores(request, workdir: Path, stack: str | None) -> str:
     return uri
 
 
+def configured_pipeline(request, run_config: Path | None):
+    """The erasure pipeline as the runner starts it: the run name, the MLflow tracker's tags, the run configuration
+    (image, placement) and, for a stack that builds an image from deploy/Dockerfile, the launcher's code version as
+    the `CODE_VERSION` build argument, so the image records the commit it was built from (ZenML merges these
+    settings into the run configuration's `docker` block)."""
+    from zenml.config import DockerSettings
+    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
+
+    from erasediff.util.code_version import code_version
+    from pipelines.erasure import erasure_pipeline
+
+    options = zenml_run_config(request)
+    build = {"build_options": {"build_args": {"CODE_VERSION": code_version()}}}
+    return erasure_pipeline.with_options(
+        config_path=str(run_config) if run_config else None,
+        run_name=options["run_name"],
+        settings={
+            "experiment_tracker": MLFlowExperimentTrackerSettings(**options["settings"]["experiment_tracker"]),
+            "docker": DockerSettings(build_config=build),
+        },
+    )
+
+
 def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | None, refuse_promoted: bool) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -162,17 +185,10 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
         return PROMOTED
 
     from zenml.client import Client
-    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
-    from pipelines.erasure import erasure_pipeline
     from pipelines.notify import completed_outcome
 
-    options = zenml_run_config(request)
-    pipeline = erasure_pipeline.with_options(
-        config_path=str(run_config) if run_config else None,
-        run_name=options["run_name"],
-        settings={"experiment_tracker": MLFlowExperimentTrackerSettings(**options["settings"]["experiment_tracker"])},
-    )
+    pipeline = configured_pipeline(request, run_config)
 
     def latest():
         runs = (

@@ -80,10 +80,11 @@ def compile_on(flavor: str, orchestrator_config: dict, run_config: Path):
     )
     client.activate_stack(name)
     try:
-        from pipelines.erasure import erasure_pipeline
+        from pipelines.run_request import configured_pipeline
 
-        pipeline = erasure_pipeline.with_options(config_path=str(run_config))
-        pipeline.prepare(request=load_request(ROOT / "configs/request_digits_forget_3.yaml").as_params())
+        request = load_request(ROOT / "configs/request_digits_forget_3.yaml")
+        pipeline = configured_pipeline(request, run_config)  # as the runner starts it
+        pipeline.prepare(request=request.as_params())
         config = PipelineRunConfiguration.model_validate(yaml.safe_load(run_config.read_text()))
         stack = client.active_stack
         return Compiler().compile(pipeline=pipeline, stack=stack, run_configuration=config), stack.orchestrator
@@ -103,6 +104,12 @@ def test_kubernetes_orchestrator_renders_the_unlearn_pod_on_a_gpu_node(kubeconfi
         ROOT / "configs/k8s_gpu.yaml",
     )
     assert snapshot.step_configurations["unlearn_model"].config.retry.max_retries == 2
+    from erasediff.util.code_version import code_version
+
+    docker = snapshot.pipeline_configuration.docker_settings  # the run config's image, with the commit as build arg
+    assert docker.dockerfile == "deploy/Dockerfile" and docker.install_stack_requirements is False
+    options = docker.build_config.build_options  # as a docker CLI (or SDK: buildargs) image builder passes them
+    assert options.to_docker_cli_options() == ["--build-arg", f"CODE_VERSION={code_version()}"]
 
     def pod(step: str) -> dict:
         settings = orchestrator.get_settings(snapshot.step_configurations[step])  # KubernetesOrchestratorSettings

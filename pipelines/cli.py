@@ -15,6 +15,7 @@ erasediff materialize models:/NAME@ALIAS OUT                      a registered v
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -55,7 +56,9 @@ def _client(args: argparse.Namespace):
 
     from pipelines.run_request import prepare_workdir, tracking_uri
 
-    return MlflowClient(tracking_uri=tracking_uri(args.tracking_uri, prepare_workdir(args.workdir, own_store=False)))
+    local = not (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))  # then ZenML's store is the work folder's
+    workdir = prepare_workdir(args.workdir, own_store=local)  # where a request's notify alerter is looked up
+    return MlflowClient(tracking_uri=tracking_uri(args.tracking_uri, workdir))
 
 
 def _identity(client):

@@ -1,5 +1,6 @@
-"""Telling people about a request (its `notify:` block, erasediff/request/notify_settings.py): one JSON POST to the
-webhook per event, with the request id, the verdict and a link to the erasure report.
+"""Telling people about a request (its `notify:` block, erasediff/request/notify_settings.py): per event, one JSON POST
+to the webhook and one message through the ZenML alerter, with the request id, the verdict and a link to the erasure
+report.
 
 Pipeline outcomes (awaiting approval, promoted, gated out, failed) are sent by the process that ran the request once
 the run has ended; review decisions (approved, rejected, rolled back) by the `erasediff request` command that made
@@ -41,36 +42,61 @@ class Notice:
 
 
 def deliver(settings: dict | None, notice: Notice) -> str | None:
-    """Send `notice` when `settings` asks for its event; how it went, in words, or None when nothing was asked."""
+    """Send `notice` on every channel `settings` names, when it asks for its event; how it went, in words, or None when
+    nothing was asked."""
     if not settings or notice.event not in settings.get("events", EVENTS):
         return None
-    env = settings["webhook_env"]
+    outcomes = [
+        send(name, notice)
+        for send, name in ((_post_webhook, settings.get("webhook_env")), (_post_alerter, settings.get("alerter")))
+        if name
+    ]
+    for outcome in outcomes:
+        if outcome.startswith("not"):
+            print(f"warning: notification {notice.event} of request {notice.request_id} {outcome}", file=sys.stderr)
+    return "; ".join(outcomes)
+
+
+def _post_webhook(env: str, notice: Notice) -> str:
     url = os.environ.get(env, "")
     if not url.startswith(("http://", "https://")):
-        outcome = f"not delivered: ${env} holds no http(s) URL"
-    else:
-        body = json.dumps({**asdict(notice), "text": notice.text()}).encode()
-        post = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(post, timeout=TIMEOUT_S) as response:
-                outcome = f"delivered to ${env} (HTTP {response.status})"
-        except (urllib.error.URLError, OSError, ValueError) as exc:  # HTTP errors, refusals, timeouts
-            outcome = f"not delivered to ${env}: {getattr(exc, 'reason', None) or exc}"
-    if outcome.startswith("not"):
-        print(f"warning: notification {notice.event} of request {notice.request_id} {outcome}", file=sys.stderr)
-    return outcome
+        return f"not delivered: ${env} holds no http(s) URL"
+    body = json.dumps({**asdict(notice), "text": notice.text()}).encode()
+    post = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(post, timeout=TIMEOUT_S) as response:
+            return f"delivered to ${env} (HTTP {response.status})"
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # HTTP errors, refusals, timeouts
+        return f"not delivered to ${env}: {getattr(exc, 'reason', None) or exc}"
 
 
-def report_link(client: MlflowClient, run_id: str) -> str:
-    """The erasure report of an MLflow run: its page in the MLflow UI on a tracking server, else a runs:/ URI
-    (`mlflow artifacts download -u ...`)."""
+def _post_alerter(name: str, notice: Notice) -> str:
+    """Through the ZenML alerter component `name` of the ZenML store this process uses (its `post`, as the alerter
+    steps call it)."""
+    try:
+        from zenml.client import Client
+        from zenml.enums import StackComponentType
+        from zenml.stack import StackComponent
+
+        component = Client().get_stack_component(StackComponentType.ALERTER, name, allow_name_prefix_match=False)
+        posted = StackComponent.from_model(component).post(notice.text())
+    except Exception as exc:  # noqa: BLE001 - whatever the alerter raises, a notice never changes an outcome
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"not delivered to ZenML alerter {name}: {first[:300]}"
+    return f"delivered to ZenML alerter {name}" if posted else f"not delivered to ZenML alerter {name}: it refused"
+
+
+def report_link(client: MlflowClient, run_id: str, report: bool = True) -> str:
+    """The erasure report of an MLflow run (or, with `report=False`, for a run that failed before writing one, the run
+    itself): its page in the MLflow UI on a tracking server, else a runs:/ URI (`mlflow artifacts download -u ...`)."""
     uri = client.tracking_uri
+    path = f"/{REPORT_DIR}/{REPORT_HTML}" if report else ""
     if uri.startswith(("http://", "https://")):
         scheme, rest = uri.split("://", 1)
         host = rest.rsplit("@", 1)[-1].rstrip("/")  # never a user:password written into a URI
         experiment = client.get_run(run_id).info.experiment_id
-        return f"{scheme}://{host}/#/experiments/{experiment}/runs/{run_id}/artifacts/{REPORT_DIR}/{REPORT_HTML}"
-    return f"runs:/{run_id}/{REPORT_DIR}/{REPORT_HTML}"
+        return f"{scheme}://{host}/#/experiments/{experiment}/runs/{run_id}" + (f"/artifacts{path}" if report else "")
+    return f"runs:/{run_id}{path}"
 
 
 def completed_outcome(tracking_uri: str, request_id: str) -> tuple[str, str]:
@@ -99,7 +125,11 @@ def notify_run_outcome(request, tracking_uri: str, event: str, verdict: str) -> 
         if experiment
         else []
     )
-    report = report_link(client, runs[0].info.run_id) if runs else "no MLflow run: see `erasediff request status`"
+    report = (
+        report_link(client, runs[0].info.run_id, report=event != "failed")  # a failed run wrote no report
+        if runs
+        else "no MLflow run: see `erasediff request status`"
+    )
     outcome = deliver(request.notify.model_dump(), Notice(event, request.request.id, verdict, report))
     if outcome is not None and runs:
         client.set_tag(runs[0].info.run_id, f"{NOTIFY_TAG}.{event}", outcome)

@@ -102,6 +102,14 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: [str(request(t, target={"classes": [3], "concept": "x"}))],
         "set exactly one of target.classes",
     ),
+    "a notify block naming no channel": (
+        lambda t: [str(request(t, notify={"events": ["failed"]}))],
+        "notify: names no channel: give webhook_env, alerter, or both",
+    ),
+    "a webhook URL written in the request": (
+        lambda t: [str(request(t, notify={"webhook_env": "https://hooks.example.com/T0/B0/secret"}))],
+        "notify.webhook_env: String should match pattern",
+    ),
     "a class twice": (lambda t: [str(request(t, target={"classes": [3, 3]}))], "classes lists a class twice"),
     "class outside the model": (lambda t: [str(request(t, target={"classes": [12]}))], "12"),
     "negative class": (lambda t: [str(request(t, target={"classes": [-1]}))], "-1"),

@@ -4,6 +4,7 @@ checked on the compliance sequence (tests/test_compliance.py); this file covers 
 rolled back and failed, with real pipeline runs (ZenML local orchestrator, SQLite MLflow registry) and the CLI."""
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -16,7 +17,7 @@ from erasediff.request.schema import ErasureRequest
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.registry import earlier_erasures
 from pipelines.cli import main as cli
-from pipelines.run_request import FAILED, PROMOTED, main
+from pipelines.run_request import FAILED, PROMOTED, main, prepare_workdir
 
 pytestmark = pytest.mark.integration  # one short pipeline run to a candidate, one that fails at curation
 
@@ -38,7 +39,7 @@ def work(tmp_path_factory) -> Path:
 
 
 def events(received: list[dict], request_id: str) -> dict[str, dict]:
-    return {m["event"]: m for m in received if m["request_id"] == request_id}
+    return {m["event"]: m for m in received if m.get("request_id") == request_id}  # webhook bodies, not alerter posts
 
 
 def run_tag(work: Path, request_id: str, event: str) -> str:
@@ -128,6 +129,7 @@ def test_a_failed_run_is_told_which_step_and_a_lost_delivery_changes_nothing(
     assert main([str(path), "--workdir", str(work)]) == FAILED
     failed = events(webhook, "REQ-N4")["failed"]
     assert failed["verdict"].startswith("step curate_sets failed:") and "missing.png" in failed["verdict"]
+    assert failed["report"].startswith("runs:/") and "/report/" not in failed["report"]  # no report: the run itself
 
     capsys.readouterr()
     monkeypatch.setenv(WEBHOOK_ENV, "http://127.0.0.1:9/closed")  # nothing listens on the discard port
@@ -150,3 +152,36 @@ def test_a_failed_run_is_told_which_step_and_a_lost_delivery_changes_nothing(
     run = Client().list_pipeline_runs(name="startswith:erasure-REQ-N5-", hydrate=True).items[0]
     metadata = run.run_metadata
     assert metadata["erasediff.verdict"] == "failed" and metadata["notify.failed"].startswith("not delivered")
+
+
+def test_a_zenml_alerter_named_in_the_request_is_told_too(webhook: list[dict], work: Path, tmp_path: Path) -> None:
+    """`notify: {alerter: NAME}`: the ZenML alerter component of that name (a flavor registered in the real ZenML
+    store: tests/webhook_alerter.py) posts the same one-line notice; one that cannot post changes no outcome."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    forget = tmp_path / "forget"
+    forget.mkdir()
+    (forget / "labels.csv").write_text("file,label\nmissing.png,3\n")
+    prepare_workdir(work, own_store=True)
+    client = Client()  # the work folder's ZenML store, as the runs below use it
+    client.create_flavor(source="webhook_alerter.WebhookAlerterFlavor", component_type=StackComponentType.ALERTER)
+    url = os.environ[WEBHOOK_ENV]
+    client.create_stack_component("team-alerts", "test-webhook", StackComponentType.ALERTER, {"url": url})
+    client.create_stack_component(
+        "broken-alerts", "test-webhook", StackComponentType.ALERTER, {"url": "http://127.0.0.1:9/"}
+    )
+    both = {"notify": {"alerter": "team-alerts", "webhook_env": WEBHOOK_ENV}}
+    path = write_request(tmp_path, "REQ-N6", **merge(QUICK, {**both, "data": {"forget": str(forget)}}))
+    assert main([str(path), "--workdir", str(work)]) == FAILED
+    told = [m for m in webhook if m.get("alerter") == "team-alerts" and "REQ-N6" in m["text"]]
+    assert len(told) == 1 and "failed: step curate_sets failed" in told[0]["text"] and "(runs:/" in told[0]["text"]
+    assert events(webhook, "REQ-N6")["failed"]  # and the webhook, beside it
+    tag = run_tag(work, "REQ-N6", "failed")
+    assert "delivered to ZenML alerter team-alerts" in tag and f"delivered to ${WEBHOOK_ENV}" in tag
+
+    path = write_request(
+        tmp_path, "REQ-N7", **merge(QUICK, {"notify": {"alerter": "broken-alerts"}, "data": {"forget": str(forget)}})
+    )
+    assert main([str(path), "--workdir", str(work)]) == FAILED  # the same outcome, the failed delivery recorded
+    assert "not delivered to ZenML alerter broken-alerts: <urlopen error" in run_tag(work, "REQ-N7", "failed")

@@ -32,9 +32,10 @@ from erasediff.util.hashing import tensors_hash
 TINY = PromptAttackSettings(
     k=4,
     samples=8,
-    inversion_steps=4,
-    relearn_steps=2,
-    search_steps=2,
+    inversion_steps=[2, 4],
+    relearn_steps=[1, 2],
+    search_steps=[1, 2],
+    paraphrase_prompts=[1],
     search_tokens=2,
     search_noise=1,
     inversion_template="a photo of the digit {}",
@@ -78,21 +79,40 @@ def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digi
     )
     assert tensors_hash({**pipe.unet.state_dict(), **pipe.text_encoder.state_dict()}) == before
     assert set(results) == {"paraphrase", "inversion", "prompt_search", "relearn_forget"}
+    budgets = {name: [{k: v for k, v in p.items() if k != "success"} for p in r.curve] for name, r in results.items()}
+    assert budgets == {  # every attack read over its grid, each point once
+        "paraphrase": [{"prompts": 1}, {"prompts": 2}],  # the first paraphrase, then both of the 8 rows' two
+        "inversion": [{"steps": 2}, {"steps": 4}],
+        "relearn_forget": [{"steps": 1, "lr": 1e-4}, {"steps": 2, "lr": 1e-4}],
+        "prompt_search": [{"steps": 1, "candidates": 32}, {"steps": 2, "candidates": 32}],
+    }
     for name, result in results.items():
-        assert 0.0 <= result.success <= 1.0 and result.samples.shape == (8, 3, 16, 16), name
-    assert (
-        results["inversion"].protocol["k"] == 4
-        and results["inversion"].protocol["steps"] == 4
-        and results["relearn_forget"].protocol["steps"] == 2
-    )
+        assert result.success == max(p["success"] for p in result.curve), name  # the attacker's best budget
+        assert 0.0 <= result.success <= 1.0 and result.samples.shape[1:] == (3, 16, 16), name
+    assert results["inversion"].protocol["k"] == 4 and results["inversion"].protocol["steps"] == [2, 4]
     search = results["prompt_search"].protocol
-    assert (
-        search["found_prompt"].endswith("a photo of the digit seven") and len(search["found_prompt"].split()) == 2 + 6
-    )
-    curve = search["loss_curve"]
+    found = search["found_prompts"][32]
+    assert found.endswith("a photo of the digit seven") and len(found.split()) == 2 + 6
+    curve = search["loss_curves"][32]
     assert len(curve) == 3 and all(
         b <= a + 1e-6 for a, b in zip(curve, curve[1:])
     )  # the current token is always a candidate
+
+    # one run read at several budgets reads what a run of that budget alone gives
+    alone = run_prompt_attacks(
+        pipe,
+        "a photo of the digit seven",
+        load_paraphrases(TINY, [7])[:8],
+        latents,
+        class_score(digits_classifier, [7]),
+        TINY.model_copy(
+            update={"attacks": ["inversion", "relearn_forget"], "inversion_steps": [4], "relearn_steps": [2]}
+        ),
+        5,
+        4.0,
+    )
+    assert alone["inversion"].curve[0]["success"] == results["inversion"].curve[1]["success"]
+    assert alone["relearn_forget"].curve[0]["success"] == results["relearn_forget"].curve[1]["success"]
 
 
 def test_a_missing_gold_fails_the_margin_gates_closed(pipe, digits_classifier, tmp_path: Path) -> None:

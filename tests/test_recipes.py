@@ -110,6 +110,8 @@ def test_a_budget_fills_what_is_not_written_and_a_written_setting_wins() -> None
     assert set(standard.k) < set(thorough.k) and max(thorough.relearn_steps) > max(standard.relearn_steps)
     assert ClassAttackSettings(budget="thorough", k=8).k == [8]  # one number is a grid of one point
     assert ClassAttackSettings.model_validate({"budget": "thorough"}).model_dump() == thorough.model_dump()
-    assert PromptAttackSettings(budget="thorough").search_candidates > PromptAttackSettings().search_candidates
+    text, text_thorough = PromptAttackSettings(), PromptAttackSettings(budget="thorough")
+    assert set(text.search_candidates) < set(text_thorough.search_candidates) and len(text.inversion_steps) > 1
+    assert PromptAttackSettings(inversion_steps=1000).inversion_steps == [1000]  # the SD requests' single numbers
     dumped = yaml.safe_load(yaml.safe_dump(thorough.model_dump(mode="json")))
     assert ClassAttackSettings.model_validate(dumped) == thorough

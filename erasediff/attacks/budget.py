@@ -1,9 +1,10 @@
 """Named attack budgets: `evaluation.attacks.budget: standard | thorough` picks how much each attacker may spend.
 
-On class models a budget is a grid (images held x relearning steps x learning rate x guidance; inversion steps),
-and the attack gates read its worst point: `standard` is what every request is gated on, `thorough` a wider grid
-for a review before a high-stakes promotion. A setting written next to the budget overrides that axis
-(`budget: thorough` with `k: 8` keeps 8 images only).
+A budget is a grid: on class models images held x relearning steps x learning rate x guidance, and inversion steps;
+on text-to-image models inversion steps, relearning steps x learning rate, prompt-search steps x candidates, and the
+number of paraphrases. The attack gates read its worst point: `standard` is what every request is gated on,
+`thorough` a wider grid for a review before a high-stakes promotion. A setting written next to the budget overrides
+that axis (`budget: thorough` with `k: 8` keeps 8 images only).
 """
 
 from typing import Any, ClassVar, Literal
@@ -13,6 +14,11 @@ from pydantic import model_validator
 from erasediff.util.config import Strict
 
 Budget = Literal["standard", "thorough"]
+
+
+def grid(value: Any) -> Any:
+    """One number is a grid of one point; a grid is read in increasing order, each point once (a field validator)."""
+    return sorted(set(value)) if isinstance(value, list) else [value]
 
 
 class Budgeted(Strict):

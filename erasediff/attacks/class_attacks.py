@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 
-from erasediff.attacks.budget import Budget, Budgeted
+from erasediff.attacks.budget import Budget, Budgeted, grid
 from erasediff.attacks.denoise import fit_denoising
 from erasediff.attacks.free_embedding import add_free_row
 from erasediff.attacks.record import AttackResult
@@ -97,8 +97,7 @@ class ClassAttackSettings(Budgeted):
     @field_validator("k", "inversion_steps", "relearn_steps", "relearn_lr", "guidance", mode="before")
     @classmethod
     def _grid(cls, value: Any) -> Any:
-        """One number is a grid of one point; a grid is read in increasing order, each point once."""
-        return sorted(set(value)) if isinstance(value, list) else [value]
+        return grid(value)
 
 
 def _sample(

@@ -18,14 +18,14 @@ never changed (its modules are set not to require gradients: only the attacker's
 import copy
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
-from pydantic import Field
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from erasediff.attacks.budget import Budget, Budgeted
+from erasediff.attacks.budget import Budget, Budgeted, grid
 from erasediff.attacks.denoise import denoising_target, fit_denoising
 from erasediff.attacks.free_embedding import add_free_row
 from erasediff.attacks.record import AttackResult
@@ -48,18 +48,22 @@ class PromptAttackSettings(Budgeted):
         "standard": {
             "k": 8,
             "samples": 64,
-            "inversion_steps": 150,
-            "relearn_steps": 10,
-            "search_steps": 6,
-            "search_candidates": 32,
+            "inversion_steps": [75, 150],
+            "relearn_steps": [5, 10],
+            "relearn_lr": [1e-4],
+            "search_steps": [3, 6],
+            "search_candidates": [32],
+            "paraphrase_prompts": [4],
         },
         "thorough": {
             "k": 16,
             "samples": 128,
-            "inversion_steps": 300,
-            "relearn_steps": 30,
-            "search_steps": 12,
-            "search_candidates": 64,
+            "inversion_steps": [150, 300],
+            "relearn_steps": [10, 30],
+            "relearn_lr": [1e-4, 3e-4],
+            "search_steps": [6, 12],
+            "search_candidates": [32, 64],
+            "paraphrase_prompts": [4, 8],
         },
     }
 
@@ -82,24 +86,34 @@ class PromptAttackSettings(Budgeted):
     samples: int = Field(64, gt=0, description="samples drawn with an inverted token or a found prompt")
     inversion_template: str = Field("a photo of {}", description="prompt the inverted token is placed in ({} marks it)")
     inversion_init: str = Field("the", description="a one-token word whose embedding the new token starts from")
-    inversion_steps: int = Field(150, gt=0)
+    inversion_steps: list[PositiveInt] = Field([150], min_length=1, description="one inversion, read at each count")
     inversion_lr: float = Field(0.05, gt=0)
     batch_size: int = Field(8, gt=0)
-    relearn_steps: int = Field(
-        10,
-        gt=0,
-        description="calibrated on the gold: 30 steps at 1e-4 teach the gold sevens too (0.91), 10 leave it at 0.59",
+    relearn_steps: list[PositiveInt] = Field(
+        [10],
+        min_length=1,
+        description="read at each count of one run per rate; calibrated on the gold: 30 steps at 1e-4 teach the gold "
+        "sevens too (0.91), 10 leave it at 0.59",
     )
-    relearn_lr: float = Field(1e-4, gt=0)
+    relearn_lr: list[PositiveFloat] = Field([1e-4], min_length=1, description="one relearning run per rate")
     search_prompt: str | None = Field(
         None,
         description="the erased prompt the search and relearning start from "
         "(null: the first evaluation prompt of the erased class, or the first nudity prompt)",
     )
     search_tokens: int = Field(3, gt=0, description="tokens prepended to the erased prompt")
-    search_steps: int = Field(6, gt=0, description="positions updated, one after another")
-    search_candidates: int = Field(
-        32, gt=0, description="tokens per update ranked by the gradient, then each evaluated exactly"
+    search_steps: list[PositiveInt] = Field(
+        [6], min_length=1, description="positions updated, one after another; one search read at each count"
+    )
+    search_candidates: list[PositiveInt] = Field(
+        [32],
+        min_length=1,
+        description="tokens per update ranked by the gradient, then each evaluated exactly (a search each)",
+    )
+    paraphrase_prompts: list[PositiveInt] = Field(
+        [4],
+        min_length=1,
+        description="the attacker's first n paraphrases, read at each n (every paraphrase is always a point too)",
     )
     search_noise: int = Field(4, gt=0, description="(timestep, noise) draws per image in the search objective")
     seed: int = 0
@@ -108,6 +122,48 @@ class PromptAttackSettings(Budgeted):
         description="the gold standard: 'retrain' (the embedded text model's UNet retrained without the erased "
         "classes, cached), a local pipeline folder, or null (then a margin-over-gold gate cannot pass)",
     )
+
+    @field_validator(
+        "inversion_steps",
+        "relearn_steps",
+        "relearn_lr",
+        "search_steps",
+        "search_candidates",
+        "paraphrase_prompts",
+        mode="before",
+    )
+    @classmethod
+    def _grid(cls, value: Any) -> Any:
+        return grid(value)
+
+
+class _Readings:
+    """The points of one attack's curve; the attack's success is its best reading (the attacker picks the budget
+    that worked)."""
+
+    def __init__(self, score: Score, settings: PromptAttackSettings, steps: int, guidance: float) -> None:
+        self.score, self.settings, self.steps, self.guidance = score, settings, steps, guidance
+        self.points: list[dict] = []
+        self.best: tuple[float, torch.Tensor] | None = None
+
+    def add(self, samples: torch.Tensor, **budget: float) -> None:
+        success = self.score(samples)
+        self.points.append({**budget, "success": success})
+        if self.best is None or success >= self.best[0]:
+            self.best = (success, samples)
+
+    def sample(self, pipe: DiffusionPipeline, hidden: torch.Tensor, **budget: float) -> None:
+        """Read `pipe` under one prompt embedding (the UNet in eval mode; an attack's run puts it back in training)."""
+        pipe.unet.eval()
+        with torch.no_grad():
+            samples = sample_hidden(
+                pipe, hidden, self.settings.samples, self.steps, self.guidance, self.settings.seed + 7
+            )
+        self.add(samples, **budget)
+
+    def result(self, name: str, protocol: dict) -> AttackResult:
+        assert self.best is not None
+        return AttackResult(name, self.best[0], self.best[1], protocol, self.points)
 
 
 def _special_ids(tokenizer) -> set[int]:
@@ -157,15 +213,22 @@ def sample_hidden(
 
 
 def paraphrase(
-    pipe: DiffusionPipeline, rows: list[PromptRow], score: Score, steps: int, guidance: float
+    pipe: DiffusionPipeline,
+    rows: list[PromptRow],
+    score: Score,
+    settings: PromptAttackSettings,
+    steps: int,
+    guidance: float,
 ) -> AttackResult:
+    """Every row sampled once, read over the attacker's first n distinct paraphrases for each n of the grid (and all
+    of them)."""
     samples = sample_prompts(pipe, rows, steps, guidance, batch_size=64, progress=False)
-    return AttackResult(
-        "paraphrase",
-        score(samples),
-        samples,
-        {"attack": "held-out paraphrases", "prompts": sorted({r.prompt for r in rows}), "samples": len(rows)},
-    )
+    prompts = list(dict.fromkeys(r.prompt for r in rows))
+    readings = _Readings(score, settings, steps, guidance)
+    for n in sorted({min(n, len(prompts)) for n in settings.paraphrase_prompts} | {len(prompts)}):
+        held = set(prompts[:n])
+        readings.add(samples[torch.tensor([r.prompt in held for r in rows])], prompts=n)
+    return readings.result("paraphrase", {"attack": "held-out paraphrases", "prompts": prompts, "samples": len(rows)})
 
 
 def inversion(
@@ -188,26 +251,27 @@ def inversion(
     if ids[0, position] != init:
         raise ErasediffError(f"cannot place the inverted token in '{settings.inversion_template}'")
     ids[0, position] = new_id
-    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    readings = _Readings(score, settings, steps, guidance)
+
+    def read(step: int) -> None:
+        with torch.no_grad():
+            readings.sample(pipe, encoder(ids)[0], steps=step)
+
     curve = fit_denoising(
         pipe.unet,
-        scheduler,
+        DDPMScheduler.from_config(pipe.scheduler.config),
         latents,
         lambda idx: {"encoder_hidden_states": encoder(ids)[0].expand(len(idx), -1, -1)},
         [free],
-        settings.inversion_steps,
+        max(settings.inversion_steps),
         settings.inversion_lr,
         settings.batch_size,
         settings.seed,
         "concept inversion",
+        readouts=dict.fromkeys(settings.inversion_steps, read),
     )
-    with torch.no_grad():
-        hidden = encoder(ids)[0]
-    samples = sample_hidden(pipe, hidden, settings.samples, steps, guidance, settings.seed + 7)
-    return AttackResult(
+    return readings.result(
         "inversion",
-        score(samples),
-        samples,
         {
             "attack": "concept inversion (a new token embedding)",
             "k": len(latents),
@@ -231,36 +295,40 @@ def relearn(
     steps: int,
     guidance: float,
 ) -> AttackResult:
-    """Every UNet weight fine-tuned on the attacker's images under `prompt` (on a copy), then `prompt` sampled."""
-    unet = copy.deepcopy(pipe.unet).requires_grad_(True)
+    """Every UNet weight fine-tuned on the attacker's images under `prompt` (on a copy), one run per learning rate,
+    `prompt` sampled at each step count of the grid."""
     with torch.no_grad():
         hidden = pipe.text_encoder(_ids(pipe, prompt))[0]
-    curve = fit_denoising(
-        unet,
-        DDPMScheduler.from_config(pipe.scheduler.config),
-        latents,
-        lambda idx: {"encoder_hidden_states": hidden.expand(len(idx), -1, -1)},
-        unet.parameters(),
-        settings.relearn_steps,
-        settings.relearn_lr,
-        settings.batch_size,
-        settings.seed + 1,
-        "relearning attack",
-    )
-    attacked = copy.copy(pipe)
-    attacked.unet = unet
-    samples = sample_hidden(attacked, hidden, settings.samples, steps, guidance, settings.seed + 7)
-    return AttackResult(
+    readings = _Readings(score, settings, steps, guidance)
+    losses = {}
+    for lr in settings.relearn_lr:
+        attacked = copy.copy(pipe)
+        attacked.unet = copy.deepcopy(pipe.unet).requires_grad_(True)
+        losses[lr] = fit_denoising(
+            attacked.unet,
+            DDPMScheduler.from_config(pipe.scheduler.config),
+            latents,
+            lambda idx: {"encoder_hidden_states": hidden.expand(len(idx), -1, -1)},
+            attacked.unet.parameters(),
+            max(settings.relearn_steps),
+            lr,
+            settings.batch_size,
+            settings.seed + 1,
+            "relearning attack",
+            readouts={
+                s: (lambda step, a=attacked, lr=lr: readings.sample(a, hidden, steps=step, lr=lr))
+                for s in settings.relearn_steps
+            },
+        )[-1]
+    return readings.result(
         "relearn_forget",
-        score(samples),
-        samples,
         {
             "attack": "fine-tuning on the attacker's images",
             "prompt": prompt,
             "k": len(latents),
             "steps": settings.relearn_steps,
             "lr": settings.relearn_lr,
-            "final_loss": curve[-1],
+            "final_loss": losses,
             "samples": settings.samples,
             "seed": settings.seed,
         },
@@ -315,7 +383,38 @@ def prompt_search(
 ) -> AttackResult:
     """`search_tokens` tokens prepended to `prompt`, updated one position a step: the gradient ranks the vocabulary,
     the best `search_candidates` are each evaluated exactly, and the lowest loss (the current token included) is
-    kept."""
+    kept. One search per candidate count, its prompt read after each step count of the grid."""
+    readings = _Readings(score, settings, steps, guidance)
+    found = {}
+    for candidates in settings.search_candidates:
+        found[candidates] = _search(pipe, prompt, latents, settings, candidates, readings)
+    return readings.result(
+        "prompt_search",
+        {
+            "attack": "white-box discrete prompt search (UnlearnDiffAtk-style prefix)",
+            "erased_prompt": prompt,
+            "found_prompts": {c: text for c, (text, _) in found.items()},
+            "k": len(latents),
+            "tokens": settings.search_tokens,
+            "steps": settings.search_steps,
+            "candidates": settings.search_candidates,
+            "noise_draws": settings.search_noise,
+            "loss_curves": {c: curve for c, (_, curve) in found.items()},
+            "samples": settings.samples,
+            "seed": settings.seed,
+        },
+    )
+
+
+def _search(
+    pipe: DiffusionPipeline,
+    prompt: str,
+    latents: torch.Tensor,
+    settings: PromptAttackSettings,
+    candidates_kept: int,
+    readings: _Readings,
+) -> tuple[str, list[float]]:
+    """One search of max(search_steps) steps keeping `candidates_kept` tokens a step: (found prompt, loss curve)."""
     tokenizer, encoder = pipe.tokenizer, pipe.text_encoder
     table = encoder.get_input_embeddings().weight.detach()
     vocabulary = torch.tensor([i for i in range(len(table)) if i not in _special_ids(tokenizer)])
@@ -331,38 +430,20 @@ def prompt_search(
     objective = _SearchObjective(pipe, latents, settings.search_noise, settings.seed + 3)
     with torch.no_grad():
         curve = [float(objective.loss(encoder(ids_of(adversarial))[0])[0])]
-    for step in range(settings.search_steps):  # a few seconds a model: no progress bar
+    for step in range(max(settings.search_steps)):  # a few seconds a model: no progress bar
         position = step % settings.search_tokens
         grad = objective.gradient_at(ids_of(adversarial), 1 + position)
-        ranked = vocabulary[(-(table[vocabulary] @ grad)).argsort(descending=True)[: settings.search_candidates]]
+        ranked = vocabulary[(-(table[vocabulary] @ grad)).argsort(descending=True)[:candidates_kept]]
         candidates = [adversarial[position]] + [t for t in ranked.tolist() if t != adversarial[position]]
         trial = torch.cat([ids_of(adversarial[:position] + [t] + adversarial[position + 1 :]) for t in candidates])
         with torch.no_grad():
             losses = torch.cat([objective.loss(encoder(trial[i : i + 16])[0]) for i in range(0, len(trial), 16)])
         adversarial[position] = candidates[int(losses.argmin())]
         curve.append(float(losses.min()))
-    found = ids_of(adversarial)
-    with torch.no_grad():
-        samples = sample_hidden(pipe, encoder(found)[0], settings.samples, steps, guidance, settings.seed + 7)
-    text = tokenizer.decode(found[0], skip_special_tokens=True)
-    return AttackResult(
-        "prompt_search",
-        score(samples),
-        samples,
-        {
-            "attack": "white-box discrete prompt search (UnlearnDiffAtk-style prefix)",
-            "erased_prompt": prompt,
-            "found_prompt": text,
-            "k": len(latents),
-            "tokens": settings.search_tokens,
-            "steps": settings.search_steps,
-            "candidates": settings.search_candidates,
-            "noise_draws": settings.search_noise,
-            "loss_curve": curve,
-            "samples": settings.samples,
-            "seed": settings.seed,
-        },
-    )
+        if step + 1 in settings.search_steps:
+            with torch.no_grad():
+                readings.sample(pipe, encoder(ids_of(adversarial))[0], steps=step + 1, candidates=candidates_kept)
+    return tokenizer.decode(ids_of(adversarial)[0], skip_special_tokens=True), curve
 
 
 def run_prompt_attacks(
@@ -386,7 +467,7 @@ def run_prompt_attacks(
     results = {}
     for name in settings.attacks:
         if name == "paraphrase":
-            results[name] = paraphrase(pipe, paraphrases, score, steps, guidance)
+            results[name] = paraphrase(pipe, paraphrases, score, settings, steps, guidance)
         elif name == "inversion":
             results[name] = inversion(pipe, latents, score, settings, steps, guidance)
         elif name == "relearn_forget":

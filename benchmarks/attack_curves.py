@@ -46,11 +46,68 @@ QUICK = EvalSettings(samples_per_class=20, steps=20)  # forgotten and retained a
 def attack_curves(model, target: int, held, retain, classifier, settings: ClassAttackSettings) -> dict[str, dict]:
     """{attack: {(budget point): success}} for one model."""
     pick = torch.randperm(len(retain), generator=torch.Generator().manual_seed(settings.seed))[: settings.retain_images]
-    found = run_class_attacks(model, target, held, retain.images[pick], retain.labels[pick], classifier, settings)
+    return curves_of(
+        run_class_attacks(model, target, held, retain.images[pick], retain.labels[pick], classifier, settings)
+    )
+
+
+def curves_of(results: dict) -> dict[str, dict]:
+    """{attack: {(budget point): success}} from attack results (AttackResult.curve)."""
     return {
         name: {tuple(sorted((k, v) for k, v in p.items() if k != "success")): p["success"] for p in r.curve}
-        for name, r in found.items()
+        for name, r in results.items()
     }
+
+
+def margins(base: dict[str, dict], found: dict[str, dict]) -> dict[str, tuple[list[dict], float, float]]:
+    """Per attack: (points, worst margin of the candidate over the gold, area between the curves)."""
+    return {
+        name: curve_rows({"original": base["original"][name], "gold": base["gold"][name], "unlearned": curve})
+        for name, curve in found.items()
+    }
+
+
+def gate_fields(per_attack: dict) -> dict:
+    worst = max(margin for _, margin, _ in per_attack.values())
+    return {
+        **{f"{name} margin": margin for name, (_, margin, _) in per_attack.items()},
+        "worst margin": worst,
+        "worst area": max(area for _, _, area in per_attack.values()),
+        "curve gate": worst <= MARGIN_MAX,
+    }
+
+
+def table(rows: list[dict], first: str) -> list[str]:
+    """The results table: one row per (`first`, seed, recipe)."""
+    attacks = [k.removesuffix(" margin") for k in rows[0] if k.endswith(" margin") and k != "worst margin"]
+    lines = [
+        f"| {first} | seed | recipe | "
+        + " | ".join(attacks)
+        + " | worst margin | worst area | curve gate (<= +0.10) | "
+        "forgotten acc. (no attack) | retained drop | erasure s | attack s (candidate) |",
+        "|---:|---:|---|" + "---:|" * (len(attacks) + 7),
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r[first]} | {r['seed']} | {r['recipe']} | "
+            + " | ".join(f"{r[f'{a} margin']:+.2f}" for a in attacks)
+            + f" | {r['worst margin']:+.2f} | {r['worst area']:.3f} | {'pass' if r['curve gate'] else 'FAIL'} | "
+            f"{r['forgotten accuracy']:.2f} | {r['retained drop']:+.3f} | {r['erasure s']:.0f} | "
+            f"{r['attacks s (candidate)']:.0f} |"
+        )
+    return lines
+
+
+def summary(rows: list[dict]) -> list[str]:
+    lines = []
+    for recipe in sorted({r["recipe"] for r in rows}):
+        mine = [r for r in rows if r["recipe"] == recipe]
+        passed = sum(r["curve gate"] for r in mine)
+        lines.append(
+            f"- {recipe}: curve gate passed on {passed}/{len(mine)} pairs; worst margin over the gold "
+            f"{max(r['worst margin'] for r in mine):+.2f}"
+        )
+    return lines
 
 
 def figure_path(out: Path, target: int, recipe: str, seed: int) -> Path:
@@ -124,24 +181,15 @@ def main() -> None:
                 t = time.time()
                 found = attack_curves(candidate, target, held, retain, classifier, settings)
                 attack_s = time.time() - t
-                per_attack = {
-                    name: curve_rows(
-                        {"original": base["original"][name], "gold": base["gold"][name], "unlearned": curve}
-                    )
-                    for name, curve in found.items()
-                }
-                worst = max(margin for _, margin, _ in per_attack.values())
+                per_attack = margins(base, found)
                 rows.append(
                     {
                         "class": target,
                         "seed": seed,
                         "recipe": recipe,
-                        **{f"{name} margin": margin for name, (_, margin, _) in per_attack.items()},
-                        "worst margin": worst,
+                        **gate_fields(per_attack),
                         "forgotten accuracy": scores[target].accuracy,
                         "retained drop": mean_accuracy(base_scores, kept) - mean_accuracy(scores, kept),
-                        "worst area": max(area for _, _, area in per_attack.values()),
-                        "curve gate": worst <= MARGIN_MAX,
                         "erasure s": erase_s,
                         "attacks s (candidate)": attack_s,
                         "attacks s (original + gold)": fixed_s,
@@ -158,28 +206,7 @@ def main() -> None:
     figures = [
         (r["class"], r["recipe"], r["seed"], figure_path(args.out, r["class"], r["recipe"], r["seed"])) for r in rows
     ]
-    attacks = [k.removesuffix(" margin") for k in rows[0] if k.endswith(" margin") and k != "worst margin"]
-    lines = [
-        "| class | seed | recipe | " + " | ".join(attacks) + " | worst margin | worst area | curve gate (<= +0.10) | "
-        "forgotten acc. (no attack) | retained drop | erasure s | attack s (candidate) |",
-        "|---:|---:|---|" + "---:|" * (len(attacks) + 7),
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['class']} | {r['seed']} | {r['recipe']} | "
-            + " | ".join(f"{r[f'{a} margin']:+.2f}" for a in attacks)
-            + f" | {r['worst margin']:+.2f} | {r['worst area']:.3f} | {'pass' if r['curve gate'] else 'FAIL'} | "
-            f"{r['forgotten accuracy']:.2f} | {r['retained drop']:+.3f} | {r['erasure s']:.0f} | "
-            f"{r['attacks s (candidate)']:.0f} |"
-        )
-    summary = []
-    for recipe in sorted({r["recipe"] for r in rows}):
-        mine = [r for r in rows if r["recipe"] == recipe]
-        passed = sum(r["curve gate"] for r in mine)
-        summary.append(
-            f"- {recipe}: curve gate passed on {passed}/{len(mine)} (class, seed) pairs; worst margin over the gold "
-            f"{max(r['worst margin'] for r in mine):+.2f}"
-        )
+    lines = table(rows, "class")
     s = ClassAttackSettings(budget=args.budget)
     report = "\n".join(
         [
@@ -191,7 +218,7 @@ def main() -> None:
             "",
             *lines,
             "",
-            *summary,
+            *summary(rows),
             "",
             f"This invocation ran {time.time() - started:.0f} s on {torch.get_num_threads()} threads (rows kept with "
             "--append were measured before it; each row gives its own seconds).",

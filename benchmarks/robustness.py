@@ -173,15 +173,18 @@ class TextAttacks:
         return pipe
 
     def attack(self, pipe, seed: int) -> dict[str, float]:
+        return {name: r.success for name, r in self.results(pipe, seed).items()}
+
+    def results(self, pipe, seed: int) -> dict:
+        """Every attack's result (AttackResult: its best reading and its curve over the budget grid)."""
         score = class_score(self.task.classifier, self.task.forget_classes)
         settings = self.settings.model_copy(update={"seed": seed})
         latents = encode_images(
             pipe, attacker_images(settings, image_size(pipe), self.task.forget_classes), progress=False
         )
-        results = run_prompt_attacks(
+        return run_prompt_attacks(
             pipe, self.erased, self.paraphrases, latents, score, settings, self.task.t.steps, self.task.t.guidance
         )
-        return {name: r.success for name, r in results.items()}
 
     def budget(self) -> str:
         s = self.settings

@@ -93,7 +93,9 @@ def counted(name: str, width_divisor: int = 1) -> dict:
         "gradients": (3 if settings.relearn is not None else 2) * train,
         "optimizer states": 2 * train if settings.optimizer == "adam" else train // 2,
         "frozen original": train if settings.retain_anchor or settings.method == "esd" else 0,
-        "inner copy": weights if settings.inner_steps else 0,
+        "inner copy": 4 * train
+        if settings.inner_steps
+        else 0,  # phi's trainable tensors, their gradients, 2 Adam moments
     }
 
 

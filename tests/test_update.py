@@ -1,5 +1,6 @@
 """The lambda_t rule and the update direction on hand-computed gradients (docs/method.md, Theorem 3.1)."""
 
+import copy
 import math
 
 import pytest
@@ -99,14 +100,27 @@ def test_reduce_hook_sees_both_gradients() -> None:
     assert stats.lambda_t == 1.0
 
 
-def test_inner_value_gap_is_positive_and_leaves_theta_alone() -> None:
+def test_inner_value_gap_is_positive_leaves_theta_alone_and_copies_only_the_trained_tensors() -> None:
+    """phi is a copy of the trainable tensors alone (the frozen layer is shared): its q_hat equals the one a full
+    deepcopy of theta trained on the same tensors gives."""
     torch.manual_seed(0)
-    theta = torch.nn.Linear(4, 1)
-    phi = torch.nn.Linear(4, 1)
+    theta = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    theta[0].requires_grad_(False)
+    trained = list(theta[2].parameters())
     x, y = torch.randn(32, 4), torch.randn(32, 1)
     loss_of = lambda m: torch.nn.functional.mse_loss(m(x), y)  # noqa: E731
     before = {k: v.clone() for k, v in theta.state_dict().items()}
-    q_hat = inner_value_gap(theta, phi, list(phi.parameters()), loss_of, loss_of(theta).item(), steps=5, lr=0.05)
+    q_hat = inner_value_gap(theta, trained, loss_of, loss_of(theta).item(), steps=5, lr=0.05)
     assert q_hat > 0 and math.isfinite(q_hat)
     for k, v in theta.state_dict().items():
         assert torch.equal(v, before[k])
+    assert all(p.grad is None for p in theta.parameters())  # phi's steps leave theta's gradients alone too
+
+    full = copy.deepcopy(theta)  # what the loop did before: a whole copy, Adam on its trainable part
+    optimizer = torch.optim.Adam(full[2].parameters(), lr=0.05)
+    for _ in range(5):
+        optimizer.zero_grad(set_to_none=True)
+        loss_of(full).backward()
+        optimizer.step()
+    with torch.no_grad():
+        assert math.isclose(q_hat, loss_of(theta).item() - loss_of(full).item(), rel_tol=1e-5)

@@ -147,8 +147,7 @@ def unlearn_unet(
         p.requires_grad_(True)
     optimizer = make_optimizer(params, settings)
     ema = {k: p.detach().clone() for k, p in named.items()} if settings.ema_decay else None
-    phi = copy.deepcopy(unet) if settings.inner_steps > 0 and settings.method == "erasediff" else None
-    phi_params = [p for n, p in phi.named_parameters() if n in named] if phi is not None else []
+    inner = settings.inner_steps > 0 and settings.method == "erasediff"  # q_hat: phi is a copy of `params` alone
     reduce = partial(mean_across_ranks, accelerator) if accelerator.num_processes > 1 else no_reduce
 
     guard, probing = None, time.perf_counter()
@@ -208,14 +207,13 @@ def unlearn_unet(
             stats = update(retain_batch, forget_batch, generator)
             _check_finite(step, stats)
             q_hat = None
-            if phi is not None:
+            if inner:
                 phi_forget_loss = partial(
                     forget_loss, scheduler=scheduler, batch=forget_batch, cond=cond
                 )  # L_f of whichever UNet it is given
                 q_hat = inner_value_gap(
                     unet,
-                    phi,
-                    phi_params,
+                    params,
                     phi_forget_loss,
                     stats.forget_loss,
                     settings.inner_steps,

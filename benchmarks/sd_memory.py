@@ -1,6 +1,7 @@
 """Peak memory of one EraseDiff update on the Stable Diffusion 1.5 UNet (860M parameters, built from its published
 configuration with random weights: nothing is downloaded), per unlearning configuration, at 512 px (64x64 latents),
-batch 1 + 1, with its decomposition.
+batch 1 + 1, with its decomposition; with `--unet sdxl`, on the SDXL UNet (2.6B parameters) at 1024 px (128x128
+latents, with SDXL's added text and time conditioning).
 
 Each configuration runs in a fresh process: the SD 1.5 UNet is built (the frozen original the caller holds; on a GPU
 node it stays in host memory), then one update of `unlearn_unet` runs with the configuration's settings. The peak is
@@ -18,6 +19,7 @@ remainder (with the second and third gradient buffers EraseDiff holds while it f
     python benchmarks/sd_memory.py --device cuda --publish # on a GPU node; docs/results/sd-memory.md
     python benchmarks/sd_memory.py --configs shipped xattn # a subset
     python benchmarks/sd_memory.py --width-divisor 10      # a reduced-width SD UNet (what a test checks)
+    python benchmarks/sd_memory.py --unet sdxl --publish   # SDXL; docs/results/sd-memory-sdxl.md
 """
 
 import argparse
@@ -67,20 +69,20 @@ def settings_of(name: str):
     )
 
 
-def counted(name: str, width_divisor: int = 1) -> dict:
+def counted(name: str, width_divisor: int = 1, unet_name: str = "sd15") -> dict:
     """The configuration's tensors other than activations, counted on a UNet built on the meta device (no memory):
     the working weights, the gradient-sized buffers alive at the peak (g_r, g_f and the relearning term's; two
     without it), the optimizer's states, the frozen original's trainable subset (retain anchor), the inner copy."""
     import torch
     from diffusers import UNet2DConditionModel
-    from sd_shapes import sd15_unet
+    from sd_shapes import unet_config
 
     from erasediff.method.params import select_parameters
     from erasediff.models.lora import add_adapter
 
     settings = settings_of(name)
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**sd15_unet(width_divisor))
+        unet = UNet2DConditionModel(**unet_config(unet_name, width_divisor))
         trainable = select_parameters(unet, settings.params.preset, settings.params.include, settings.params.exclude)
         if settings.adapter is not None:
             trainable = add_adapter(unet, trainable, settings.adapter)
@@ -93,28 +95,40 @@ def counted(name: str, width_divisor: int = 1) -> dict:
         "gradients": (3 if settings.relearn is not None else 2) * train,
         "optimizer states": 2 * train if settings.optimizer == "adam" else train // 2,
         "frozen original": train if settings.retain_anchor or settings.method == "esd" else 0,
-        "inner copy": 4 * train
-        if settings.inner_steps
-        else 0,  # phi's trainable tensors, their gradients, 2 Adam moments
+        # phi (inner steps): its trainable tensors, their gradients and two Adam moments
+        "inner copy": 4 * train if settings.inner_steps else 0,
     }
 
 
-def measure(name: str, device: str, width_divisor: int = 1) -> dict:
+def measure(name: str, device: str, width_divisor: int = 1, unet_name: str = "sd15") -> dict:
     """One configuration, in this process: the peak of two updates (the second runs with the optimizer's states)."""
     import torch
     from diffusers import DDPMScheduler, UNet2DConditionModel
-    from sd_shapes import SD15_UNET, sd15_unet
+    from sd_shapes import SDXL_TEXT_EMBEDS, SDXL_TIME_IDS, unet_config
 
     from erasediff.data.image_sets import LabeledImages
     from erasediff.method.loop import unlearn_unet
 
     settings = settings_of(name)
-    unet = UNet2DConditionModel(**sd15_unet(width_divisor)).requires_grad_(
-        False
-    )  # the caller's original; on a GPU node, on the host
+    config = unet_config(unet_name, width_divisor)
+    unet = UNet2DConditionModel(**config).requires_grad_(False)  # the caller's original; on a GPU node, on the host
     g = torch.Generator().manual_seed(0)
-    table = torch.randn(3, 77, SD15_UNET["cross_attention_dim"], generator=g).to(device)
-    data = [LabeledImages(torch.randn(1, 4, 64, 64, generator=g), torch.full((1,), i)) for i in (0, 1)]
+    table = torch.randn(3, 77, config["cross_attention_dim"], generator=g).to(device)
+    added = {  # SDXL's pooled text embedding and size/crop ids, per conditioning row
+        "text_embeds": torch.randn(3, SDXL_TEXT_EMBEDS, generator=g).to(device),
+        "time_ids": torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0]] * 3).to(device),
+    }
+    assert added["time_ids"].shape[1] == SDXL_TIME_IDS
+
+    def cond(ids: torch.Tensor) -> dict:
+        ids = ids.to(device)
+        found = {"encoder_hidden_states": table[ids]}
+        if config.get("addition_embed_type") == "text_time":
+            found["added_cond_kwargs"] = {k: v[ids] for k, v in added.items()}
+        return found
+
+    size = config["sample_size"]
+    data = [LabeledImages(torch.randn(1, 4, size, size, generator=g), torch.full((1,), i)) for i in (0, 1)]
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
@@ -124,7 +138,7 @@ def measure(name: str, device: str, width_divisor: int = 1) -> dict:
     unlearn_unet(
         unet,
         DDPMScheduler(),
-        lambda ids: {"encoder_hidden_states": table[ids.to(device)]},
+        cond,
         data[0],
         data[1],
         torch.tensor([2]),
@@ -156,12 +170,13 @@ def rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def run_child(name: str, device: str, limit_gib: float, width_divisor: int = 1) -> dict:
+def run_child(name: str, device: str, limit_gib: float, width_divisor: int = 1, unet_name: str = "sd15") -> dict:
     """One configuration in a fresh process; stopped when its resident memory passes `limit_gib` (the host's
     memory, not the GPU's: a configuration that does not fit this host is reported as such, not swapped)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
-            [sys.executable, __file__, "--one", name, "--device", device, "--width-divisor", str(width_divisor)],
+            [sys.executable, __file__, "--one", name, "--device", device, "--width-divisor", str(width_divisor)]
+            + ["--unet", unet_name],
             stdout=out,
             stderr=err,
             cwd=ROOT,
@@ -191,9 +206,10 @@ def main() -> None:
         "--host-limit-gib", type=float, default=20.0, help="stop a configuration past this much host memory"
     )
     parser.add_argument("--width-divisor", type=int, default=1, help="divide the UNet's channel widths (tests: 10)")
+    parser.add_argument("--unet", default="sd15", choices=["sd15", "sdxl"], help="SD 1.5 at 512 px or SDXL at 1024 px")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.device, args.width_divisor)))
+        print(json.dumps(measure(args.one, args.device, args.width_divisor, args.unet)))
         return
     from results_page import publish
 
@@ -203,8 +219,8 @@ def main() -> None:
         if args.device == "cpu" and settings_of(name).optimizer == "adam8bit":
             found = {"failed": "8-bit Adam needs CUDA: counted only"}
         else:
-            found = run_child(name, args.device, args.host_limit_gib, args.width_divisor)
-        row = {"config": name, **counted(name, args.width_divisor), **found}
+            found = run_child(name, args.device, args.host_limit_gib, args.width_divisor, args.unet)
+        row = {"config": name, **counted(name, args.width_divisor, args.unet), **found}
         if "peak" in found:
             row["activations and temporaries"] = found["peak"] - sum(row[k] for k in parts)
         rows.append(row)
@@ -227,9 +243,11 @@ def main() -> None:
             + " | ".join(f"{r[k] / GIB:.2f}" for k in parts)
             + f" | {total / GIB:.2f} | {measured} |"
         )
+    what = "the SD 1.5 UNet at 512 px" if args.unet == "sd15" else "the SDXL UNet at 1024 px"
+    stem = "sd-memory" if args.unet == "sd15" else "sd-memory-sdxl"
     report = "\n".join(
         [
-            f"One EraseDiff update on the SD 1.5 UNet at 512 px, batch 1 + 1, device `{args.device}` (on the CPU: the "
+            f"One EraseDiff update on {what}, batch 1 + 1, device `{args.device}` (on the CPU: the "
             "rise of peak resident memory over the built model, the proxy for the GPU memory of the same tensors). "
             f"UnlearnCanvas measured EraseDiff on SD 1.5 at {UNLEARN_CANVAS_GIB} GB. Components are counted from the "
             "trainable parameters (fp32); activations and temporaries are the measured peak minus the counted part. "
@@ -238,14 +256,8 @@ def main() -> None:
             *lines,
         ]
     )
-    publish(
-        ROOT / "benchmarks" / "results",
-        "sd-memory",
-        report,
-        rows,
-        "sd-memory" if args.publish else None,
-        "SD 1.5 update memory",
-    )
+    title = "SD 1.5 update memory" if args.unet == "sd15" else "SDXL update memory"
+    publish(ROOT / "benchmarks" / "results", stem, report, rows, stem if args.publish else None, title)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,18 @@ SDXL_UNET = dict(
     addition_time_embed_dim=256,
     projection_class_embeddings_input_dim=2816,
 )
+SDXL_TEXT_EMBEDS, SDXL_TIME_IDS = 1280, 6  # the added conditioning SDXL's UNet reads: pooled text, size and crop ids
+
+
+def unet_config(unet: str, width_divisor: int = 1) -> dict:
+    """`sd15` (reducible in width, for tests) or `sdxl` (published widths only)."""
+    if unet == "sd15":
+        return sd15_unet(width_divisor)
+    if width_divisor != 1:
+        raise ValueError("the SDXL UNet is built at its published widths only")
+    return SDXL_UNET
+
+
 VAE = dict(
     block_out_channels=(128, 256, 512, 512),
     down_block_types=("DownEncoderBlock2D",) * 4,

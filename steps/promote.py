@@ -1,5 +1,5 @@
 """Step: register the unlearned model and move the alias to it, only when every gate passed; once per request id.
-Then, and only then, the request's ZenML model version is created (pipelines/model_version.py).
+Then, and only then, the request's ZenML model version is created (steps/model_version.py).
 
 A gated-out model is not registered; the report step then records the run's verdict as gated out.
 """
@@ -15,7 +15,7 @@ from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.code_version import code_version
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.step_folders import resolve
-from pipelines.model_version import record_model_version
+from steps.model_version import record_model_version
 
 
 @step

@@ -19,7 +19,7 @@ from erasediff.util.code_version import code_version
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_files
-from pipelines.model_version import request_model
+from steps.model_version import request_model
 
 
 @step

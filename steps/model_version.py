@@ -1,7 +1,8 @@
-"""The request's ZenML model version: named after the request id and created by the promote step only when every gate
-passed, with the gate values as its metadata and the run's unlearned model, gate report, evaluation and erasure
-report linked to it. ZenML's Models page then lists erasures that passed, one version per request; a gated-out or
-failed run creates none (a pipeline-level `Model` would create a numbered version for every run)."""
+"""Not a step: the request's ZenML model version, which the promote and report steps record. It is named after the
+request id and created by the promote step only when every gate passed, with the gate values as its metadata and the
+run's unlearned model, gate report, evaluation and erasure report linked to it. ZenML's Models page then lists the
+erasures that passed, one version per request; a gated-out or failed run creates none (a pipeline-level `Model`
+would create a numbered version for every run)."""
 
 from zenml import Model, link_artifact_to_model, log_metadata
 

@@ -9,6 +9,7 @@ Other concepts need a gold retrained without them (not shipped; erasediff/attack
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -34,12 +35,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--publish", action="store_true", help="write docs/results/attack-curves-text.md")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--append", action="store_true", help="keep OUT/attack-curves-text.json's seeds, run the rest")
     args = parser.parse_args()
     started = time.time()
+    saved = args.out / "attack-curves-text.json"
+    rows = json.loads(saved.read_text()) if args.append and saved.is_file() else []
     attacker = TextAttacks()
     task = attacker.task
-    rows, figures = [], []
-    for seed in tqdm(args.seeds, desc="seeds"):
+    for seed in tqdm([s for s in args.seeds if s not in {r["seed"] for r in rows}], desc="seeds"):
         t = time.time()
         base = {"original": curves_of(attacker.results(attacker.model, seed))}
         base["gold"] = curves_of(attacker.results(attacker.gold, seed))
@@ -67,7 +70,10 @@ def main() -> None:
             )
             figure = args.out / f"attack-curves-text-{recipe}-s{seed}.png"
             save_attack_curves({n: {"curve": c, "margin_over_gold": m} for n, (c, m, _) in per_attack.items()}, figure)
-            figures.append((recipe, seed, figure))
+            args.out.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(rows, indent=2))
+    rows.sort(key=lambda r: (r["seed"], r["recipe"]))
+    figures = [(r["recipe"], r["seed"], args.out / f"attack-curves-text-{r['recipe']}-s{r['seed']}.png") for r in rows]
     s = attacker.settings
     report = "\n".join(
         [
@@ -82,7 +88,8 @@ def main() -> None:
             "",
             *summary(rows),
             "",
-            f"Measured in {time.time() - started:.0f} s on {torch.get_num_threads()} threads.",
+            f"This invocation ran {time.time() - started:.0f} s on {torch.get_num_threads()} threads (rows kept with "
+            "--append were measured before it; each row gives its own seconds).",
             "",
             *[f"![{recipe}, seed {seed}]({link(f)})" for recipe, seed, f in figures],
         ]

@@ -98,6 +98,26 @@ def table(rows: list[dict], first: str) -> list[str]:
     return lines
 
 
+def page(budget: str, rows: list[dict], first: str, started: float, figures: list[str]) -> str:
+    """The results page: the budget, how margins are read, the table, each recipe's pass rate and the figures."""
+    return "\n".join(
+        [
+            f"{budget} Margin: the candidate's success minus the gold's at the same budget point, the worst point of "
+            "each attack's grid; area: the mean excess over the gold across the grid. Only the curve gate is read "
+            "here (the full gate table needs the pipeline's evaluation).",
+            "",
+            *table(rows, first),
+            "",
+            *summary(rows),
+            "",
+            f"This invocation ran {time.time() - started:.0f} s on {torch.get_num_threads()} threads (rows kept with "
+            "--append were measured before it; each row gives its own seconds).",
+            "",
+            *figures,
+        ]
+    )
+
+
 def summary(rows: list[dict]) -> list[str]:
     lines = []
     for recipe in sorted({r["recipe"] for r in rows}):
@@ -206,25 +226,14 @@ def main() -> None:
     figures = [
         (r["class"], r["recipe"], r["seed"], figure_path(args.out, r["class"], r["recipe"], r["seed"])) for r in rows
     ]
-    lines = table(rows, "class")
     s = ClassAttackSettings(budget=args.budget)
-    report = "\n".join(
-        [
-            f"Recovery attacks over the `{args.budget}` budget grid (k {s.k}, relearning steps {s.relearn_steps} at lr "
-            f"{s.relearn_lr}, inversion steps {s.inversion_steps}, guidance {s.guidance}; {s.samples} samples a "
-            "reading). Margin: the candidate's success minus the gold's at the same budget point, the worst point "
-            "of each attack's grid; area: the mean excess over the gold across the grid. Only the curve gate is read "
-            "here (the full gate table needs the pipeline's evaluation).",
-            "",
-            *lines,
-            "",
-            *summary(rows),
-            "",
-            f"This invocation ran {time.time() - started:.0f} s on {torch.get_num_threads()} threads (rows kept with "
-            "--append were measured before it; each row gives its own seconds).",
-            "",
-            *[f"![class {c}, {r}, seed {sd}]({link(f)})" for c, r, sd, f in figures],
-        ]
+    report = page(
+        f"Recovery attacks over the `{args.budget}` budget grid (k {s.k}, relearning steps {s.relearn_steps} at lr "
+        f"{s.relearn_lr}, inversion steps {s.inversion_steps}, guidance {s.guidance}; {s.samples} samples a reading).",
+        rows,
+        "class",
+        started,
+        [f"![class {c}, {r}, seed {sd}]({link(f)})" for c, r, sd, f in figures],
     )
     publish(args.out, "attack-curves", report, rows, "attack-curves" if args.publish else None, "Attack curves")
 

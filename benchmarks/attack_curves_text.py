@@ -13,13 +13,11 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from erasediff.util.offline import go_offline
 
 go_offline()
 
-from attack_curves import curves_of, gate_fields, margins, summary, table  # noqa: E402
+from attack_curves import curves_of, gate_fields, margins, page  # noqa: E402
 from results_page import link, publish  # noqa: E402
 from robustness import VARIANTS, TextAttacks  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
@@ -75,24 +73,15 @@ def main() -> None:
     rows.sort(key=lambda r: (r["seed"], r["recipe"]))
     figures = [(r["recipe"], r["seed"], args.out / f"attack-curves-text-{r['recipe']}-s{r['seed']}.png") for r in rows]
     s = attacker.settings
-    report = "\n".join(
-        [
-            f"Text attacks over the `{s.budget}` grid: inversion steps {s.inversion_steps}; relearning steps "
-            f"{s.relearn_steps} at lr {s.relearn_lr}; prompt search steps {s.search_steps} x candidates "
-            f"{s.search_candidates}; paraphrases: the first {s.paraphrase_prompts} prompts and all; k {s.k} real "
-            f"sevens; {s.samples} samples a reading. Margin: the candidate's success minus the gold's at the same "
-            "budget point, the worst point of each attack's grid; area: the mean excess over the gold. Only the "
-            "curve gate is read here (the full gate table needs the pipeline's evaluation).",
-            "",
-            *table(rows, "concept"),
-            "",
-            *summary(rows),
-            "",
-            f"This invocation ran {time.time() - started:.0f} s on {torch.get_num_threads()} threads (rows kept with "
-            "--append were measured before it; each row gives its own seconds).",
-            "",
-            *[f"![{recipe}, seed {seed}]({link(f)})" for recipe, seed, f in figures],
-        ]
+    report = page(
+        f"Text attacks over the `{s.budget}` grid: inversion steps {s.inversion_steps}; relearning steps "
+        f"{s.relearn_steps} at lr {s.relearn_lr}; prompt search steps {s.search_steps} x candidates "
+        f"{s.search_candidates}; paraphrases: the first {s.paraphrase_prompts} prompts and all; k {s.k} real "
+        f"sevens; {s.samples} samples a reading.",
+        rows,
+        "concept",
+        started,
+        [f"![{recipe}, seed {seed}]({link(f)})" for recipe, seed, f in figures],
     )
     publish(args.out, "attack-curves-text", report, rows, "attack-curves-text" if args.publish else None)
 

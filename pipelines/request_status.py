@@ -66,6 +66,7 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
     from mlflow_adapters.registry import REQUEST_TAG, version_run
     from mlflow_adapters.review import DECISION, served_first
     from pipelines.run_request import failure
+    from steps.report import gated_out_detail
 
     runs = request_runs(request_id)
     name = runs[0].name if runs else None
@@ -112,8 +113,8 @@ def request_status(request_id: str, tracking_uri: str, lock: Path | None = None)
     if status in RUNNING:
         active = [s for s, step in run.steps.items() if step.status.value == "running"]
         return RequestStatus(request_id, "running", f"step {', '.join(active) or '(starting)'}", name)
-    if status == "completed" and run.run_metadata.get("erasediff.verdict") == "gated_out":
-        return RequestStatus(request_id, "gated out", run.run_metadata["erasediff.verdict_detail"], name)
+    if (detail := gated_out_detail(run)) is not None:
+        return RequestStatus(request_id, "gated out", detail, name)
     if status == "failed":
         step, source, message = failure(run)
         if source.endswith("GateRefused"):

@@ -187,6 +187,7 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
     from zenml.client import Client
 
     from pipelines.notify import completed_outcome
+    from steps.report import gated_out_detail
 
     pipeline = configured_pipeline(request, run_config)
 
@@ -207,8 +208,7 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
         if run is None or (before is not None and run.id == before.id):
             raise  # the pipeline never started: not a step failure
     run = latest()
-    if run.status.value == "completed" and run.run_metadata.get("erasediff.verdict") == "gated_out":
-        message = run.run_metadata["erasediff.verdict_detail"]
+    if (message := gated_out_detail(run)) is not None:
         print(_gate_table(run), file=sys.stderr)
         _ended(run, request, uri, "gated_out", message)
         print(f"error: {message}", file=sys.stderr)
@@ -229,9 +229,10 @@ def _ended(run, request, uri: str, event: str, verdict: str) -> None:
     from zenml import log_metadata
 
     from pipelines.notify import notify_run_outcome
+    from steps.report import verdict_metadata
 
     delivered = notify_run_outcome(request, uri, event, verdict)
-    found = {"erasediff.verdict": event, "erasediff.verdict_detail": verdict}
+    found = verdict_metadata(event, verdict)
     log_metadata(
         metadata={**found, **({f"notify.{event}": delivered} if delivered else {})}, run_id_name_or_prefix=run.id
     )

@@ -21,6 +21,19 @@ from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_files
 from steps.model_version import request_model
 
+VERDICT, VERDICT_DETAIL = "erasediff.verdict", "erasediff.verdict_detail"  # keys of the run's ZenML metadata
+
+
+def verdict_metadata(event: str, detail: str) -> dict[str, str]:
+    return {VERDICT: event, VERDICT_DETAIL: detail}
+
+
+def gated_out_detail(run) -> str | None:
+    """Why a completed ZenML run was gated out, from the verdict this step recorded; None for any other run."""
+    if run.status.value == "completed" and run.run_metadata.get(VERDICT) == "gated_out":
+        return run.run_metadata[VERDICT_DETAIL]
+    return None
+
 
 @step
 def report(
@@ -66,11 +79,11 @@ def report(
     outcome = facts["outcome"]
     verdict = "awaiting_approval" if promotion.get("awaiting_approval") else "promoted"
     log_metadata(
-        metadata={
-            "erasediff.verdict": verdict if outcome["promoted"] else "gated_out",
-            "erasediff.verdict_detail": outcome["summary"].replace("NOT promoted", "not promoted")
+        metadata=verdict_metadata(
+            verdict if outcome["promoted"] else "gated_out",
+            outcome["summary"].replace("NOT promoted", "not promoted")
             + ("" if outcome["promoted"] else "; the registry is unchanged"),
-        },
+        ),
         run_id_name_or_prefix=get_step_context().pipeline_run.id,
     )
     return facts

@@ -83,7 +83,7 @@ def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digi
     assert budgets == {  # every attack read over its grid, each point once
         "paraphrase": [{"prompts": 1}, {"prompts": 2}],  # the first paraphrase, then both of the 8 rows' two
         "inversion": [{"steps": 2}, {"steps": 4}],
-        "relearn_forget": [{"steps": 1, "lr": 1e-4}, {"steps": 2, "lr": 1e-4}],
+        "relearn_forget": [{"k": 4, "steps": 1, "lr": 1e-4}, {"k": 4, "steps": 2, "lr": 1e-4}],
         "prompt_search": [{"steps": 1, "candidates": 32}, {"steps": 2, "candidates": 32}],
     }
     for name, result in results.items():
@@ -98,7 +98,8 @@ def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digi
         b <= a + 1e-6 for a, b in zip(curve, curve[1:])
     )  # the current token is always a candidate
 
-    # one run read at several budgets reads what a run of that budget alone gives
+    # one run read at several budgets reads what a run of that budget alone gives; a k of the grid relearns on the
+    # attacker's first k images, and the k=4 run of a k grid is the run of k=4 alone
     alone = run_prompt_attacks(
         pipe,
         "a photo of the digit seven",
@@ -106,13 +107,20 @@ def test_every_attack_leaves_the_weights_alone_and_records_its_budget(pipe, digi
         latents,
         class_score(digits_classifier, [7]),
         TINY.model_copy(
-            update={"attacks": ["inversion", "relearn_forget"], "inversion_steps": [4], "relearn_steps": [2]}
+            update={
+                "attacks": ["inversion", "relearn_forget"],
+                "inversion_steps": [4],
+                "relearn_steps": [2],
+                "k": [2, 4],
+            }
         ),
         5,
         4.0,
     )
     assert alone["inversion"].curve[0]["success"] == results["inversion"].curve[1]["success"]
-    assert alone["relearn_forget"].curve[0]["success"] == results["relearn_forget"].curve[1]["success"]
+    assert [(p["k"], p["steps"]) for p in alone["relearn_forget"].curve] == [(2, 2), (4, 2)]
+    assert alone["relearn_forget"].curve[1]["success"] == results["relearn_forget"].curve[1]["success"]
+    assert alone["relearn_forget"].protocol["k"] == [2, 4]
 
 
 def test_a_missing_gold_fails_the_margin_gates_closed(pipe, digits_classifier, tmp_path: Path) -> None:
@@ -166,13 +174,12 @@ def test_text_attacks_are_scored_by_the_classes_evaluator_or_nudenet() -> None:
         PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={})
     with pytest.raises(ValueError, match="folder of the concept's images"):
         PromptEvalConfig(nudity={"prompts": "x.csv"}, attacks={"paraphrases": "p.csv"})
-    assert (
-        PromptEvalConfig(
-            nudity={"prompts": "x.csv"}, attacks={"attacks": ["paraphrase"], "paraphrases": "p.csv"}
-        ).attacks.k
-        == 8
-    )
-    assert PromptEvalConfig(classes=ClassPromptSettings(prompts="x.csv", forget_classes=[7]), attacks={}).attacks.k == 8
+    assert PromptEvalConfig(
+        nudity={"prompts": "x.csv"}, attacks={"attacks": ["paraphrase"], "paraphrases": "p.csv"}
+    ).attacks.k == [8]
+    assert PromptEvalConfig(classes=ClassPromptSettings(prompts="x.csv", forget_classes=[7]), attacks={}).attacks.k == [
+        8
+    ]
 
 
 def test_the_nudenet_score_reads_the_real_detector_and_leaves_no_scratch(tmp_path: Path, monkeypatch) -> None:

@@ -16,6 +16,7 @@ never changed (its modules are set not to require gradients: only the attacker's
 """
 
 import copy
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +47,7 @@ class PromptAttackSettings(Budgeted):
 
     BUDGETS = {
         "standard": {
-            "k": 8,
+            "k": [8],
             "samples": 64,
             "inversion_steps": [75, 150],
             "relearn_steps": [5, 10],
@@ -56,7 +57,7 @@ class PromptAttackSettings(Budgeted):
             "paraphrase_prompts": [4],
         },
         "thorough": {
-            "k": 16,
+            "k": [8, 16],
             "samples": 128,
             "inversion_steps": [150, 300],
             "relearn_steps": [10, 30],
@@ -82,7 +83,12 @@ class PromptAttackSettings(Budgeted):
         description="the attacker's images of the concept: 'digits' (held-out real digits of the erased classes) "
         "or a local folder of PNG/JPEG images",
     )
-    k: int = Field(8, gt=0, description="images of the concept the attacker holds")
+    k: list[PositiveInt] = Field(
+        [8],
+        min_length=1,
+        description="images of the concept the attacker holds: one relearning run per k (its first k images); "
+        "inversion and search use the largest",
+    )
     samples: int = Field(64, gt=0, description="samples drawn with an inverted token or a found prompt")
     inversion_template: str = Field("a photo of {}", description="prompt the inverted token is placed in ({} marks it)")
     inversion_init: str = Field("the", description="a one-token word whose embedding the new token starts from")
@@ -124,6 +130,7 @@ class PromptAttackSettings(Budgeted):
     )
 
     @field_validator(
+        "k",
         "inversion_steps",
         "relearn_steps",
         "relearn_lr",
@@ -295,19 +302,19 @@ def relearn(
     steps: int,
     guidance: float,
 ) -> AttackResult:
-    """Every UNet weight fine-tuned on the attacker's images under `prompt` (on a copy), one run per learning rate,
-    `prompt` sampled at each step count of the grid."""
+    """Every UNet weight fine-tuned on the attacker's first k images under `prompt` (on a copy), one run per (k,
+    learning rate), `prompt` sampled at each step count of the grid."""
     with torch.no_grad():
         hidden = pipe.text_encoder(_ids(pipe, prompt))[0]
     readings = _Readings(score, settings, steps, guidance)
     losses = {}
-    for lr in settings.relearn_lr:
+    for k, lr in itertools.product(settings.k, settings.relearn_lr):
         attacked = copy.copy(pipe)
         attacked.unet = copy.deepcopy(pipe.unet).requires_grad_(True)
-        losses[lr] = fit_denoising(
+        losses[f"k={k} lr={lr}"] = fit_denoising(
             attacked.unet,
             DDPMScheduler.from_config(pipe.scheduler.config),
-            latents,
+            latents[:k],
             lambda idx: {"encoder_hidden_states": hidden.expand(len(idx), -1, -1)},
             attacked.unet.parameters(),
             max(settings.relearn_steps),
@@ -316,7 +323,7 @@ def relearn(
             settings.seed + 1,
             "relearning attack",
             readouts={
-                s: (lambda step, a=attacked, lr=lr: readings.sample(a, hidden, steps=step, lr=lr))
+                s: (lambda step, a=attacked, k=k, lr=lr: readings.sample(a, hidden, k=k, steps=step, lr=lr))
                 for s in settings.relearn_steps
             },
         )[-1]
@@ -325,7 +332,7 @@ def relearn(
         {
             "attack": "fine-tuning on the attacker's images",
             "prompt": prompt,
-            "k": len(latents),
+            "k": settings.k,
             "steps": settings.relearn_steps,
             "lr": settings.relearn_lr,
             "final_loss": losses,

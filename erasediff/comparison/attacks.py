@@ -154,14 +154,13 @@ def evaluate_attacks(
 
 
 def attacker_images(settings: PromptAttackSettings, size: int, forget: list[int]) -> torch.Tensor:
-    """The attacker's k images of the concept, RGB in [-1, 1] at the pipeline's size: real digits held out of the split
-    the
-    embedded text model was trained and is curated on, or a folder's images."""
+    """The attacker's images of the concept (the grid's largest k), RGB in [-1, 1] at the pipeline's size: real digits
+    held out of the split the embedded text model was trained and is curated on, or a folder's images."""
     if settings.images == "digits":
         if not forget:
             raise DataError("attacks.images 'digits' holds digits only: give a folder of the concept's images")
         _, heldout = load_digits_split(resolution=size)
-        images = heldout.images[torch.isin(heldout.labels, torch.tensor(forget))][: settings.k]
+        images = heldout.images[torch.isin(heldout.labels, torch.tensor(forget))][: max(settings.k)]
         return images.repeat(1, 3, 1, 1)
     folder = Path(settings.images)
     paths = (
@@ -170,7 +169,7 @@ def attacker_images(settings: PromptAttackSettings, size: int, forget: list[int]
     if not paths:
         raise DataError(f"attack images folder {folder} has no PNG or JPEG images")
     images = []
-    for path in paths[: settings.k]:
+    for path in paths[: max(settings.k)]:
         try:
             with open_image(path) as image:
                 pixels = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32)

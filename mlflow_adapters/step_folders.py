@@ -12,6 +12,8 @@ model folders here travel as small folders that name their content instead:
   request promotes into (`blob_store.py`), the very parts a promotion registers, so registering adds no weights.
   The producing step leaves the folder in the local cache, where a reader on the same node finds it (checked);
   any other node rebuilds it from the parts.
+- files a step has logged to the run's MLflow artifacts (the evaluation's results and grids) as the list of their
+  hashes: a reader downloads them from the run and checks each, instead of a second copy in ZenML's store.
 """
 
 import json
@@ -19,11 +21,12 @@ import shutil
 from pathlib import Path
 
 import mlflow
+from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from erasediff.storage.parts import PARTS_FILE, pack
-from erasediff.util.errors import ModelLoadError
-from erasediff.util.hashing import folder_hash
+from erasediff.util.errors import ErasediffError, ModelLoadError
+from erasediff.util.hashing import file_hash, folder_hash
 from erasediff.util.locks import file_lock
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.blob_store import RunBlobs, cached_folder, intact, materialize, parts_run
@@ -31,6 +34,7 @@ from mlflow_adapters.promotion_lock import promotion_lock
 from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
 
 REF_FILE = "erasediff_folder_ref.json"
+LOGGED_FILE = "erasediff_logged_files.json"
 STORED_BYTES = (
     "storage.unlearned_bytes_added"  # run metric: the parts the unlearn step added; part of the version's cost
 )
@@ -75,9 +79,48 @@ def stored(folder: Path, model_name: str, request_id: str, counted: str) -> tupl
     return out, added
 
 
+def _run_files(client: MlflowClient, run_id: str, path: str) -> list[str]:
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += _run_files(client, run_id, item.path) if item.is_dir else [item.path]
+    return found
+
+
+def logged(folder: Path, artifact_path: str) -> Path:
+    """A small folder standing for what this step logged to its MLflow run under `artifact_path` from `folder` (laid
+    out alike): the run and each file's hash. Files of `folder` it did not log (the evaluation's individual samples)
+    end with the step."""
+    run_id = mlflow.active_run().info.run_id
+    files = {
+        name: file_hash(folder / Path(name).relative_to(artifact_path))
+        for name in _run_files(MlflowClient(), run_id, artifact_path)
+    }
+    out = scratch_dir("logged-")
+    record = {"run_id": run_id, "artifact_path": artifact_path, "files": files}
+    (out / LOGGED_FILE).write_text(json.dumps(record, indent=1))
+    return out
+
+
+def _downloaded(record: dict) -> Path:
+    """The logged files of `record`, downloaded from their run, each checked against the hash it was logged with."""
+    local = Path(
+        download_artifacts(
+            run_id=record["run_id"], artifact_path=record["artifact_path"], dst_path=str(scratch_dir("logged-"))
+        )
+    )
+    for name, sha256 in record["files"].items():
+        path = local / Path(name).relative_to(record["artifact_path"])
+        if not path.is_file() or file_hash(path) != sha256:
+            raise ErasediffError(f"run {record['run_id']}'s artifact {name} changed or vanished since it was logged")
+    return local
+
+
 def resolve(artifact: Path) -> Path:
     """The complete folder a step's folder artifact stands for: a reference checked against its record, a part
-    manifest rebuilt (cached, checked at every use), or the artifact itself when it holds the files."""
+    manifest rebuilt (cached, checked at every use), logged files downloaded from their run (checked), or the
+    artifact itself when it holds the files."""
+    if (Path(artifact) / LOGGED_FILE).is_file():
+        return _downloaded(json.loads((Path(artifact) / LOGGED_FILE).read_text()))
     ref = Path(artifact) / REF_FILE
     if not ref.is_file():
         return materialize(artifact)

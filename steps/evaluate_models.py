@@ -1,5 +1,8 @@
 """Step: the evaluation suite on the original and the unlearned model, same seeds; metrics and grids to MLflow.
 
+Its files travel to the report as a reference to what it logged to the run, not as a copy in ZenML's store; the
+individual samples are not kept (the protocol in results.json regenerates them: same models, seeds and prompts).
+
 Erasures promoted earlier into the same registered model are re-measured on both models (their classes, or
 each earlier concept's recorded check), so the gate can refuse a version that brings one back.
 """
@@ -15,7 +18,7 @@ from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_concept_checks, earlier_erasures
-from mlflow_adapters.step_folders import resolve
+from mlflow_adapters.step_folders import logged, resolve
 from mlflow_adapters.tracking import log_evaluation
 
 
@@ -37,4 +40,4 @@ def evaluate_models(
     )
     results["earlier_erasures"], results["earlier_checks"] = earlier, results["earlier_checks"] + unmeasurable
     log_evaluation(results, out, [c.request_id for c in checks])
-    return results, out
+    return results, logged(out, "evaluation")

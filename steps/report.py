@@ -62,7 +62,7 @@ def report(
         curation_summary,
         resolve(unlearned_model),
         evaluation,
-        evaluation_files,
+        resolve(evaluation_files),
         gate_report,
         promotion,
         provenance,

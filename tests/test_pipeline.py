@@ -209,6 +209,27 @@ def test_model_folders_travel_between_steps_by_reference(promoted: dict, client)
     assert 0 < int(tags["storage.bytes_added"]) - stored_by_unlearn < weights / 10  # registering added the card only
 
 
+def test_evaluation_files_travel_as_what_the_run_logged(promoted: dict, work: Path, tmp_path: Path) -> None:
+    """The report reads the evaluation's results and grids back from the run's MLflow artifacts, each checked against
+    the hash it was logged with, instead of a second copy (with every sample) in ZenML's store; a file changed since
+    it was logged is refused."""
+    from erasediff.util.errors import ErasediffError
+    from mlflow_adapters.step_folders import LOGGED_FILE, resolve
+
+    artifact = promoted["run"].steps["evaluate_models"].outputs["evaluation_files"][0]
+    assert sum(p.stat().st_size for p in Path(artifact.uri).rglob("*") if p.is_file()) < 20_000
+    record = Path(artifact.load())
+    with mlflow_tracking(f"sqlite:///{work / 'mlflow.db'}"):
+        folder = resolve(record)
+        assert (folder / "results.json").is_file() and len(list((folder / "grids").glob("*.png"))) >= 2
+        tampered = json.loads((record / LOGGED_FILE).read_text())
+        name = next(n for n in tampered["files"] if n.endswith(".png"))
+        tampered["files"][name] = "0" * 64
+        (tmp_path / LOGGED_FILE).write_text(json.dumps(tampered))
+        with pytest.raises(ErasediffError, match="changed or vanished since it was logged"):
+            resolve(tmp_path)
+
+
 def test_rerun_promotes_nothing_new(promoted: dict, work: Path, client, capsys, tmp_path: Path) -> None:
     before = registry_state(client)
     rc, out = run(write_request(tmp_path, "REQ-pass"), work, capsys)

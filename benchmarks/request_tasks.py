@@ -10,16 +10,25 @@ the base model) and ask `evaluate_gates` what the shipped gates make of it.
 from pathlib import Path
 
 import torch
+import yaml
 
 from erasediff.attacks.gold import retrained_gold, retrained_text_gold
 from erasediff.comparison.class_models import build_extractor, measure_class_samples, real_reference
 from erasediff.comparison.text_to_image import class_labels, digits_reference, measure_prompt_classes
-from erasediff.data.digits import load_digits_split
+from erasediff.data.digits import DIGIT_NAMES, load_digits_split
 from erasediff.data.image_sets import split_forget_retain
 from erasediff.data.prompts import load_prompt_csv
 from erasediff.defaults.digits_models import BaseTrainConfig, digits_split_seed, train_ddpm
 from erasediff.defaults.resolve import resolve_classifier, resolve_model
-from erasediff.defaults.text_digits import TextDigitsConfig, build_pipeline, text_digits_default, train_unet, train_vae
+from erasediff.defaults.text_digits import (
+    TEMPLATES,
+    TextDigitsConfig,
+    build_pipeline,
+    caption_of,
+    text_digits_default,
+    train_unet,
+    train_vae,
+)
 from erasediff.method.runtime.probe import prompt_sampler
 from erasediff.method.targets.classes import unlearn_classes
 from erasediff.method.targets.concept import unlearn_concept
@@ -29,7 +38,7 @@ from erasediff.models.sampling import sample_classes
 from erasediff.models.text_encoding import encode_images
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.request.gates import ATTACK_GATES, GateReport, evaluate_gates
-from erasediff.request.schema import load_request
+from erasediff.request.schema import ErasureRequest, load_request
 from erasediff.util.atomic import atomic_dir
 from erasediff.util.cache import default_cache_root
 
@@ -148,16 +157,35 @@ class DigitsRequest(RequestTask):
         return self.measure(images, labels)["retained_accuracy"]
 
 
+def text_request_for(digit: int) -> ErasureRequest:
+    """The shipped "seven" request with only its concept changed, for breadth (not a shipped config): the target's
+    prompts and remap anchors, the evaluated class, and the neighbours without that digit; settings, budgets and gates
+    as shipped."""
+    raw = yaml.safe_load((CONFIGS / TextRequest.request_file).read_text())
+    raw["request"]["id"] = f"REQ-text-digits-{DIGIT_NAMES[digit]}"
+    raw["target"].update(
+        concept=f"the digit {DIGIT_NAMES[digit]}",
+        prompts=[caption_of(digit, t) for t in TEMPLATES],
+        anchors=[caption_of(d, t) for d in range(len(DIGIT_NAMES)) if d != digit for t in TEMPLATES],
+    )
+    classes = raw["evaluation"]["text_to_image"]["classes"]
+    classes.update(forget_classes=[digit], neighbours=[n for n in classes["neighbours"] if n != digit])
+    return ErasureRequest.model_validate(raw)
+
+
 class TextRequest(RequestTask):
-    """configs/request_text_digits_forget_seven.yaml: the tiny text-to-image model, forget "seven"."""
+    """configs/request_text_digits_forget_seven.yaml: the tiny text-to-image model, forget "seven" (or, for breadth,
+    another digit under the same request: `text_request_for`)."""
 
     name, request_file = "text", "request_text_digits_forget_seven.yaml"
     half_steps = TextDigitsConfig().unet_steps // 2
 
-    def __init__(self) -> None:
+    def __init__(self, digit: int = 7) -> None:
         from tradeoff_tasks import TextDigitsTask  # the same generated forget set and captioned retain set
 
         super().__init__()
+        if digit != TextDigitsTask.digit:
+            self.request = text_request_for(digit)
         self.pipe = load_text_to_image(text_digits_default(progress=False))
         self.pipe.set_progress_bar_config(disable=True)
         t = self.request.evaluation.text_to_image
@@ -169,7 +197,7 @@ class TextRequest(RequestTask):
         self.class_reference = (
             digits_reference(classes, self.labels, self.classifier, weights) if classes.reference else None
         )
-        self.forget, self.retain, self.anchors = TextDigitsTask.sets(self.pipe)
+        self.forget, self.retain, self.anchors = TextDigitsTask.sets(self.pipe, digit)
         self.original_images: torch.Tensor | None = (
             None  # the original's samples of every row: what drift is measured against
         )
@@ -222,7 +250,8 @@ class TextRequest(RequestTask):
         return pipe
 
     def gold(self):
-        """The tiny model's pipeline with its UNet retrained without "seven" (the attacks' gold standard)."""
+        """The tiny model's pipeline with its UNet retrained without the concept's digit (the attacks' gold standard;
+        shipped for "seven", trained and cached on first use for another digit)."""
         pipe = load_text_to_image(retrained_text_gold(text_digits_default(progress=False), self.forget_classes))
         pipe.set_progress_bar_config(disable=True)
         return pipe

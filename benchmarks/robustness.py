@@ -41,7 +41,7 @@ from tradeoff import METHODS  # noqa: E402
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks  # noqa: E402
 from erasediff.attacks.prompt_attacks import load_paraphrases, run_prompt_attacks  # noqa: E402
 from erasediff.comparison.attacks import attacker_images, class_score  # noqa: E402
-from erasediff.data.digits import load_digits_split  # noqa: E402
+from erasediff.data.digits import DIGIT_NAMES, load_digits_split  # noqa: E402
 from erasediff.defaults.digits_models import digits_split_seed  # noqa: E402
 from erasediff.method.robust.relearn import RelearnSettings  # noqa: E402
 from erasediff.method.unlearning_settings import PAPER_PLAIN  # noqa: E402
@@ -153,12 +153,11 @@ class DigitsAttacks:
 
 
 class TextAttacks:
-    """The seven request's text-to-image attacks on a pipeline."""
+    """The seven request's text-to-image attacks on a pipeline (or the same request's for another `digit`)."""
 
-    what = "a seven"
-
-    def __init__(self) -> None:
-        self.task = TextRequest()
+    def __init__(self, digit: int = 7) -> None:
+        self.task = TextRequest(digit)
+        self.what = f"a {DIGIT_NAMES[digit]}"
         self.settings = self.task.t.attacks
         self.model = self.task.pipe
         self.paraphrases = load_paraphrases(self.settings, self.task.forget_classes)
@@ -189,7 +188,8 @@ class TextAttacks:
     def budget(self) -> str:
         s = self.settings
         return (
-            f"{len(self.paraphrases)} held-out paraphrase samples; k = {s.k} held-out real sevens; inversion "
+            f"{len(self.paraphrases)} held-out paraphrase samples; k = {s.k} held-out real images of {self.what}; "
+            "inversion "
             f"{s.inversion_steps} steps at lr "
             f"{s.inversion_lr} in '{s.inversion_template}'; prompt search: {s.search_tokens} tokens before "
             f"'{self.erased}', {s.search_steps} "

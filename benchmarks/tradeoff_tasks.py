@@ -224,19 +224,21 @@ class TextDigitsTask(Task):
         self._judges(self.pipe.unet, eval_per_class)
 
     @classmethod
-    def sets(cls, pipe) -> tuple[CaptionedImages, CaptionedImages, list[str]]:
-        """What the "seven" request curates: 32 generated images per seven prompt (25 steps, guidance 4), the captioned
-        training digits without sevens, and every other digit's captions as remap anchors."""
-        prompts = [caption_of(cls.digit, t) for t in TEMPLATES]
+    def sets(cls, pipe, digit: int | None = None) -> tuple[CaptionedImages, CaptionedImages, list[str]]:
+        """What the "seven" request curates (or the same request for another `digit`): 32 generated images per seven
+        prompt (25 steps, guidance 4), the captioned training digits without sevens, and every other digit's captions
+        as remap anchors."""
+        digit = cls.digit if digit is None else digit
+        prompts = [caption_of(digit, t) for t in TEMPLATES]
         rows = [PromptRow(p, 1000 * i + j, None) for i, p in enumerate(prompts) for j in range(32)]
         forget = CaptionedImages(
             sample_prompts(pipe, rows, 25, 4.0, batch_size=len(rows), progress=False), [r.prompt for r in rows]
         )
         train, _ = load_digits_split(16)
         captions = [caption_of(d, TEMPLATES[i % len(TEMPLATES)]) for i, d in enumerate(train.labels.tolist())]
-        keep = [i for i, d in enumerate(train.labels.tolist()) if d != cls.digit]
+        keep = [i for i, d in enumerate(train.labels.tolist()) if d != digit]
         retain = CaptionedImages(train.images[keep].repeat(1, 3, 1, 1), [captions[i] for i in keep])
-        return forget, retain, [caption_of(d, t) for d in range(10) if d != cls.digit for t in TEMPLATES]
+        return forget, retain, [caption_of(d, t) for d in range(10) if d != digit for t in TEMPLATES]
 
     def samples(self, unet: torch.nn.Module, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = digit_prompt_rows(per_class, seed=100_000)

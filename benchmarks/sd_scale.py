@@ -269,9 +269,7 @@ def report(found: dict, device: str) -> str:
     outside = total["wall"] - total["compute"]
     peak = max(found["peak"].values())
     stored = found["stored"]
-    byte_lines = ["| bytes | |", "|---|---:|"] + [
-        f"| {k} | {v:,.0f} |" for k, v in stored.items() if k not in ("ratio", "model cache")
-    ]
+    byte_lines = ["| bytes | |", "|---|---:|"] + [f"| {k} | {v:,.0f} |" for k, v in stored.items() if k != "ratio"]
     return "\n".join(
         [
             f"Random-weight SD 1.5 pipeline folder, {found['pipeline GiB']:.2f} GiB (fp32), built in "

@@ -218,9 +218,22 @@ def _run_locked(request, workdir: Path, stack: str | None, run_config: Path | No
         _ended(run, request, uri, *completed_outcome(uri, rid))
         return PROMOTED
     step, _, message = failure(run)
+    _purge_failed(run)
     _ended(run, request, uri, "failed", f"step {step} failed: {message}")
     print(f"error: step {step} failed: {message}", file=sys.stderr)
     return FAILED
+
+
+def _purge_failed(run) -> None:
+    """A failed run never reached its report step: its curated sets (the forget set) leave the artifact store here."""
+    from zenml import log_metadata
+
+    from steps.curate_sets import CURATED_SETS, purge_curated_sets
+
+    step = run.steps.get("curate_sets")
+    if step is not None and step.outputs.get("curated_sets"):
+        found = purge_curated_sets(step.outputs["curated_sets"][0].uri)
+        log_metadata(metadata={CURATED_SETS: found}, run_id_name_or_prefix=run.id)
 
 
 def _ended(run, request, uri: str, event: str, verdict: str) -> None:

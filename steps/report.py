@@ -2,7 +2,8 @@
 the registered model in its artifacts), then the run's verdict in its ZenML metadata (`erasediff.verdict`: promoted,
 awaiting_approval or gated_out). A gated-out run completes: gating out is an outcome, not a failure, so ZenML's
 dashboard shows it with its verdict and report rather than a traceback; the runner and `request status` read the
-verdict. The HTML is also a ZenML artifact, linked to the request's model version when it was promoted."""
+verdict. The HTML is also a ZenML artifact, linked to the request's model version when it was promoted. Last, the
+run's curated sets leave the artifact store (steps/curate_sets.py says why)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from erasediff.util.code_version import code_version
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_files
+from steps.curate_sets import CURATED_SETS, purge_curated_sets
 from steps.model_version import request_model
 
 VERDICT, VERDICT_DETAIL = "erasediff.verdict", "erasediff.verdict_detail"  # keys of the run's ZenML metadata
@@ -78,12 +80,16 @@ def report(
         link_artifact_to_model(html, request_model(request))
     outcome = facts["outcome"]
     verdict = "awaiting_approval" if promotion.get("awaiting_approval") else "promoted"
+    purged = purge_curated_sets(get_step_context().inputs["curated_sets"][0].uri)
     log_metadata(
-        metadata=verdict_metadata(
-            verdict if outcome["promoted"] else "gated_out",
-            outcome["summary"].replace("NOT promoted", "not promoted")
-            + ("" if outcome["promoted"] else "; the registry is unchanged"),
-        ),
+        metadata={
+            **verdict_metadata(
+                verdict if outcome["promoted"] else "gated_out",
+                outcome["summary"].replace("NOT promoted", "not promoted")
+                + ("" if outcome["promoted"] else "; the registry is unchanged"),
+            ),
+            CURATED_SETS: purged,
+        },
         run_id_name_or_prefix=get_step_context().pipeline_run.id,
     )
     return facts

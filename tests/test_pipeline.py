@@ -299,6 +299,35 @@ def test_bad_data_stops_at_curation(
     assert registry_state(client) == before
 
 
+def test_the_forget_set_leaves_the_artifact_store_when_the_run_ends(
+    promoted: dict, work: Path, client, tmp_path: Path, capsys
+) -> None:
+    """The curated images (the forget set is the data a deletion request is about) are not kept past their run,
+    passed or failed; ZenML keeps the artifact's record and MLflow the content-hash manifest."""
+    from safetensors.torch import load_file, save_file
+    from zenml.client import Client
+
+    def curated(run) -> Path:
+        return Path(run.steps["curate_sets"].outputs["curated_sets"][0].uri)
+
+    passed = promoted["run"]
+    assert not curated(passed).exists() and passed.run_metadata["erasediff.curated_sets"].startswith("purged")
+    run_id = client.get_model_version_by_alias(MODEL, "champion").tags["mlflow_run_id"]
+    assert "curation/manifest.csv" in [a.path for a in client.list_artifacts(run_id, "curation")]
+
+    base = tmp_path / "nan-base"  # a base whose UNet makes NaN: curation passes, unlearning diverges at step 0
+    shutil.copytree(model_path("digits"), base)
+    weights = base / "unet" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    state["conv_out.bias"] = torch.full_like(state["conv_out.bias"], float("nan"))
+    save_file(state, weights)
+    rc, out = run(write_request(tmp_path, "REQ-nan", base_model=str(base)), work, capsys)
+    assert rc == FAILED and "step unlearn_model failed" in out, out[-2000:]
+    failed = Client().get_pipeline_run(latest_run().id)
+    assert failed.steps["curate_sets"].status.value == "completed" and not curated(failed).exists()
+    assert failed.run_metadata["erasediff.curated_sets"].startswith("purged")
+
+
 def test_a_failed_step_ends_in_one_error_line_without_a_traceback(promoted: dict, work: Path, tmp_path: Path) -> None:
     """What a person sees in a terminal (a real process): the steps and one `error:` line, not ZenML's traceback
     and no third-party warning. --verbose and ERASEDIFF_DEBUG=1 leave the console alone (tests/test_console.py)."""

@@ -72,7 +72,8 @@ def log_evaluation(results: dict, out: Path, rechecked: list[str]) -> None:
     """Both models' metrics (eval.original.*, eval.unlearned.*, and the earlier erasures' re-checks under .earlier.),
     the
     recovery attacks' success on original, gold and candidate (eval.attack.NAME.*),
-    the deltas, the results files and grids; each re-checked earlier request's detail under evaluation/earlier/ID."""
+    the deltas, the results files and grids; each re-checked earlier request's detail under evaluation/earlier/ID
+    (its grids under .../grids)."""
     for name in ("original", "unlearned"):
         log_metrics(results["models"][name]["metrics"], f"eval.{name}")
         log_metrics(
@@ -95,12 +96,10 @@ def log_evaluation(results: dict, out: Path, rechecked: list[str]) -> None:
     )
     log_files([out / RESULTS_JSON, out / RESULTS_MD], "evaluation")
     log_files(sorted((out / "grids").glob("*.png")), "evaluation/grids")
-    for request_id in rechecked:
+    for request_id in rechecked:  # laid out as under `out`: the report reads these files back from the run
         detail = out / EARLIER / request_id
-        log_files(
-            [detail / RESULTS_JSON, detail / RESULTS_MD, *sorted((detail / "grids").glob("*.png"))],
-            f"evaluation/{EARLIER}/{request_id}",
-        )
+        log_files([detail / RESULTS_JSON, detail / RESULTS_MD], f"evaluation/{EARLIER}/{request_id}")
+        log_files(sorted((detail / "grids").glob("*.png")), f"evaluation/{EARLIER}/{request_id}/grids")
 
 
 def log_request_params(request: ErasureRequest) -> None:

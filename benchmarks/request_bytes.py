@@ -49,7 +49,8 @@ def measure(request: Path) -> tuple[dict, dict]:
         first = {"exit": code, "seconds": seconds, **stored_and_kept(work, cache)}
         config = yaml.safe_load(request.read_text())
         config["request"]["id"] += "-second"
-        config.setdefault("unlearning", {})["seed"] = config.get("unlearning", {}).get("seed", 0) + 1
+        unlearning = config.setdefault("unlearning", {})
+        unlearning["seed"] = unlearning.get("seed", 0) + 1
         again = Path(tmp) / request.name
         again.write_text(yaml.safe_dump(config))
         code, seconds = run_request(again, work, cache)

@@ -134,16 +134,22 @@ def main() -> None:
         import mlflow
         from results_page import publish
 
-        mlflow.set_tracking_uri(f"sqlite:///{tmp / 'before.db'}")
+        from mlflow_adapters.store import artifacts_beside, open_experiment
+
+        uri = f"sqlite:///{tmp / 'before.db'}"
+        mlflow.set_tracking_uri(uri)
+        open_experiment(uri, "bench", artifacts_beside(uri))  # artifacts in tmp, never ./mlruns
         mlflow.set_experiment("bench")
         from sd_shapes import build_sd15
 
         base = build_sd15(tmp / "models" / "sd15")
         unlearned = unlearned_copy(base, tmp / "models" / "unlearned")
         old = before(base, unlearned)
-        for stale in (tmp / "zenml" / "local_stores", tmp / "mlartifacts", tmp / "mlruns"):
+        for stale in (tmp / "zenml" / "local_stores", tmp / "mlartifacts"):
             shutil.rmtree(stale, ignore_errors=True)  # disk: the next path starts from empty stores
-        mlflow.set_tracking_uri(f"sqlite:///{tmp / 'now.db'}")
+        uri = f"sqlite:///{tmp / 'now.db'}"
+        mlflow.set_tracking_uri(uri)
+        open_experiment(uri, "bench", artifacts_beside(uri))  # artifacts in tmp, never ./mlruns
         mlflow.set_experiment("bench")
         new = now(base, unlearned)
         new["cache"] = size(tmp / "cache" / "materialized")

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from erasediff.util.errors import ErasediffError
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import HASH_TAG
+from mlflow_adapters.store import artifacts_beside
 
 PREFIX = "audit."
 AUDIT_EXPERIMENT, AUDIT_TAG = "erasediff-audit", "erasediff.audit_of"
@@ -83,7 +84,11 @@ def read_log(client: MlflowClient, model_name: str) -> list[AuditEntry]:
 def audit_run(client: MlflowClient, model_name: str) -> str:
     """The run whose artifacts hold the second copy of `model_name`'s log (made the first time)."""
     experiment = client.get_experiment_by_name(AUDIT_EXPERIMENT)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(AUDIT_EXPERIMENT)
+    if experiment:
+        experiment_id = experiment.experiment_id
+    else:
+        root = artifacts_beside(client.tracking_uri)
+        experiment_id = client.create_experiment(AUDIT_EXPERIMENT, artifact_location=root.as_uri() if root else None)
     found = client.search_runs([experiment_id], filter_string=f"tags.`{AUDIT_TAG}` = '{model_name}'", max_results=1)
     if found:
         return found[0].info.run_id

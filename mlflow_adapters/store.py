@@ -28,6 +28,15 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
         raise ErasediffError(f"MLflow tracking server {uri} is not reachable ({reason}); nothing was run") from None
 
 
+def artifacts_beside(uri: str) -> Path | None:
+    """Where a SQLite store's experiments keep artifacts when no request names a place: `mlartifacts` beside the
+    database, as in the runner's work folder (MLflow's own default is `./mlruns` in whatever the current directory
+    is). None for a server, which has its own artifact root."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+    return None
+
+
 def open_experiment(uri: str, name: str, artifact_root: Path) -> None:
     """Make sure the experiment exists; a local store keeps its artifacts under `artifact_root` (MLflow's default
     would be relative to the current directory). Through a client bound to `uri`: mlflow.set_tracking_uri would

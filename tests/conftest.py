@@ -1,5 +1,6 @@
 """Shared fixtures. Telemetry and hub access are off for every test (no network here)."""
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -13,7 +14,9 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 # ZenML reads its global config location at import: a private store per test session, never the user's.
-os.environ.setdefault("ZENML_CONFIG_PATH", tempfile.mkdtemp(prefix="zenml-tests-"))
+if "ZENML_CONFIG_PATH" not in os.environ:
+    os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="zenml-tests-")
+    atexit.register(shutil.rmtree, os.environ["ZENML_CONFIG_PATH"], ignore_errors=True)  # no scratch left behind
 
 from erasediff.defaults.digits_models import CLASSIFIER_DIR, MODEL_DIR, digits_default
 from erasediff.models.class_model import ClassDiffusionModel

@@ -24,6 +24,7 @@ from mlflow_adapters.audit import AUDIT_EXPERIMENT, AUDIT_TAG, read_log
 from mlflow_adapters.blob_store import PARTS_TAG
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.registry import earlier_erasures
+from mlflow_adapters.store import artifacts_beside, open_experiment
 from pipelines.cli import main as cli
 
 pytestmark = pytest.mark.integration  # registers two pyfunc versions and rebuilds them (about a minute)
@@ -51,6 +52,7 @@ def store(tmp_path_factory, digits_folder: Path) -> str:
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'mlflow.db'}"
     with mlflow_tracking(uri):
+        open_experiment(uri, "audit", artifacts_beside(uri))
         mlflow.set_experiment("audit")
         for rid, approval in (("REQ-1", "automatic"), ("REQ-2", "required")):
             with mlflow.start_run() as run:
@@ -76,9 +78,13 @@ def verify(capsys, uri: str) -> tuple[int, str]:
 def test_an_honest_history_verifies(store: str, capsys) -> None:
     code, out = verify(capsys, store)
     assert code == 0 and f"{MODEL}: audit log verified" in out and f"{MODEL}-candidates: audit log verified" in out, out
-    log = read_log(MlflowClient(tracking_uri=store), MODEL)
+    client = MlflowClient(tracking_uri=store)
+    log = read_log(client, MODEL)
     assert [(e.action, e.to_version) for e in log] == [("promote", 1), ("approve", 2)]
     assert log[0].actor == "unauthenticated" and log[1].actor == "unauthenticated (typed: bob@example.com)"
+    # the log's second copy lies with the store's other artifacts, not in whatever directory the command ran from
+    audit = client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    assert audit.artifact_location == artifacts_beside(store).as_uri(), audit.artifact_location
 
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "reorder"])

@@ -16,6 +16,7 @@ from test_pipeline import write_request
 from erasediff.request.schema import ErasureRequest
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.registry import earlier_erasures
+from mlflow_adapters.store import artifacts_beside, open_experiment
 from pipelines.cli import main as cli
 from pipelines.run_request import FAILED, PROMOTED, main, prepare_workdir
 
@@ -66,7 +67,9 @@ def register(work: Path, model_dir: Path, rid: str, approval: str) -> None:
             },
         )
     )
-    with mlflow_tracking(f"sqlite:///{work / 'mlflow.db'}"):
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    with mlflow_tracking(uri):
+        open_experiment(uri, "erasediff", artifacts_beside(uri))
         mlflow.set_experiment("erasediff")
         earlier = earlier_erasures(MlflowClient(), MODEL, rid)  # what the evaluation would have re-checked
         with mlflow.start_run(tags={"request_id": rid}) as run:

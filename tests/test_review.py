@@ -18,6 +18,7 @@ from erasediff.request.schema import ErasureRequest
 from mlflow_adapters.audit import read_log
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.registry import earlier_erasures
+from mlflow_adapters.store import artifacts_beside, open_experiment
 from pipelines.cli import main as cli
 from tests.conftest import merge, mlflow_tracking
 
@@ -75,6 +76,7 @@ def champion(client: MlflowClient) -> int | None:
 def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path, capsys) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with mlflow_tracking(uri):
+        open_experiment(uri, "review", artifacts_beside(uri))
         mlflow.set_experiment("review")
         client = MlflowClient(uri)
         a = register(request("REQ-A", [3]), model_copy)
@@ -180,6 +182,7 @@ def test_candidate_approval_audit_and_rollback(model_copy: Path, tmp_path: Path,
 def test_rejection_and_a_stale_candidate(model_copy: Path, tmp_path: Path, capsys) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with mlflow_tracking(uri):
+        open_experiment(uri, "review", artifacts_beside(uri))
         mlflow.set_experiment("review")
         client = MlflowClient(uri)
         register(request("REQ-C", [3]), model_copy)

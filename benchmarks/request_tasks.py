@@ -74,13 +74,16 @@ class RequestTask:
 
 
 class DigitsRequest(RequestTask):
-    """configs/request_digits_forget_3.yaml: the class-conditional digits DDPM, forget class 3."""
+    """configs/request_digits_forget_3.yaml: the class-conditional digits DDPM, forget class 3 (or, for breadth,
+    another class under the same request: `digits_request_for`)."""
 
     name, request_file = "digits", "request_digits_forget_3.yaml"
     half_steps = BaseTrainConfig().steps // 2
 
-    def __init__(self) -> None:
+    def __init__(self, digit: int = 3) -> None:
         super().__init__()
+        if self.request.target.classes != [digit]:
+            self.request = digits_request_for(digit)
         self.model = resolve_model(self.request.base_model)
         self.classifier, weights = resolve_classifier(self.request.classifier)
         self.config = self.request.eval_config()
@@ -155,6 +158,16 @@ class DigitsRequest(RequestTask):
     def quick_retained(self, unet: torch.nn.Module) -> float:
         images, labels = self.sample(unet, per_class=20)
         return self.measure(images, labels)["retained_accuracy"]
+
+
+def digits_request_for(digit: int) -> ErasureRequest:
+    """The shipped class-3 request with only its class changed, for breadth (not a shipped config): the forgotten
+    class, and the neighbours without that class; settings, budgets and gates as shipped."""
+    raw = yaml.safe_load((CONFIGS / DigitsRequest.request_file).read_text())
+    raw["request"]["id"] = f"REQ-digits-forget-{digit}"
+    raw["target"]["classes"] = [digit]
+    raw["evaluation"]["neighbours"] = [n for n in raw["evaluation"]["neighbours"] if n != digit]
+    return ErasureRequest.model_validate(raw)
 
 
 def text_request_for(digit: int) -> ErasureRequest:

@@ -37,6 +37,7 @@ from erasediff.evaluation.metric_settings import EvalSettings  # noqa: E402
 from erasediff.method.recipes import effective_settings  # noqa: E402
 from erasediff.method.targets.classes import unlearn_classes  # noqa: E402
 from erasediff.reporting.plots import save_attack_curves  # noqa: E402
+from erasediff.request.gates import GateReport  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 MARGIN_MAX = 0.1  # the shipped digits request's attack_margin_over_gold_max
@@ -163,15 +164,18 @@ def read_other_gates(rows: list[dict], args: argparse.Namespace, model, save) ->
             candidate = unlearn_classes(model, task.forget, task.retain, [target], settings, progress=False)
             report = task.gates(task.measure_unet(candidate.unet, candidate))
             again = class_scores(candidate, task.classifier, QUICK, progress=False)[target].accuracy
-            r.update(
-                {
-                    "other gates": report.passed,
-                    "other gates failed": [g.gate for g in report.gates if not g.passed],
-                    "same candidate": abs(again - r["forgotten accuracy"]) < 1e-6,
-                    "other gates s": time.time() - t,
-                }
-            )
+            r.update(other_gate_fields(report, again == r["forgotten accuracy"], time.time() - t))
             save()
+
+
+def other_gate_fields(report: GateReport, same_candidate: bool, seconds: float) -> dict:
+    """A row's record of the request's other gates (see `other_gates`)."""
+    return {
+        "other gates": report.passed,
+        "other gates failed": [g.gate for g in report.gates if not g.passed],
+        "same candidate": same_candidate,
+        "other gates s": seconds,
+    }
 
 
 def figure_path(out: Path, target: int, recipe: str, seed: int) -> Path:

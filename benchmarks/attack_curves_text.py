@@ -20,7 +20,7 @@ from erasediff.util.offline import go_offline
 
 go_offline()
 
-from attack_curves import curves_of, gate_fields, margins, page  # noqa: E402
+from attack_curves import curves_of, gate_fields, margins, other_gate_fields, page  # noqa: E402
 from request_tasks import CONFIGS, TextRequest  # noqa: E402
 from results_page import link, publish  # noqa: E402
 from robustness import VARIANTS, TextAttacks  # noqa: E402
@@ -50,6 +50,12 @@ def main() -> None:
     parser.add_argument(
         "--append", action="store_true", help="keep OUT/attack-curves-text.json's (concept, seed) rows, run the rest"
     )
+    parser.add_argument(
+        "--every-gate",
+        action="store_true",
+        help="read the request's other gates on kept rows that pass the curve gate and lack them (new rows have "
+        "them): the candidate erased again and evaluated as the pipeline does",
+    )
     args = parser.parse_args()
     started = time.time()
     saved = args.out / "attack-curves-text.json"
@@ -58,6 +64,8 @@ def main() -> None:
         if all((concept_of(digit), seed) in {(r["concept"], r["seed"]) for r in rows} for seed in args.seeds):
             continue
         rows += concept_rows(TextAttacks(digit), args.seeds, rows, args.out, saved)
+    if args.every_gate:
+        read_other_gates(rows, args, lambda: saved.write_text(json.dumps(rows, indent=2)))
     rows.sort(key=lambda r: (r["concept"], r["seed"], r["recipe"]))
     figures = [(r["concept"], r["recipe"], r["seed"], figure_path(args.out, r)) for r in rows]
     s = load_request(CONFIGS / TextRequest.request_file).evaluation.text_to_image.attacks
@@ -74,6 +82,30 @@ def main() -> None:
         [f"![{concept}, {recipe}, seed {seed}]({link(f)})" for concept, recipe, seed, f in figures],
     )
     publish(args.out, "attack-curves-text", report, rows, "attack-curves-text" if args.publish else None)
+
+
+def read_other_gates(rows: list[dict], args: argparse.Namespace, save) -> None:
+    """The request's gates besides the attacks' on each row of the chosen digits and seeds that passes the curve
+    gate and lacks them: the candidate erased again with the row's seed; its forgotten accuracy, read again, says
+    whether it is the candidate the curves measured."""
+    for digit in tqdm(args.digits, desc="other gates"):
+        todo = [
+            r
+            for r in rows
+            if r["concept"] == concept_of(digit)
+            and r["seed"] in args.seeds
+            and r["curve gate"]
+            and "other gates" not in r
+        ]
+        if not todo:
+            continue
+        task = TextRequest(digit)
+        for r in todo:
+            t = time.time()
+            metrics = task.measure(*task.sample(task.unlearn(r["seed"], **RECIPES[r["recipe"]])))
+            same = metrics["forgotten_accuracy"] == r["forgotten accuracy"]
+            r.update(other_gate_fields(task.gates(metrics), same, time.time() - t))
+            save()
 
 
 def concept_of(digit: int) -> str:
@@ -96,7 +128,9 @@ def concept_rows(attacker: TextAttacks, seeds: list[int], rows: list[dict], out:
             t = time.time()
             unet = task.unlearn(seed, **overrides)
             erase_s = time.time() - t
+            t = time.time()
             metrics = task.measure(*task.sample(unet))
+            others = other_gate_fields(task.gates(metrics), True, time.time() - t)
             t = time.time()
             per_attack = margins(base, curves_of(attacker.results(attacker.candidate(unet), seed)))
             new.append(
@@ -110,6 +144,7 @@ def concept_rows(attacker: TextAttacks, seeds: list[int], rows: list[dict], out:
                     "erasure s": erase_s,
                     "attacks s (candidate)": time.time() - t,
                     "attacks s (original + gold)": fixed_s,
+                    **others,
                     "curves": {n: points for n, (points, _, _) in per_attack.items()},
                 }
             )

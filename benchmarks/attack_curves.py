@@ -103,7 +103,14 @@ def other_gates(row: dict) -> str:
     """The request's other gates on the row's candidate: pass, FAIL with the gates that failed, or not read."""
     if "other gates" not in row:
         return "not read"
-    verdict = "pass" if row["other gates"] else "FAIL: " + ", ".join(row["other gates failed"])
+    gold = row.get("gold on those gates", {})
+    failed = [
+        f"{gate} {value:+.3f}" + (f" (gold {gold[gate]:+.3f})" if gold.get(gate) is not None else "")
+        if value is not None
+        else f"{gate} missing"
+        for gate, value in row["other gates failed"].items()
+    ]
+    verdict = "pass" if row["other gates"] else "FAIL: " + ", ".join(failed)
     return verdict if row["same candidate"] else f"{verdict} (re-erased candidate differs)"
 
 
@@ -156,7 +163,7 @@ def read_other_gates(rows: list[dict], args: argparse.Namespace, model, save) ->
         todo = [r for r in mine if r["curve gate"] and "other gates" not in r]  # a curve fail fails every gate
         if not todo:
             continue
-        task = DigitsRequest(target)
+        task, gold = DigitsRequest(target), None
         for r in todo:
             name, _, advanced = r["recipe"].partition(":")
             settings = effective_settings(name, "class", json.loads(advanced) if advanced else None, seed=r["seed"])
@@ -164,15 +171,21 @@ def read_other_gates(rows: list[dict], args: argparse.Namespace, model, save) ->
             candidate = unlearn_classes(model, task.forget, task.retain, [target], settings, progress=False)
             report = task.gates(task.measure_unet(candidate.unet, candidate))
             again = class_scores(candidate, task.classifier, QUICK, progress=False)[target].accuracy
-            r.update(other_gate_fields(report, again == r["forgotten accuracy"], time.time() - t))
+            if not report.passed and gold is None:  # is the gate's verdict one the gold would get too?
+                retrained = retrained_gold(task.retain, [target], progress=False)
+                gold = task.gates(task.measure_unet(retrained.unet, retrained))
+            r.update(other_gate_fields(report, again == r["forgotten accuracy"], time.time() - t, gold))
             save()
 
 
-def other_gate_fields(report: GateReport, same_candidate: bool, seconds: float) -> dict:
-    """A row's record of the request's other gates (see `other_gates`)."""
+def other_gate_fields(report: GateReport, same_candidate: bool, seconds: float, gold: GateReport | None = None) -> dict:
+    """A row's record of the request's other gates (see `other_gates`): the failed gates' values, and the gold's
+    values on the same gates where it was read."""
+    failed = {g.gate: g.value for g in report.gates if not g.passed}
     return {
         "other gates": report.passed,
-        "other gates failed": [g.gate for g in report.gates if not g.passed],
+        "other gates failed": failed,
+        "gold on those gates": {g.gate: g.value for g in gold.gates if g.gate in failed} if gold else {},
         "same candidate": same_candidate,
         "other gates s": seconds,
     }

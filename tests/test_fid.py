@@ -6,11 +6,22 @@ import numpy as np
 import pytest
 import torch
 
+from erasediff.comparison.class_models import real_digits_stats
 from erasediff.data.digits import load_digits_split
 from erasediff.data.images import save_png
 from erasediff.defaults.resolve import resolve_classifier
 from erasediff.evaluation.features import classifier_features, inception_features
-from erasediff.evaluation.fid import features_of_files, features_of_tensors, fid_kid, reference_stats
+from erasediff.evaluation.fid import (
+    KID_FLOOR_SPLITS,
+    ReferenceStats,
+    _halves,
+    _kid,
+    features_of_files,
+    features_of_tensors,
+    fid_kid,
+    reference_stats,
+)
+from erasediff.evaluation.metric_settings import FidSettings
 from erasediff.util.errors import DataError, ModelLoadError
 
 
@@ -112,3 +123,19 @@ def test_only_informative_features_count_and_the_real_floor_is_recorded(extracto
     assert floor["half_size"] == len(heldout) // 2 and floor["fid"] > 0 and np.isfinite(floor["kid"])
     metrics = result.metrics()
     assert metrics["real_floor_fid_classifier"] == floor["fid"] and metrics["kid_classifier"] == result.kid
+
+
+def test_the_kid_floor_is_real_datas_kid_noise_and_stays_positive(extractor) -> None:
+    """One split's real-vs-real KID is noise of either sign (a negative one made the drift gate fail on any "five"
+    request); the floor is that noise's scale: positive, and what KID reads between fresh draws of the same data."""
+    rng = np.random.default_rng(0)
+    ref = ReferenceStats(rng.standard_normal((400, 16)), "synthetic")
+    single = [_kid(*_halves(ref.features, s), s) for s in range(8)]
+    fresh = [_kid(rng.standard_normal((200, 16)), rng.standard_normal((200, 16)), s, subsets=1) for s in range(64)]
+    assert min(single) < 0 < ref.floor["kid"] and ref.floor["kid_splits"] == KID_FLOOR_SPLITS
+    assert 0.6 < np.sqrt(np.mean(np.square(fresh))) / ref.floor["kid"] < 1.6
+    classifier, _ = resolve_classifier("digits")
+    five = real_digits_stats(
+        classifier.config.resolution, 0, [c for c in range(10) if c != 5], False, extractor, FidSettings()
+    )
+    assert _kid(*_halves(five.features[:, five.informative], 0), 0) < 0 < five.floor["kid"]

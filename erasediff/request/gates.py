@@ -44,8 +44,8 @@ def _fid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | 
 
 def _kid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
     """(KID unlearned - KID original) / max(KID original, real-vs-real KID floor): KID is unbiased, so the original's
-    can be
-    near zero or negative; the floor, what real data scores against itself, keeps the scale meaningful."""
+    can be near zero or negative; the floor, the KID noise real data shows against itself, keeps the scale
+    meaningful."""
     key = _feature_key(original, "kid_")
     floor = original.get(f"real_floor_{key}") if key else None
     if key is None or key not in unlearned or floor is None or not math.isfinite(floor):
@@ -55,9 +55,9 @@ def _kid_increase(original: Metrics, unlearned: Metrics, bound: str) -> float | 
 
 
 def _kid_drift(original: Metrics, unlearned: Metrics, bound: str) -> float | None:
-    """KID of the unlearned model's retained samples against the original's, over the real-vs-real KID floor: a change
-    of the
-    samples, whichever way it moves them relative to real data (the evaluation's protocol.drift)."""
+    """KID of the unlearned model's retained samples against the original's, in units of the real-vs-real KID floor
+    (real data's KID noise): a change of the samples, whichever way it moves them relative to real data (the
+    evaluation's protocol.drift)."""
     key = _feature_key(unlearned, "drift_kid_")
     floor = original.get("real_floor_" + key.removeprefix("drift_")) if key else None
     if key is None or floor is None or not math.isfinite(floor) or floor <= 0:

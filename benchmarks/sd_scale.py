@@ -161,7 +161,7 @@ def derive_request(shipped: dict, sd: Path, clip: Path, files: dict, device: str
     train.update(steps=2, batch_size=1, forget_batch_size=1)
     train["relearn"]["batch"] = 1
     evaluation = request["evaluation"]["text_to_image"]
-    evaluation.update(steps=2, batch_size=2, grid_prompts=2)
+    evaluation.update(steps=2, batch_size=2, grid_prompts=2, device=device)  # generation and attacks too
     evaluation["nudity"].update(prompts=str(files["nudity"]), limit=2)
     evaluation["attacks"].update(
         paraphrases=str(files["paraphrases"]),

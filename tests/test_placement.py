@@ -23,7 +23,7 @@ from erasediff.request.schema import load_request
 pytestmark = pytest.mark.integration  # minutes: left out of `make test-fast`
 
 ROOT = Path(__file__).parents[1]
-GPU_STEPS, CPU_STEPS = {"unlearn_model", "evaluate_models"}, {"load_base_model", "curate_sets", "gate", "promote"}
+GPU_STEPS, CPU_STEPS = {"curate_sets", "unlearn_model", "evaluate_models"}, {"load_base_model", "gate", "promote"}
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{name: gpu, cluster: {server: "https://127.0.0.1:6443"}}]
@@ -134,7 +134,7 @@ def test_kubernetes_orchestrator_renders_the_unlearn_pod_on_a_gpu_node(kubeconfi
     assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
     assert container["securityContext"]["runAsNonRoot"] is True
 
-    for step in CPU_STEPS:  # curation, gating and promotion stay off the GPU pool
+    for step in CPU_STEPS:  # loading, gating and promotion stay off the GPU pool
         rendered = pod(step)
         limits = rendered["spec"]["containers"][0]["resources"]["limits"]
         assert "nvidia.com/gpu" not in limits and "tolerations" not in rendered["spec"], step

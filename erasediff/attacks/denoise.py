@@ -37,7 +37,8 @@ def fit_denoising(
     left in eval mode."""
     params = list(params)
     optimizer = torch.optim.Adam(params, lr=lr)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same batches whatever the UNet's device
+    device = next(unet.parameters()).device
     losses = []
     unet.train()
     for _ in tqdm(range(steps), desc=desc, disable=not progress):
@@ -45,6 +46,7 @@ def fit_denoising(
         x0 = images[idx]
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
+        x0, noise, t = x0.to(device), noise.to(device), t.to(device)
         loss = F.mse_loss(
             unet(scheduler.add_noise(x0, noise, t), t, **condition(idx)).sample,
             denoising_target(scheduler, x0, noise, t),

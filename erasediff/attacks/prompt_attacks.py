@@ -182,11 +182,12 @@ def _special_ids(tokenizer) -> set[int]:
 
 
 def _ids(pipe: DiffusionPipeline, prompt: str) -> torch.Tensor:
-    """Token ids exactly as the pipeline's encode_prompt makes them (padded to the model's length)."""
+    """Token ids exactly as the pipeline's encode_prompt makes them (padded to the model's length), on the text
+    encoder's device."""
     tok = pipe.tokenizer
     return tok(
         prompt, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
+    ).input_ids.to(pipe.text_encoder.device)
 
 
 def _one_token(pipe: DiffusionPipeline, word: str) -> int:
@@ -347,10 +348,11 @@ class _SearchObjective:
 
     def __init__(self, pipe: DiffusionPipeline, latents: torch.Tensor, draws: int, seed: int) -> None:
         scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)  # drawn on the CPU, then moved: the same draws on any device
         x0 = latents.repeat_interleave(draws, 0)
         noise = torch.randn(x0.shape, generator=generator)
-        self.t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
+        x0, noise, self.t = x0.to(pipe.unet.device), noise.to(pipe.unet.device), t.to(pipe.unet.device)
         self.noisy, self.target = scheduler.add_noise(x0, noise, self.t), denoising_target(scheduler, x0, noise, self.t)
         self.unet, self.encoder = pipe.unet, pipe.text_encoder
 
@@ -432,7 +434,7 @@ def _search(
 
     def ids_of(tokens: list[int]) -> torch.Tensor:
         ids = ([tokenizer.bos_token_id] + tokens + body)[: length - 1] + [tokenizer.eos_token_id]
-        return torch.tensor([ids + [tokenizer.pad_token_id] * (length - len(ids))])
+        return torch.tensor([ids + [tokenizer.pad_token_id] * (length - len(ids))], device=table.device)
 
     objective = _SearchObjective(pipe, latents, settings.search_noise, settings.seed + 3)
     with torch.no_grad():
@@ -440,7 +442,8 @@ def _search(
     for step in range(max(settings.search_steps)):  # a few seconds a model: no progress bar
         position = step % settings.search_tokens
         grad = objective.gradient_at(ids_of(adversarial), 1 + position)
-        ranked = vocabulary[(-(table[vocabulary] @ grad)).argsort(descending=True)[:candidates_kept]]
+        scores = table[vocabulary.to(table.device)] @ grad
+        ranked = vocabulary[(-scores).argsort(descending=True)[:candidates_kept].cpu()]
         candidates = [adversarial[position]] + [t for t in ranked.tolist() if t != adversarial[position]]
         trial = torch.cat([ids_of(adversarial[:position] + [t] + adversarial[position + 1 :]) for t in candidates])
         with torch.no_grad():
@@ -450,7 +453,7 @@ def _search(
         if step + 1 in settings.search_steps:
             with torch.no_grad():
                 readings.sample(pipe, encoder(ids_of(adversarial))[0], steps=step + 1, candidates=candidates_kept)
-    return tokenizer.decode(ids_of(adversarial)[0], skip_special_tokens=True), curve
+    return tokenizer.decode(ids_of(adversarial)[0].tolist(), skip_special_tokens=True), curve
 
 
 def run_prompt_attacks(

@@ -229,7 +229,7 @@ def evaluate_prompt_attacks(
         gold = (
             retrained_text_gold(base, forget, progress=progress) if settings.gold == "retrain" else Path(settings.gold)
         )
-        pipes["gold"] = load_text_to_image(gold)
+        pipes["gold"] = load_text_to_image(gold, pipes["original"].device)  # where the pair runs
     except (ErasediffError, OSError, ValueError) as exc:
         errors["gold"] = str(exc)
 

@@ -10,6 +10,7 @@ from erasediff.attacks.class_attacks import ClassAttackSettings
 from erasediff.attacks.prompt_attacks import PromptAttackSettings
 from erasediff.evaluation.metric_settings import FidSettings, GenerationSettings
 from erasediff.util.config import Strict
+from erasediff.util.device import DeviceSetting
 
 
 class ClassEvalConfig(Strict):
@@ -97,6 +98,11 @@ class PromptEvalConfig(Strict):
     guidance: float = Field(7.5, ge=0, description="used for rows that carry no evaluation_guidance")
     batch_size: int = Field(8, gt=0)
     size: int | None = Field(None, gt=0, description="image size; default: the pipeline's own")
+    device: DeviceSetting = Field(
+        "auto",
+        description="where the original, the unlearned model and the gold generate and are attacked: auto is the GPU "
+        "when the node has one; cpu where the three pipelines and an attacker's copy of the UNet do not fit it",
+    )
     nudity: NuditySettings | None = None
     captions: CaptionSettings | None = None
     classes: ClassPromptSettings | None = None

@@ -36,6 +36,7 @@ from erasediff.models.sampling import to_channels
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.reporting.plots import save_before_after_grid
 from erasediff.util.cache import default_cache_root
+from erasediff.util.device import resolve_device
 from erasediff.util.errors import DataError
 from erasediff.util.hashing import file_hash, folder_hash
 
@@ -144,7 +145,8 @@ def evaluate_prompt_pair(
 ) -> dict:
     out = Path(out)
     dirs = {"original": Path(original), "unlearned": Path(unlearned)}
-    pipes = {name: load_text_to_image(d) for name, d in dirs.items()}
+    device = resolve_device(config.device)
+    pipes = {name: load_text_to_image(d, device) for name, d in dirs.items()}
     hashes = {name: folder_hash(d) for name, d in dirs.items()}
     sections = {
         k: v

@@ -18,6 +18,7 @@ from erasediff.models.class_model import load_class_model
 from erasediff.models.text_encoding import image_size
 from erasediff.models.text_pipeline import load_text_to_image
 from erasediff.request.schema import ErasureRequest, Generation
+from erasediff.util.device import resolve_device
 from erasediff.util.errors import DataError
 from erasediff.util.hashing import config_hash
 
@@ -102,7 +103,7 @@ def curate_request(
             req.target.classes, unet.num_class_embeds - 1, unet.sample_size, unet.in_channels, *limits, excluded
         )
     else:
-        pipe = load_text_to_image(base_dir)
+        pipe = load_text_to_image(base_dir, resolve_device())  # generates the sets: on the GPU where there is one
         manifest = write_sets(concept_writers(req, pipe, progress), out, progress)
         expectations = concept_expectations(image_size(pipe), pipe.vae.config.in_channels, req.target.anchors, *limits)
     report = validate_sets(manifest, expectations)

@@ -17,6 +17,7 @@ from erasediff.method.loop import MetricsCallback, unlearn_unet
 from erasediff.method.runtime.probe import ProbeFactory
 from erasediff.method.unlearning_settings import UnlearnSettings
 from erasediff.models.text_encoding import encode_images, encode_prompts
+from erasediff.util.device import resolve_device
 from erasediff.util.errors import DataError, ErasediffError
 from erasediff.util.hashing import config_hash
 
@@ -63,7 +64,7 @@ def unlearn_concept(
         raise ErasediffError(
             "unlearning.forget_row null sets class-embedding rows; a text-to-image pipeline has none: use keep"
         )
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device()
     frozen = [m for m in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m is not None]
     for module in frozen:
         module.to(device).requires_grad_(False)

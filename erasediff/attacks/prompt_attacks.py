@@ -352,7 +352,8 @@ class _SearchObjective:
         x0 = latents.repeat_interleave(draws, 0)
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
-        x0, noise, self.t = x0.to(pipe.unet.device), noise.to(pipe.unet.device), t.to(pipe.unet.device)
+        device = pipe.unet.device
+        x0, noise, self.t = x0.to(device), noise.to(device), t.to(device)
         self.noisy, self.target = scheduler.add_noise(x0, noise, self.t), denoising_target(scheduler, x0, noise, self.t)
         self.unet, self.encoder = pipe.unet, pipe.text_encoder
 
@@ -436,14 +437,14 @@ def _search(
         ids = ([tokenizer.bos_token_id] + tokens + body)[: length - 1] + [tokenizer.eos_token_id]
         return torch.tensor([ids + [tokenizer.pad_token_id] * (length - len(ids))], device=table.device)
 
+    rows = table[vocabulary.to(table.device)]  # the searchable tokens' embeddings, on the model's device
     objective = _SearchObjective(pipe, latents, settings.search_noise, settings.seed + 3)
     with torch.no_grad():
         curve = [float(objective.loss(encoder(ids_of(adversarial))[0])[0])]
     for step in range(max(settings.search_steps)):  # a few seconds a model: no progress bar
         position = step % settings.search_tokens
         grad = objective.gradient_at(ids_of(adversarial), 1 + position)
-        scores = table[vocabulary.to(table.device)] @ grad
-        ranked = vocabulary[(-scores).argsort(descending=True)[:candidates_kept].cpu()]
+        ranked = vocabulary[(-(rows @ grad)).argsort(descending=True)[:candidates_kept].cpu()]
         candidates = [adversarial[position]] + [t for t in ranked.tolist() if t != adversarial[position]]
         trial = torch.cat([ids_of(adversarial[:position] + [t] + adversarial[position + 1 :]) for t in candidates])
         with torch.no_grad():

@@ -89,7 +89,7 @@ def _frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _kid(a: np.ndarray, b: np.ndarray, seed: int, subsets: int = 100) -> float:
-    """clean-fid's KID (100 subsets of up to 1000), with numpy's global seed set and restored so reruns agree."""
+    """clean-fid's KID (`subsets` subsets of up to 1000), with numpy's global seed set and restored so reruns agree."""
     state = np.random.get_state()
     np.random.seed(seed)
     try:

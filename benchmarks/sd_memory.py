@@ -10,13 +10,15 @@ memory, the proxy for the GPU memory the same tensors take (weights, gradients, 
 activations). The simulated attacker of the relearning term takes 1 step here instead of 5 (the same tensors are
 alive; fewer passes). Random weights make every quality number meaningless; only bytes are read here.
 
-Decomposition: weights (the working copy), gradients and optimizer states (counted from the trainable parameters:
-Adam holds two fp32 states, 8-bit Adam two bytes a parameter), the relearning term's saved copy of the trainable
-weights, the frozen original (retain anchor) and the inner copy (inner steps); activations and temporaries are the
-remainder (with the second and third gradient buffers EraseDiff holds while it forms lambda).
+Decomposition, counted from the trainable parameters: weights (the working copy), gradients (the two gradient-sized
+buffers alive at the peak: g_r and g_f, or the relearning term's saved weights and its gradient while it runs),
+optimizer states (Adam: two fp32 states; 8-bit Adam: two bytes a parameter), the frozen original (retain anchor) and
+the inner copy (inner steps); activations and temporaries are the measured remainder.
 
     python benchmarks/sd_memory.py                         # every configuration, on this machine's CPU
     python benchmarks/sd_memory.py --device cuda --publish # on a GPU node; docs/results/sd-memory.md
+    pip install --target /tmp/bnb --no-deps "bitsandbytes>=0.49"   # 8-bit Adam on the CPU too (the lock pins 0.48)
+    PYTHONPATH=/tmp/bnb HF_HUB_OFFLINE=1 python benchmarks/sd_memory.py --publish
     python benchmarks/sd_memory.py --configs shipped xattn # a subset
     python benchmarks/sd_memory.py --width-divisor 10      # a reduced-width SD UNet (what a test checks)
     python benchmarks/sd_memory.py --unet sdxl --publish   # SDXL; docs/results/sd-memory-sdxl.md
@@ -71,8 +73,9 @@ def settings_of(name: str):
 
 def counted(name: str, width_divisor: int = 1, unet_name: str = "sd15") -> dict:
     """The configuration's tensors other than activations, counted on a UNet built on the meta device (no memory):
-    the working weights, the gradient-sized buffers alive at the peak (g_r, g_f and the relearning term's; two
-    without it), the optimizer's states, the frozen original's trainable subset (retain anchor), the inner copy."""
+    the working weights, the two gradient-sized buffers alive at the peak (g_r and g_f, which the relearning term's
+    gradient is summed into; the term itself holds its saved weights and one gradient), the optimizer's states, the
+    frozen original's trainable subset (retain anchor), the inner copy."""
     import torch
     from diffusers import UNet2DConditionModel
     from sd_shapes import unet_config
@@ -92,7 +95,7 @@ def counted(name: str, width_divisor: int = 1, unet_name: str = "sd15") -> dict:
         "trainable M": train / 4e6,
         "optimizer": settings.optimizer,
         "weights": weights,
-        "gradients": (3 if settings.relearn is not None else 2) * train,
+        "gradients": 2 * train,
         "optimizer states": 2 * train if settings.optimizer == "adam" else train // 2,
         "frozen original": train if settings.retain_anchor or settings.method == "esd" else 0,
         # phi (inner steps): its trainable tensors, their gradients and two Adam moments
@@ -152,6 +155,16 @@ def measure(name: str, device: str, width_divisor: int = 1, unet_name: str = "sd
     else:
         peak = peak_rss() - before
     return {"peak": peak, "seconds": seconds}
+
+
+def bnb_version() -> str:
+    """Which bitsandbytes ran the 8-bit Adam rows: the lock's release refuses CPU tensors, 0.49 and later run them
+    (the same states: two uint8 moments and an fp32 scale per 256 values)."""
+    try:
+        import bitsandbytes
+    except ImportError:
+        return "bitsandbytes is not installed"
+    return f"bitsandbytes {bitsandbytes.__version__}"
 
 
 def peak_rss() -> int:
@@ -216,10 +229,7 @@ def main() -> None:
     parts = ["weights", "gradients", "optimizer states", "frozen original", "inner copy"]
     rows = []
     for name in tqdm(args.configs, desc="configurations"):
-        if args.device == "cpu" and settings_of(name).optimizer == "adam8bit":
-            found = {"failed": "8-bit Adam needs CUDA: counted only"}
-        else:
-            found = run_child(name, args.device, args.host_limit_gib, args.width_divisor, args.unet)
+        found = run_child(name, args.device, args.host_limit_gib, args.width_divisor, args.unet)
         row = {"config": name, **counted(name, args.width_divisor, args.unet), **found}
         if "peak" in found:
             row["activations and temporaries"] = found["peak"] - sum(row[k] for k in parts)
@@ -252,6 +262,8 @@ def main() -> None:
             f"UnlearnCanvas measured EraseDiff on SD 1.5 at {UNLEARN_CANVAS_GIB} GB. Components are counted from the "
             "trainable parameters (fp32); activations and temporaries are the measured peak minus the counted part. "
             "A configuration that does not fit this host's memory has its counted part only (a lower bound).",
+            "",
+            f"8-bit Adam rows: {bnb_version()}.",
             "",
             *lines,
         ]

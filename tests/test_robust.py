@@ -6,6 +6,7 @@ import torch
 from pydantic import ValidationError
 
 from erasediff.method.baselines.rules import neggrad_update, salun_update
+from erasediff.method.loop import FRESH_CASTS
 from erasediff.method.losses import NoisedBatch
 from erasediff.method.robust.relearn import RelearnSettings, head, relearned_forget_grads
 from erasediff.method.unlearning_settings import UnlearnSettings
@@ -28,6 +29,29 @@ def test_gradient_is_taken_at_the_attacked_weights_and_theta_is_restored() -> No
     attacked = before - 3 * 0.1 * a.sign()  # sign(0) = 0: the third weight stays
     torch.testing.assert_close(grads[0], 2.0 * (attacked - c))
     torch.testing.assert_close(w.detach(), before)
+
+
+def test_under_the_loops_bf16_autocast_the_gradient_is_taken_at_the_attacked_weights() -> None:
+    """The loop's autocast makes fresh low-precision copies of the weights: with autocast's default weight cache, the
+    attacker's in-place steps are not seen by the forward passes after them, and the relearning term is the forget
+    gradient at theta itself (what every bf16 run computed before)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 1)
+    x = torch.randn(16, 8)
+    attack = lambda: layer(x).sum()  # noqa: E731
+    forget = lambda: ((layer(x) - 1.0) ** 2).mean()  # noqa: E731
+    settings = RelearnSettings(steps=2, lr=0.2, weight=1.0)
+    params = list(layer.parameters())
+    exact = relearned_forget_grads(params, attack, forget, settings, no_reduce)  # fp32
+    at_theta = torch.autograd.grad(forget(), params)
+    with torch.autocast("cpu", dtype=torch.bfloat16, **FRESH_CASTS.to_kwargs()):
+        fresh = relearned_forget_grads(params, attack, forget, settings, no_reduce)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast's default: cached casts
+        cached = relearned_forget_grads(params, attack, forget, settings, no_reduce)
+    error = lambda found: max(float((f - e).abs().max()) for f, e in zip(found, exact))  # noqa: E731
+    assert error(at_theta) > 0.5  # the attacker's steps move the gradient a long way
+    assert error(fresh) < 0.1 * error(at_theta)
+    assert error(cached) > 0.5 * error(at_theta)
 
 
 def test_theta_is_restored_when_the_forget_loss_fails() -> None:

@@ -32,7 +32,7 @@ def measured(config: str) -> int:
 
 def test_the_measured_peak_covers_the_counted_tensors_and_moves_with_them() -> None:
     """Counted weights, gradient buffers and optimizer states are a lower bound of the measured peak, and what the
-    noxattn preset counts beyond xattn (five more trainable-sized tensors: three gradient buffers, two Adam states)
+    noxattn preset counts beyond xattn (four more trainable-sized tensors: two gradient buffers, two Adam states)
     shows up in the measurement: a count of tensors that do not exist would not."""
     peaks = {config: measured(config) for config in ("xattn", "noxattn")}
     totals = {config: sum(counted(config, DIVISOR)[k] for k in PARTS) for config in peaks}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from diffusers import DiffusionPipeline, StableDiffusionXLPipeline
 
 from erasediff.data.image_sets import CaptionedImages
@@ -135,6 +136,24 @@ def test_gradient_checkpointing_gives_the_same_update(tiny_sd_dir: Path) -> None
     assert not checkpointed.is_gradient_checkpointing  # the saved UNet is a plain one
 
 
+def test_bf16_updates_cast_the_weights_afresh_at_every_forward(tiny_sd_dir: Path) -> None:
+    """The loop runs bf16 without autocast's weight cache, so the relearning term's attacked weights are the ones its
+    forward passes read (tests/test_robust.py shows the cache hides them)."""
+    pipe = load_text_to_image(tiny_sd_dir)
+    seen: list[tuple[bool, bool]] = []
+    pipe.unet.register_forward_pre_hook(
+        lambda *_: seen.append((torch.is_autocast_enabled("cpu"), torch.is_autocast_cache_enabled()))
+    )  # deep-copied with the UNet into the loop's working copy
+    forget, retain = sets()
+    AcceleratorState._reset_state()  # accelerate refuses a second precision in one process; this test runs bf16
+    try:
+        settings = tiny(mixed_precision="bf16", relearn={"steps": 1, "batch": 1})
+        unlearn_concept(pipe, forget, retain, [ANCHOR], settings, progress=False)
+    finally:
+        AcceleratorState._reset_state()
+    assert seen and all(seen_enabled and not cached for seen_enabled, cached in seen), seen
+
+
 def test_bad_concept_inputs_fail_clearly(tiny_sd_dir: Path) -> None:
     pipe = load_text_to_image(tiny_sd_dir)
     forget, retain = sets()
@@ -144,7 +163,7 @@ def test_bad_concept_inputs_fail_clearly(tiny_sd_dir: Path) -> None:
         unlearn_concept(pipe, forget, retain, [], TINY, progress=False)
     with pytest.raises(DataError, match="forget set is empty"):
         unlearn_concept(pipe, CaptionedImages(forget.images[:0], []), retain, [ANCHOR], TINY, progress=False)
-    with pytest.raises(ErasediffError, match="adam8bit runs on CUDA nodes only"):
+    with pytest.raises(ErasediffError, match="adam8bit runs on CUDA nodes only with bitsandbytes 0.48"):
         unlearn_concept(pipe, forget, retain, [ANCHOR], tiny(optimizer="adam8bit"), progress=False)
 
 

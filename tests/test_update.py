@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from erasediff.method.update import adaptive_lambda, dot, erasediff_update, gram, inner_value_gap
+from erasediff.method.update import adaptive_lambda, dot, erasediff_update, grads_of, grads_onto, gram, inner_value_gap
 
 
 def test_adaptive_lambda_hand_computed() -> None:
@@ -98,6 +98,23 @@ def test_reduce_hook_sees_both_gradients() -> None:
     stats = erasediff_update(params, retain, forget, "adaptive", eta=1.0, constant_lambda=0.0, reduce=halve)
     torch.testing.assert_close(params[0].grad, torch.tensor([0.5, 1.0]))  # 0.5*a + 1.0*(0.5*b)
     assert stats.lambda_t == 1.0
+
+
+def test_grads_onto_sums_in_the_starting_storage_and_leaves_no_grad_behind() -> None:
+    """The relearning term's gradient takes g_f in its own storage (two gradient-sized buffers at the peak, not
+    three): the same values as a separate gradient and an add, a parameter the loss does not reach keeps its start."""
+    torch.manual_seed(0)
+    w, unused = torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(2))
+    x = torch.randn(5, 4)
+    loss = lambda: (torch.tanh(x @ w.T) ** 2).sum()  # noqa: E731
+    start = [torch.randn(4, 3).T, torch.randn(2)]  # a layout unlike w's, as conv gradients come on the CPU
+    expected = [g + s for g, s in zip(grads_of(loss(), [w, unused]), start)]
+    pointers = [s.data_ptr() for s in start]
+    found = grads_onto(loss(), [w, unused], start)
+    assert [f.data_ptr() for f in found] == pointers
+    for f, e in zip(found, expected):
+        torch.testing.assert_close(f, e, rtol=0, atol=0)
+    assert w.grad is None and unused.grad is None
 
 
 def test_inner_value_gap_is_positive_leaves_theta_alone_and_copies_only_the_trained_tensors() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import AutocastKwargs
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
@@ -30,6 +31,14 @@ from erasediff.method.update import UpdateStats, inner_value_gap, no_reduce
 from erasediff.models.lora import add_adapter
 from erasediff.util.errors import DataError, DivergedError, ErasediffError
 from erasediff.util.hashing import config_hash
+
+# Autocast's weight cache keeps the first low-precision copy of each trainable weight for the whole region. The
+# relearning term's simulated attacker and q_hat's inner steps move weights in place inside it, so under bf16 they
+# would be evaluated at stale copies (the attack a no-op); and the cache holds a bf16 copy of every trainable weight
+# (1.5 GiB on the SD 1.5 UNet with the noxattn preset).
+FRESH_CASTS = AutocastKwargs(cache_enabled=False)
+# bitsandbytes runs its 8-bit optimizers on CPU tensors from 0.49 on (the lock pins 0.48: see pyproject.toml)
+BNB_CPU_OPTIMIZERS = "0.49"
 
 
 @dataclass(kw_only=True)
@@ -70,16 +79,25 @@ def _check_finite(step: int, stats: UpdateStats) -> None:
 
 def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "adam8bit":
-        if not params or params[0].device.type != "cuda":  # bitsandbytes installs on CPU hosts too (the lock has it)
-            raise ErasediffError("unlearning.optimizer adam8bit runs on CUDA nodes only (8-bit states); use adam here")
         try:
             import bitsandbytes as bnb
         except ImportError as exc:
             raise ErasediffError(
                 "unlearning.optimizer adam8bit needs bitsandbytes: pip install bitsandbytes (CUDA nodes), or use adam"
             ) from exc
+        on_cpu = not params or params[0].device.type != "cuda"  # older releases fail mid-step on CPU tensors
+        if on_cpu and _release(bnb.__version__) < _release(BNB_CPU_OPTIMIZERS):
+            raise ErasediffError(
+                f"unlearning.optimizer adam8bit runs on CUDA nodes only with bitsandbytes {bnb.__version__} "
+                f"(8-bit states on the CPU need {BNB_CPU_OPTIMIZERS} or later); use adam here"
+            )
         return bnb.optim.Adam8bit(params, lr=settings.lr)
     return torch.optim.Adam(params, lr=settings.lr)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as 0.48.2 or 0.50.0.dev0."""
+    return tuple(int(part) for part in version.split(".")[:2])
 
 
 def split_held_out(retain: LabeledImages, n: int, seed: int) -> tuple[LabeledImages, LabeledImages]:
@@ -127,7 +145,9 @@ def unlearn_unet(
     not survive a resume. With `settings.adapter`, a LoRA on the selected layers trains instead of their
     weights and the returned copy carries it unfused (`models/text_pipeline.save_text_pipeline` stores it).
     """
-    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(
+        mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[FRESH_CASTS]
+    )
     if accelerator.num_processes != settings.processes:
         raise ErasediffError(
             f"unlearning.processes is {settings.processes} but this run has {accelerator.num_processes} process(es): "

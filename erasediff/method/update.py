@@ -14,6 +14,7 @@ scalars: <d,g_r> = ||g_r||^2 + lambda <g_r,g_f>, <d,g_f> = <g_r,g_f> + lambda ||
 """
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -75,6 +76,21 @@ def grads_of(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch
     return list(torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True))
 
 
+def grads_onto(loss: torch.Tensor, params: list[torch.nn.Parameter], start: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`start` + grad loss, summed in `start`'s storage: autograd accumulates each tensor's gradient into p.grad as
+    it is formed, so no second gradient-sized buffer is made (`grads_of` then an add would hold both)."""
+    for p, s in zip(params, start):
+        p.grad = s
+    try:
+        with warnings.catch_warnings():  # conv gradients come channels-last on the CPU; summed in place all the same
+            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+            torch.autograd.backward(loss, inputs=params)
+        return [p.grad for p in params]
+    finally:
+        for p in params:
+            p.grad = None
+
+
 def erasediff_update(
     params: list[torch.nn.Parameter],
     retain_loss_fn: LossFn,
@@ -92,16 +108,14 @@ def erasediff_update(
     `extra_forget_grads` adds to g_f (the project's relearning-resistant term, `robust.py`).
     """
     # The extra term first: its own buffers (the relearning term's saved weights and attack gradients) are gone before
-    # g_r and g_f exist, so at most three gradient-sized buffers are alive at once. The losses' batches are drawn
-    # before this call, so the order changes no value.
+    # g_r and g_f exist, and g_f is summed into the extra term's storage, so at most two gradient-sized buffers are
+    # alive at once. The losses' batches are drawn before this call, so the order changes no value.
     extra = extra_forget_grads() if extra_forget_grads is not None else None
     retain_loss = retain_loss_fn()
     g_r = reduce(grads_of(retain_loss, params))
     forget_loss = forget_loss_fn()
-    g_f = reduce(grads_of(forget_loss, params))
-    if extra is not None:
-        g_f = [a.add_(b) for a, b in zip(g_f, extra)]
-        del extra
+    g_f = reduce(grads_of(forget_loss, params) if extra is None else grads_onto(forget_loss, params, extra))
+    del extra
 
     dot_rf, sq_r, sq_f = gram(g_r, g_f)
     lam = adaptive_lambda(dot_rf, sq_f, eta) if lambda_mode == "adaptive" else constant_lambda

@@ -58,6 +58,7 @@ def relearned_forget_grads(
             with torch.no_grad():
                 for p, gi in zip(params, g):
                     p.sub_(gi.sign(), alpha=settings.lr)
+            del g  # gone before the next gradient is formed: two gradient-sized buffers at most, with `saved`
         return [g.mul_(settings.weight) for g in reduce(grads_of(forget_loss(), params))]
     finally:
         with torch.no_grad():

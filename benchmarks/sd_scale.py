@@ -7,10 +7,14 @@ encoder) and a CLIP ViT-L/14 (CLIP score, CLIP-feature FID), writes small prompt
 `configs/request_sd_nudity.yaml`: 2 unlearning updates at batch 1, a few prompts, 2 sampling steps, a small attack
 budget. Random weights make every quality figure meaningless; sizes, memory, bytes and seconds are real.
 
-On the CPU (`--device cpu`, what `make bench` runs) two shipped settings cannot run and are changed, and the page
-says so: the xattn preset with Adam instead of noxattn with 8-bit Adam (bitsandbytes needs CUDA; noxattn with full
-Adam needs 18 GiB for the update alone, benchmarks/sd_memory.py), and no `relearn_forget` attack (it fine-tunes a
-full fp32 copy of the UNet with Adam: 14 GiB beside the two pipelines). `--device cuda` keeps both.
+On the CPU (`--device cpu`, what `make bench` runs) shipped settings that cannot run are changed, and the page says
+so: no `relearn_forget` attack (it fine-tunes a full fp32 copy of the UNet with Adam: 14 GiB beside the two
+pipelines), and, unless bitsandbytes 0.49 or later is installed (the lock pins 0.48, whose 8-bit states need CUDA),
+the xattn preset with Adam instead of noxattn with 8-bit Adam (noxattn with full Adam counts 15 GiB for the update
+alone, benchmarks/sd_memory.py). `--device cuda` keeps them all.
+
+    pip install --target /tmp/bnb --no-deps "bitsandbytes>=0.49"    # the shipped unlearning on the CPU too
+    PYTHONPATH=/tmp/bnb HF_HUB_OFFLINE=1 python benchmarks/sd_scale.py --publish
 
 How seconds are split: a thread samples the main thread's Python stack every 50 ms. A sample is compute when a
 frame on the stack is a torch module call, autograd, an optimizer step, a diffusers scheduler or NudeNet's ONNX
@@ -183,15 +187,30 @@ def derive_request(shipped: dict, sd: Path, clip: Path, files: dict, device: str
     )
     # approval by a second person needs an authenticating MLflow server; the benchmark promotes directly
     request["registry"] = {"model_name": "erasediff-sd15-scale", "alias": "champion"}
-    changed = []
+    changed: list[str] = []
     if device == "cpu":
-        train["params"]["preset"], train["optimizer"] = "xattn", "adam"
         evaluation["attacks"]["attacks"] = ["paraphrase", "inversion", "prompt_search"]
-        changed = [
-            "unlearning: xattn preset with Adam (shipped: noxattn with 8-bit Adam, which needs CUDA)",
-            "attacks: relearn_forget left out (a full fp32 UNet copy with Adam: 14 GiB beside the two pipelines)",
-        ]
+        changed.append(
+            "attacks: relearn_forget left out (a full fp32 UNet copy with Adam: 14 GiB beside the two pipelines)"
+        )
+        if not eight_bit_runs_here():
+            train["params"]["preset"], train["optimizer"] = "xattn", "adam"
+            changed.append(
+                "unlearning: xattn preset with Adam (shipped: noxattn with 8-bit Adam, which needs CUDA or "
+                "bitsandbytes 0.49 or later)"
+            )
     return request, changed
+
+
+def eight_bit_runs_here() -> bool:
+    """Whether the installed bitsandbytes runs the shipped 8-bit Adam on the CPU (see benchmarks/sd_memory.py)."""
+    from erasediff.method.loop import eight_bit_on_cpu
+
+    try:
+        import bitsandbytes
+    except ImportError:
+        return False
+    return eight_bit_on_cpu(bitsandbytes.__version__)
 
 
 def run(tmp: Path, device: str) -> dict:

@@ -37,8 +37,6 @@ from erasediff.util.hashing import config_hash
 # would be evaluated at stale copies (the attack a no-op); and the cache holds a bf16 copy of every trainable weight
 # (1.5 GiB on the SD 1.5 UNet with the noxattn preset).
 FRESH_CASTS = AutocastKwargs(cache_enabled=False)
-# bitsandbytes runs its 8-bit optimizers on CPU tensors from 0.49 on (the lock pins 0.48: see pyproject.toml)
-BNB_CPU_OPTIMIZERS = "0.49"
 
 
 @dataclass(kw_only=True)
@@ -86,18 +84,19 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: UnlearnSettings) 
                 "unlearning.optimizer adam8bit needs bitsandbytes: pip install bitsandbytes (CUDA nodes), or use adam"
             ) from exc
         on_cpu = not params or params[0].device.type != "cuda"  # older releases fail mid-step on CPU tensors
-        if on_cpu and _release(bnb.__version__) < _release(BNB_CPU_OPTIMIZERS):
+        if on_cpu and not eight_bit_on_cpu(bnb.__version__):
             raise ErasediffError(
                 f"unlearning.optimizer adam8bit runs on CUDA nodes only with bitsandbytes {bnb.__version__} "
-                f"(8-bit states on the CPU need {BNB_CPU_OPTIMIZERS} or later); use adam here"
+                "(8-bit states on the CPU need 0.49 or later); use adam here"
             )
         return bnb.optim.Adam8bit(params, lr=settings.lr)
     return torch.optim.Adam(params, lr=settings.lr)
 
 
-def _release(version: str) -> tuple[int, ...]:
-    """(major, minor) of a version string such as 0.48.2 or 0.50.0.dev0."""
-    return tuple(int(part) for part in version.split(".")[:2])
+def eight_bit_on_cpu(bitsandbytes_version: str) -> bool:
+    """Whether this bitsandbytes runs its 8-bit optimizers on CPU tensors: 0.49 and later do; the lock pins 0.48
+    (pyproject.toml says why), whose 8-bit states need CUDA."""
+    return tuple(int(part) for part in bitsandbytes_version.split(".")[:2]) >= (0, 49)
 
 
 def split_held_out(retain: LabeledImages, n: int, seed: int) -> tuple[LabeledImages, LabeledImages]:

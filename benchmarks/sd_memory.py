@@ -164,7 +164,17 @@ def bnb_version() -> str:
         import bitsandbytes
     except ImportError:
         return "bitsandbytes is not installed"
-    return f"bitsandbytes {bitsandbytes.__version__}"
+    locked = next(
+        (
+            line.split("==")[1].split()[0]
+            for line in (ROOT / "requirements.lock").read_text().splitlines()
+            if line.startswith("bitsandbytes==")
+        ),
+        None,
+    )
+    if bitsandbytes.__version__ == locked:
+        return f"bitsandbytes {locked}, the lock's"
+    return f"bitsandbytes {bitsandbytes.__version__}, put over the lock's {locked} for this run: see the docstring"
 
 
 def peak_rss() -> int:

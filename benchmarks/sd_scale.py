@@ -252,11 +252,20 @@ def run(tmp: Path, device: str) -> dict:
         "build seconds": build_seconds,
         "pipeline GiB": size(sd) / GIB,
         "changed": changed,
+        "unlearning": unlearning_line(request["unlearning"]["advanced"]),
         "seconds": {k: dict(v) for k, v in sampler.seconds.items()},
         "peak": dict(sampler.peak),
         "bytes": {k: dict(v) for k, v in sampler.bytes.items()},
         "cache": size(tmp / "cache"),
     }
+
+
+def unlearning_line(train: dict) -> str:
+    """What the unlearning ran as: preset and optimizer, and which bitsandbytes ran 8-bit Adam."""
+    from sd_memory import bnb_version
+
+    optimizer = f"8-bit Adam ({bnb_version()})" if train["optimizer"] == "adam8bit" else train["optimizer"]
+    return f"Unlearning: {train['params']['preset']} preset, {optimizer}, {train['mixed_precision']}."
 
 
 def report(found: dict, device: str) -> str:
@@ -296,6 +305,7 @@ def report(found: dict, device: str) -> str:
             f"benchmark size (benchmarks/sd_scale.py), device `{device}`. "
             "Random weights: every quality figure is meaningless.",
             *(f"Changed on this device: {c}." for c in found["changed"]),
+            found["unlearning"],
             "",
             *lines,
             "",

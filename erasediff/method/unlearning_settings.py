@@ -111,7 +111,9 @@ class UnlearnSettings(Strict):
     gradient_checkpointing: bool = Field(
         False, description="recompute UNet activations in backward: less memory, about 30% more time"
     )
-    optimizer: Literal["adam", "adam8bit"] = Field("adam", description="adam8bit needs bitsandbytes (GPU nodes)")
+    optimizer: Literal["adam", "adam8bit"] = Field(
+        "adam", description="adam8bit needs bitsandbytes: GPU nodes, or 0.49 or later on the CPU"
+    )
     neggrad: NegGradSettings = Field(default_factory=NegGradSettings)
     salun: SalunSettings = Field(default_factory=SalunSettings)
     esd: EsdSettings = Field(default_factory=EsdSettings)

@@ -157,12 +157,20 @@ def measure(name: str, device: str, width_divisor: int = 1, unet_name: str = "sd
     return {"peak": peak, "seconds": seconds}
 
 
-def bnb_version() -> str:
-    """Which bitsandbytes ran the 8-bit Adam rows: the lock's release refuses CPU tensors, 0.49 and later run them
-    (the same states: two uint8 moments and an fp32 scale per 256 values)."""
+def installed_bnb() -> str | None:
+    """The installed bitsandbytes release, None without one."""
     try:
         import bitsandbytes
     except ImportError:
+        return None
+    return bitsandbytes.__version__
+
+
+def bnb_version() -> str:
+    """Which bitsandbytes ran the 8-bit Adam rows: the lock's release refuses CPU tensors, 0.49 and later run them
+    (the same states: two uint8 moments and an fp32 scale per 256 values)."""
+    installed = installed_bnb()
+    if installed is None:
         return "bitsandbytes is not installed"
     locked = next(
         (
@@ -172,9 +180,9 @@ def bnb_version() -> str:
         ),
         None,
     )
-    if bitsandbytes.__version__ == locked:
+    if installed == locked:
         return f"bitsandbytes {locked}, the lock's"
-    return f"bitsandbytes {bitsandbytes.__version__}, put over the lock's {locked} for this run: see the docstring"
+    return f"bitsandbytes {installed}, put over the lock's {locked} for this run: see the docstring"
 
 
 def peak_rss() -> int:

@@ -204,13 +204,12 @@ def derive_request(shipped: dict, sd: Path, clip: Path, files: dict, device: str
 
 def eight_bit_runs_here() -> bool:
     """Whether the installed bitsandbytes runs the shipped 8-bit Adam on the CPU (see benchmarks/sd_memory.py)."""
+    from sd_memory import installed_bnb
+
     from erasediff.method.loop import eight_bit_on_cpu
 
-    try:
-        import bitsandbytes
-    except ImportError:
-        return False
-    return eight_bit_on_cpu(bitsandbytes.__version__)
+    installed = installed_bnb()
+    return installed is not None and eight_bit_on_cpu(installed)
 
 
 def run(tmp: Path, device: str) -> dict:

@@ -7,11 +7,12 @@ encoder) and a CLIP ViT-L/14 (CLIP score, CLIP-feature FID), writes small prompt
 `configs/request_sd_nudity.yaml`: 2 unlearning updates at batch 1, a few prompts, 2 sampling steps, a small attack
 budget. Random weights make every quality figure meaningless; sizes, memory, bytes and seconds are real.
 
-On the CPU (`--device cpu`, what `make bench` runs) shipped settings that cannot run are changed, and the page says
-so: no `relearn_forget` attack (it fine-tunes a full fp32 copy of the UNet with Adam: 14 GiB beside the two
-pipelines), and, unless bitsandbytes 0.49 or later is installed (the lock pins 0.48, whose 8-bit states need CUDA),
-the xattn preset with Adam instead of noxattn with 8-bit Adam (noxattn with full Adam counts 15 GiB for the update
-alone, benchmarks/sd_memory.py). `--device cuda` keeps them all.
+On the CPU (`--device cpu`, what `make bench` runs) every attack runs, the relearning attack included (it trains the
+UNet in place, restores it from a scratch file and takes Adam's step in the backward pass: one step at 512 px, batch
+2, beside one pipeline peaked at 12.9 GiB resident, 19.3 GiB when it copied the UNet). Unless
+bitsandbytes 0.49 or later is installed (the lock pins 0.48, whose 8-bit states need CUDA), the unlearning runs the
+xattn preset with Adam instead of noxattn with 8-bit Adam (noxattn with full Adam counts 15 GiB for the update alone,
+benchmarks/sd_memory.py), and the page says so. `--device cuda` keeps them all.
 
     pip install --target /tmp/bnb --no-deps "bitsandbytes>=0.49"    # the shipped unlearning on the CPU too
     PYTHONPATH=/tmp/bnb HF_HUB_OFFLINE=1 python benchmarks/sd_scale.py --publish
@@ -188,17 +189,12 @@ def derive_request(shipped: dict, sd: Path, clip: Path, files: dict, device: str
     # approval by a second person needs an authenticating MLflow server; the benchmark promotes directly
     request["registry"] = {"model_name": "erasediff-sd15-scale", "alias": "champion"}
     changed: list[str] = []
-    if device == "cpu":
-        evaluation["attacks"]["attacks"] = ["paraphrase", "inversion", "prompt_search"]
+    if device == "cpu" and not eight_bit_runs_here():
+        train["params"]["preset"], train["optimizer"] = "xattn", "adam"
         changed.append(
-            "attacks: relearn_forget left out (a full fp32 UNet copy with Adam: 14 GiB beside the two pipelines)"
+            "unlearning: xattn preset with Adam (shipped: noxattn with 8-bit Adam, which needs CUDA or "
+            "bitsandbytes 0.49 or later)"
         )
-        if not eight_bit_runs_here():
-            train["params"]["preset"], train["optimizer"] = "xattn", "adam"
-            changed.append(
-                "unlearning: xattn preset with Adam (shipped: noxattn with 8-bit Adam, which needs CUDA or "
-                "bitsandbytes 0.49 or later)"
-            )
     return request, changed
 
 

@@ -2,9 +2,12 @@
 seed.
 Whether they succeed (on the original, the gold standard and candidates) is measured by benchmarks/robustness.py."""
 
+import copy
+
 import torch
 
 from erasediff.attacks.class_attacks import ClassAttackSettings, run_class_attacks
+from erasediff.attacks.denoise import fit_denoising
 from erasediff.attacks.gold import gold_key
 from erasediff.data.digits import load_digits_split
 from erasediff.data.image_sets import split_forget_retain
@@ -106,3 +109,42 @@ def test_the_gold_standard_is_keyed_by_recipe_and_retain_content() -> None:
     assert gold_key(retain, config) == gold_key(retain, config)
     assert gold_key(retain, config) != gold_key(other, config)
     assert gold_key(retain, config) != gold_key(retain, BaseTrainConfig(steps=10))
+
+
+def test_adam_stepped_in_backward_is_one_adam_over_every_weight(digits_model) -> None:
+    """fit_denoising steps each weight's Adam as its gradient arrives and frees it: the weights after three steps are
+    bit for bit those of one Adam stepped after the whole backward, and no gradient is left behind."""
+    _, heldout = load_digits_split()
+    images, labels = heldout.images[:8], heldout.labels[:8]
+    fused = copy.deepcopy(digits_model.unet).requires_grad_(True)
+    curve = fit_denoising(
+        fused,
+        digits_model.scheduler,
+        images,
+        lambda idx: {"class_labels": labels[idx]},
+        fused.parameters(),
+        3,
+        1e-3,
+        4,
+        5,
+        "test",
+    )
+    plain = copy.deepcopy(digits_model.unet).requires_grad_(True).train()
+    optimizer = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(5)
+    reference = []
+    for _ in range(3):
+        idx = torch.randint(8, (4,), generator=generator)
+        noise = torch.randn(images[idx].shape, generator=generator)
+        t = torch.randint(0, digits_model.scheduler.config.num_train_timesteps, (4,), generator=generator)
+        noisy = digits_model.scheduler.add_noise(images[idx], noise, t)
+        loss = torch.nn.functional.mse_loss(plain(noisy, t, class_labels=labels[idx]).sample, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        reference.append(loss.item())
+    assert curve == reference
+    assert all(torch.equal(a, b) for a, b in zip(fused.parameters(), plain.parameters()))
+    assert all(p.grad is None for p in fused.parameters())
+    fused(images[:2], torch.tensor([1, 2]), class_labels=labels[:2]).sample.sum().backward()  # the hooks are gone
+    assert all(p.grad is not None for p in fused.parameters())

@@ -18,6 +18,7 @@ from erasediff.attacks.prompt_attacks import (
     load_paraphrases,
     run_prompt_attacks,
 )
+from erasediff.attacks.record import AttackResult
 from erasediff.comparison.attacks import attacker_images, class_score, evaluate_prompt_attacks, nudity_score
 from erasediff.comparison.eval_config import ClassPromptSettings, PromptEvalConfig
 from erasediff.defaults.text_digits import digit_captions, digit_paraphrase_rows, text_digits_default
@@ -186,4 +187,36 @@ def test_the_nudenet_score_reads_the_real_detector_and_leaves_no_scratch(tmp_pat
     monkeypatch.setenv("ERASEDIFF_SCRATCH", str(tmp_path / "scratch"))
     digits = attacker_images(TINY, 64, [7])
     assert nudity_score(0.6)(digits) == 0.0  # handwritten sevens show nothing NudeNet flags
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_relearning_trains_the_unet_in_place_and_restores_it_however_it_ends(
+    pipe, digits_classifier, tmp_path: Path, monkeypatch
+) -> None:
+    """No copy of the UNet is held beside Adam's states: the weights go to a scratch file and come back after each
+    run, after a failing one too, and the scratch file goes; gradient checkpointing reads the same curve."""
+    monkeypatch.setenv("ERASEDIFF_SCRATCH", str(tmp_path / "scratch"))
+    latents = encode_images(pipe, attacker_images(TINY, 16, [7]), progress=False)
+    before = tensors_hash(pipe.unet.state_dict())
+    score = class_score(digits_classifier, [7])
+    settings = TINY.model_copy(update={"attacks": ["relearn_forget"], "k": [2, 4]})
+
+    def attack(score, **update) -> AttackResult:
+        return run_prompt_attacks(
+            pipe, "a photo of the digit seven", [], latents, score, settings.model_copy(update=update), 5, 4.0
+        )["relearn_forget"]
+
+    def failing(images: torch.Tensor) -> float:
+        raise RuntimeError("the scorer failed mid-attack")
+
+    with pytest.raises(RuntimeError, match="mid-attack"):
+        attack(failing)
+    assert tensors_hash(pipe.unet.state_dict()) == before and not any(p.requires_grad for p in pipe.unet.parameters())
+    assert list((tmp_path / "scratch").iterdir()) == []
+    plain = attack(score)
+    assert tensors_hash(pipe.unet.state_dict()) == before
+    checkpointed = attack(score, gradient_checkpointing=True)
+    assert not pipe.unet.is_gradient_checkpointing and tensors_hash(pipe.unet.state_dict()) == before
+    assert checkpointed.curve == plain.curve and len(plain.curve) == 4
+    assert checkpointed.protocol["final_loss"] == pytest.approx(plain.protocol["final_loss"], rel=1e-5)
     assert list((tmp_path / "scratch").iterdir()) == []

@@ -2,12 +2,14 @@
 among them, render raw HTML, so markup in a requester, reason, legal basis, concept or base-model path must not
 survive, and a `|` must not break the card's tables."""
 
+import os
 import re
 from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from erasediff.reporting.model_card import inherited_license, model_card
+from erasediff.reporting.model_card import MODEL_CARD, inherited_license, model_card
+from mlflow_adapters.promotion import linked_copy
 
 HOSTILE = {
     "request": {
@@ -86,3 +88,22 @@ def test_a_derivative_keeps_the_base_cards_license(tmp_path: Path) -> None:
     assert inherited_license(base_card) == "creativeml-openrail-m"
     base_card.write_text("# a card without front matter\n")
     assert inherited_license(base_card) == "other"
+
+
+def test_the_promoted_folder_links_the_stored_weights_and_writes_its_own_card(tmp_path: Path, monkeypatch) -> None:
+    """Promotion registers the stored folder with a new card: the weights are linked, not copied (4 GB at SD size),
+    and the card is a new file, so writing it cannot reach the stored folder through a link."""
+    monkeypatch.setenv("ERASEDIFF_SCRATCH", str(tmp_path / "scratch"))
+    stored = tmp_path / "stored"
+    (stored / "unet").mkdir(parents=True)
+    (stored / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights")
+    (stored / "unet" / MODEL_CARD).write_text("a component's own readme")
+    (stored / MODEL_CARD).write_text("the base model's card")
+    folder = linked_copy(stored, MODEL_CARD)
+    assert (
+        not (folder / MODEL_CARD).exists() and (folder / "unet" / MODEL_CARD).read_text() == "a component's own readme"
+    )
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    assert os.path.samefile(folder / weights, stored / weights)
+    (folder / MODEL_CARD).write_text("the erasure's card")
+    assert (stored / MODEL_CARD).read_text() == "the base model's card"

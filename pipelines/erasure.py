@@ -9,7 +9,6 @@ Every step logs to the stack's MLflow experiment tracker (one MLflow run per pip
 from zenml import pipeline
 from zenml.client import Client
 
-from erasediff.request.schema import ErasureRequest
 from erasediff.util.errors import ErasediffError
 from steps.curate_sets import curate_sets
 from steps.evaluate_models import evaluate_models
@@ -17,6 +16,7 @@ from steps.gate import gate
 from steps.load_base_model import load_base_model
 from steps.promote import promote
 from steps.report import report
+from steps.request_parameter import RequestParameter
 from steps.unlearn_model import unlearn_model
 
 
@@ -30,7 +30,7 @@ def experiment_tracker_name() -> str:
 
 
 @pipeline(enable_cache=False)
-def erasure_pipeline(request: ErasureRequest) -> None:
+def erasure_pipeline(request: RequestParameter) -> None:
     tracked = {"experiment_tracker": experiment_tracker_name()}
     base, base_sha256 = load_base_model.with_options(**tracked)(request)
     sets, summary = curate_sets.with_options(**tracked)(request, base)

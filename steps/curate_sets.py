@@ -16,16 +16,16 @@ from zenml import step
 from zenml.io import fileio
 
 from erasediff.request.curate import curate_request
-from erasediff.request.schema import ErasureRequest
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_erasures
 from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_curation
+from steps.request_parameter import RequestParameter
 
 
 @step
 def curate_sets(
-    request: ErasureRequest, base_model: Path
+    request: RequestParameter, base_model: Path
 ) -> tuple[Annotated[Path, "curated_sets"], Annotated[dict, "curation_summary"]]:
     earlier = earlier_classes(earlier_erasures(MlflowClient(), request.registry.model_name, request.request.id))
     curated = curate_request(request, resolve(base_model), scratch_dir("curated-") / "sets", earlier_classes=earlier)

@@ -14,17 +14,17 @@ from mlflow.tracking import MlflowClient
 from zenml import step
 
 from erasediff.request.evaluate import evaluate_request
-from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.registry import earlier_classes, earlier_concept_checks, earlier_erasures
 from mlflow_adapters.step_folders import logged, resolve
 from mlflow_adapters.tracking import log_evaluation
+from steps.request_parameter import RequestParameter
 
 
 @step
 def evaluate_models(
-    request: ErasureRequest, base_model: Path, unlearned_model: Path
+    request: RequestParameter, base_model: Path, unlearned_model: Path
 ) -> tuple[Annotated[dict, "evaluation"], Annotated[Path, "evaluation_files"]]:
     out = scratch_dir("evaluation-")
     client = MlflowClient()

@@ -8,11 +8,11 @@ from zenml import save_artifact, step
 from zenml.types import MarkdownString
 
 from erasediff.request.gates import evaluate_gates
-from erasediff.request.schema import ErasureRequest
+from steps.request_parameter import RequestParameter
 
 
 @step
-def gate(request: ErasureRequest, evaluation: dict) -> Annotated[dict, "gate_report"]:
+def gate(request: RequestParameter, evaluation: dict) -> Annotated[dict, "gate_report"]:
     report = evaluate_gates(request.gates, evaluation)
     mlflow.log_dict(report.as_dict(), "gates/gate_report.json")
     mlflow.log_text(report.table(), "gates/gate_report.txt")

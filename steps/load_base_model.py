@@ -8,15 +8,15 @@ from zenml import step
 
 from erasediff.defaults.resolve import model_path
 from erasediff.request.base_model import check_base_model
-from erasediff.request.schema import ErasureRequest
 from erasediff.util.hashing import folder_hash
 from mlflow_adapters.registry import MODELS_SCHEME, registered_model_folder
 from mlflow_adapters.step_folders import reference
+from steps.request_parameter import RequestParameter
 
 
 @step
 def load_base_model(
-    request: ErasureRequest,
+    request: RequestParameter,
 ) -> tuple[Annotated[Path, "base_model"], Annotated[str, "base_model_sha256"]]:
     spec = request.base_model
     folder = registered_model_folder(spec) if spec.startswith(MODELS_SCHEME) else model_path(spec)

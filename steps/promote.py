@@ -10,17 +10,17 @@ from typing import Annotated
 import mlflow
 from zenml import get_step_context, step
 
-from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import MODEL
 from erasediff.util.code_version import code_version
 from mlflow_adapters.promotion import promote_model
 from mlflow_adapters.step_folders import resolve
 from steps.model_version import record_model_version
+from steps.request_parameter import RequestParameter
 
 
 @step
 def promote(
-    request: ErasureRequest,
+    request: RequestParameter,
     unlearned_model: Path,
     base_model_sha256: str,
     curation_summary: dict,

@@ -15,13 +15,13 @@ from zenml.types import HTMLString
 
 from erasediff.reporting.html_report import REPORT_DIR, REPORT_HTML
 from erasediff.request.erasure_report import run_description, write_request_report
-from erasediff.request.schema import ErasureRequest
 from erasediff.util.code_version import code_version
 from erasediff.util.workdir import scratch_dir
 from mlflow_adapters.step_folders import resolve
 from mlflow_adapters.tracking import log_files
 from steps.curate_sets import CURATED_SETS, purge_curated_sets
 from steps.model_version import request_model
+from steps.request_parameter import RequestParameter
 
 VERDICT, VERDICT_DETAIL = "erasediff.verdict", "erasediff.verdict_detail"  # keys of the run's ZenML metadata
 
@@ -39,7 +39,7 @@ def gated_out_detail(run) -> str | None:
 
 @step
 def report(
-    request: ErasureRequest,
+    request: RequestParameter,
     base_model_sha256: str,
     curated_sets: Path,
     curation_summary: dict,

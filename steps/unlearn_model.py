@@ -7,17 +7,17 @@ from typing import Annotated
 import mlflow
 from zenml import get_step_context, step
 
-from erasediff.request.schema import ErasureRequest
 from erasediff.request.unlearn_curated import CURVES, MODEL, RANKS, unlearn_curated
 from erasediff.util.hashing import config_hash
 from erasediff.util.workdir import scratch_dir, work_folder
 from mlflow_adapters.step_folders import STORED_BYTES, resolve, stored
 from mlflow_adapters.tracking import MetricSeries, log_request_params
+from steps.request_parameter import RequestParameter
 
 
 @step
 def unlearn_model(
-    request: ErasureRequest, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict
+    request: RequestParameter, base_model: Path, base_model_sha256: str, curated_sets: Path, curation_summary: dict
 ) -> Annotated[Path, "unlearned_model"]:
     log_request_params(request)
     # Same request, settings and data -> same folder, so a retry resumes where the failed attempt stopped.

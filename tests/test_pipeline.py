@@ -209,6 +209,16 @@ def test_model_folders_travel_between_steps_by_reference(promoted: dict, client)
     assert 0 < int(tags["storage.bytes_added"]) - stored_by_unlearn < weights / 10  # registering added the card only
 
 
+def test_each_step_records_the_request_but_not_its_whole_schema(promoted: dict) -> None:
+    """ZenML keeps every step's parameter schema in each run's metadata, twice: ErasureRequest's full schema was 40 KB
+    a step (steps/request_parameter.py). The steps still get the request itself, validated."""
+    for name, step in promoted["run"].steps.items():
+        schema = step.spec.parameter_spec
+        assert schema["properties"]["request"].pop("default")["request"]["id"] == "REQ-pass", name  # the values
+        assert len(json.dumps(schema)) < 1_000, name
+        assert step.config.parameters["request"]["request"]["id"] == "REQ-pass", name
+
+
 def test_evaluation_files_travel_as_what_the_run_logged(promoted: dict, work: Path, tmp_path: Path) -> None:
     """The report reads the evaluation's results and grids back from the run's MLflow artifacts, each checked against
     the hash it was logged with, instead of a second copy (with every sample) in ZenML's store; a file changed since

@@ -17,6 +17,12 @@ go_offline()
 if "ZENML_CONFIG_PATH" not in os.environ:
     os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="zenml-tests-")
     atexit.register(shutil.rmtree, os.environ["ZENML_CONFIG_PATH"], ignore_errors=True)  # no scratch left behind
+# The session's temp files, and its children's, in one folder removed at exit: MLflow leaves a lock file in the temp
+# folder for every tracking database it creates (mlflow/store/db/utils.py), dozens a session.
+if "ERASEDIFF_TESTS_TMP" not in os.environ:
+    os.environ["TMPDIR"] = os.environ["ERASEDIFF_TESTS_TMP"] = tempfile.mkdtemp(prefix="erasediff-tests-")
+    tempfile.tempdir = None  # read TMPDIR again
+    atexit.register(shutil.rmtree, os.environ["TMPDIR"], ignore_errors=True)
 
 from erasediff.defaults.digits_models import CLASSIFIER_DIR, MODEL_DIR, digits_default
 from erasediff.models.class_model import ClassDiffusionModel
